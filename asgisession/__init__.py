@@ -1,0 +1,42 @@
+"""asgisession: Rails-grade sessions for any ASGI app.
+
+The public names are re-exported here; each is defined in a small module of its own.
+"""
+
+from .__about__ import __version__ as __version__
+from .cookies import CookieOptions as CookieOptions
+from .crypto import KeyGenerator as KeyGenerator
+from .crypto import Keyring as Keyring
+from .crypto import MessageCodec as MessageCodec
+from .crypto import MessageEncryptor as MessageEncryptor
+from .crypto import MessageVerifier as MessageVerifier
+from .errors import AsgiSessionError as AsgiSessionError
+from .errors import ConfigurationError as ConfigurationError
+from .errors import CookieOverflow as CookieOverflow
+from .errors import InvalidMessage as InvalidMessage
+from .errors import RejectReason as RejectReason
+from .errors import SerializationError as SerializationError
+from .errors import SessionNotLoaded as SessionNotLoaded
+from .errors import StoreUnavailable as StoreUnavailable
+from .middleware import SessionMiddleware as SessionMiddleware
+from .session import Session as Session
+
+__all__ = [
+    "AsgiSessionError",
+    "ConfigurationError",
+    "CookieOptions",
+    "CookieOverflow",
+    "InvalidMessage",
+    "KeyGenerator",
+    "Keyring",
+    "MessageCodec",
+    "MessageEncryptor",
+    "MessageVerifier",
+    "RejectReason",
+    "SerializationError",
+    "Session",
+    "SessionMiddleware",
+    "SessionNotLoaded",
+    "StoreUnavailable",
+    "__version__",
+]

@@ -1,0 +1,194 @@
+"""Sans-IO cookie handling: parse ``Cookie`` headers, render ``Set-Cookie``, check sizes.
+
+Nothing here knows about ASGI beyond header pairs, and nothing here knows about sessions.
+Option names are Set-Cookie's own: ``max_age``, ``path``, ``domain``, ``secure``,
+``httponly``, ``samesite``, ``partitioned``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Literal
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "MAX_AGE_LIMIT",
+    "MAX_COOKIE_SIZE",
+    "CookieOptions",
+    "cookie_values",
+    "iter_cookies",
+]
+
+#: Browsers keep a cookie only while its name plus value is at most this many bytes
+#: (RFC 6265bis section 5.7, and what Chrome and Firefox enforce).
+MAX_COOKIE_SIZE = 4096
+#: Browsers cap Max-Age at 400 days (RFC 6265bis section 5.5), so asgisession does too.
+MAX_AGE_LIMIT = 400 * 24 * 3600
+
+SameSite = Literal["lax", "strict", "none"]
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+_ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+
+
+def iter_cookies(headers: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, str]]:
+    """Yield ``(name, value)`` for every cookie in every ``Cookie`` header, in order.
+
+    All ``cookie`` headers are read, since HTTP/2 may split one into several. Parsing is
+    forgiving (RFC 6265bis section 5.6 style) and linear in the header's size: pairs
+    without ``=`` or with an empty name are skipped, and one pair of surrounding double
+    quotes is removed from a value. Bytes are read as Latin-1 so no input can fail to decode.
+    """
+    for header_name, header_value in headers:
+        if header_name.lower() != b"cookie":
+            continue
+        for part in header_value.decode("latin-1").split(";"):
+            name, eq, value = part.partition("=")
+            name = name.strip(" \t")
+            if not eq or not name:
+                continue
+            value = value.strip(" \t")
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            yield name, value
+
+
+def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str]:
+    """Every value sent for the cookie ``name``, in the order the client sent them.
+
+    Browsers send the cookie with the longest matching Path first (RFC 6265 section 5.4),
+    so the first value is the most specific one.
+    """
+    return [value for cookie_name, value in iter_cookies(headers) if cookie_name == name]
+
+
+@dataclass(frozen=True, slots=True)
+class CookieOptions:
+    """How a cookie is named and scoped; validated when built.
+
+    :param name: the cookie name, an RFC 6265 token. A ``__Host-`` name needs
+        ``secure=True``, ``path="/"`` and no domain; a ``__Secure-`` name needs ``secure=True``.
+    :param max_age: seconds the browser keeps the cookie, at most 400 days; ``None`` for a
+        cookie that ends with the browser session.
+    :param path: the Path attribute.
+    :param domain: the Domain attribute; ``None`` keeps the cookie on this host only.
+    :param secure: ``True``, ``False``, or ``"auto"`` (Secure when the request came over
+        https or wss).
+    :param httponly: hide the cookie from JavaScript.
+    :param samesite: ``"lax"``, ``"strict"`` or ``"none"`` (which needs ``secure=True``).
+    :param partitioned: CHIPS partitioning (needs ``secure=True``).
+    :raises ConfigurationError: for any invalid combination.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str = "session"
+    max_age: int | None = 14 * 24 * 3600
+    path: str = "/"
+    domain: str | None = None
+    secure: bool | Literal["auto"] = "auto"
+    httponly: bool = True
+    samesite: SameSite = "lax"
+    partitioned: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or _TOKEN.fullmatch(self.name) is None:
+            raise ConfigurationError(
+                f"cookie name {self.name!r} is not a valid cookie name: use letters, digits "
+                "and !#$%&'*+-.^_`|~ only (no spaces, quotes, commas, semicolons or '=')."
+            )
+        samesite = str(self.samesite).lower()
+        if samesite not in ("lax", "strict", "none"):
+            raise ConfigurationError(f"samesite={self.samesite!r}; use 'lax', 'strict' or 'none'.")
+        object.__setattr__(self, "samesite", samesite)
+        if self.secure not in (True, False, "auto"):
+            raise ConfigurationError(f"secure={self.secure!r}; use True, False or 'auto'.")
+        if self.max_age is not None and not 0 < self.max_age <= MAX_AGE_LIMIT:
+            raise ConfigurationError(
+                f"max_age={self.max_age}; it must be between 1 second and 400 days "
+                f"({MAX_AGE_LIMIT} s), the most browsers keep, or None for a cookie that "
+                "ends with the browser session."
+            )
+        for label, text in (("path", self.path), ("domain", self.domain)):
+            if text is not None and (not text or _ATTRIBUTE_VALUE.fullmatch(text) is None):
+                raise ConfigurationError(
+                    f"{label}={text!r} is empty or holds a control character or ';'."
+                )
+        if not self.path.startswith("/"):
+            raise ConfigurationError(f"path={self.path!r} must start with '/'.")
+        if samesite == "none" and self.secure is not True:
+            raise ConfigurationError(
+                "samesite='none' needs secure=True: browsers drop a SameSite=None cookie "
+                "that is not Secure. Use samesite='lax' unless the session must travel in "
+                "cross-site requests."
+            )
+        if self.partitioned and self.secure is not True:
+            raise ConfigurationError(
+                "partitioned=True needs secure=True (CHIPS cookies are Secure)."
+            )
+        if self.name.startswith("__Host-") and (
+            self.secure is not True or self.path != "/" or self.domain is not None
+        ):
+            raise ConfigurationError(
+                f"cookie {self.name!r}: a __Host- cookie needs secure=True, path='/' and no "
+                "domain, or browsers refuse it."
+            )
+        if self.name.startswith("__Secure-") and self.secure is not True:
+            raise ConfigurationError(
+                f"cookie {self.name!r}: a __Secure- cookie needs secure=True, or browsers "
+                "refuse it."
+            )
+
+    def is_secure(self, scheme: str) -> bool:
+        """Whether the Secure attribute applies to a request with this URL scheme."""
+        return self.secure is True or (self.secure == "auto" and scheme in ("https", "wss"))
+
+    def render(
+        self, value: str, *, secure: bool, max_age: int | None = None, now: float = 0.0
+    ) -> str:
+        """Render a ``Set-Cookie`` header value.
+
+        :param value: the cookie value; it must already be made of cookie-octets.
+        :param secure: whether to add ``Secure`` (see :meth:`is_secure`).
+        :param max_age: the Max-Age to send, ``None`` for a browser-session cookie; an
+            ``Expires`` date computed from ``now`` goes with it for old clients.
+        """
+        if _COOKIE_OCTETS.fullmatch(value) is None:
+            raise ValueError("cookie value holds characters a cookie cannot carry")
+        parts = [f"{self.name}={value}", f"Path={self.path}"]
+        if self.domain is not None:
+            parts.append(f"Domain={self.domain}")
+        if max_age is not None:
+            parts.append(f"Max-Age={max_age}")
+            parts.append(f"Expires={formatdate(now + max_age, usegmt=True)}")
+        if secure:
+            parts.append("Secure")
+        if self.httponly:
+            parts.append("HttpOnly")
+        parts.append(f"SameSite={self.samesite.capitalize()}")
+        if self.partitioned:
+            parts.append("Partitioned")
+        return "; ".join(parts)
+
+    def render_deletion(self, *, secure: bool) -> str:
+        """A ``Set-Cookie`` value that makes browsers drop the cookie (same Path and Domain)."""
+        parts = [f"{self.name}=", f"Path={self.path}"]
+        if self.domain is not None:
+            parts.append(f"Domain={self.domain}")
+        parts += ["Max-Age=0", "Expires=Thu, 01 Jan 1970 00:00:00 GMT"]
+        if secure:
+            parts.append("Secure")
+        if self.httponly:
+            parts.append("HttpOnly")
+        parts.append(f"SameSite={self.samesite.capitalize()}")
+        if self.partitioned:
+            parts.append("Partitioned")
+        return "; ".join(parts)
+
+    def size(self, value: str) -> int:
+        """Bytes the browser counts against :data:`MAX_COOKIE_SIZE`: name plus value."""
+        return len(self.name.encode()) + len(value.encode())

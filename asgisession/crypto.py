@@ -1,0 +1,357 @@
+"""Keys from one ``secret_key_base``, and the two native message formats.
+
+Rules, stated once:
+
+1. Authenticate before parsing. Only fixed-offset slicing happens before the tag is
+   checked; the payload is decoded only after it is known to be ours.
+2. The newest key seals; every key in the ring opens. A message names its key by a
+   4-byte key id, so opening costs one key lookup, not one trial decryption per key.
+3. Every message is bound to a purpose (the cookie's name) and carries its own absolute
+   expiry, both inside the authenticated data.
+4. Every comparison of secret-derived bytes is constant-time (``hmac.compare_digest``).
+5. Only ``cryptography`` and the standard library's ``hmac``/``hashlib`` do crypto here.
+
+The frame of both formats (all integers big-endian), then unpadded base64url::
+
+    0      version    1 byte   0x01 = AES-256-GCM, 0x02 = HMAC-SHA256 signed
+    1      key id     4 bytes  HKDF(secret, "key-id")[:4]
+    5      purpose    8 bytes  SHA-256(purpose)[:8]
+    13     issued at  8 bytes  unix seconds when sealed (idle timeouts count from here)
+    21     expires at 8 bytes  unix seconds; the message is refused from this second on
+    29     GCM: nonce (12) | ciphertext | tag (16)    signed: payload | HMAC-SHA256 (32)
+
+The whole header is the GCM associated data (or is inside the HMAC), so none of it can be
+changed without failing authentication.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import ConfigurationError, InvalidMessage, RejectReason
+
+__all__ = [
+    "KeyGenerator",
+    "Keyring",
+    "MessageCodec",
+    "MessageEncryptor",
+    "MessageVerifier",
+    "Opened",
+    "SecretKeyBase",
+    "b64url_decode",
+    "b64url_encode",
+]
+
+#: What ``secret_key_base`` accepts: one secret, or several, newest first.
+SecretKeyBase = str | bytes | Sequence[str | bytes]
+
+MIN_SECRET_BYTES = 32
+VERSION_GCM = 0x01
+VERSION_SIGNED = 0x02
+_HEADER = struct.Struct(">B4s8sQQ")
+HEADER_SIZE = _HEADER.size  # 29
+NONCE_SIZE = 12
+TAG_SIZE = 16
+MAC_SIZE = 32
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_HKDF_SALT = b"asgisession key derivation v1"
+
+# Lower-cased fragments that only a placeholder contains; random secrets never do.
+_PLACEHOLDERS = (
+    "changeme", "change-me", "change_me", "replaceme", "replace-me", "replace_me",
+    "placeholder", "yoursecret", "your-secret", "your_secret", "secret_key_base",
+    "secretkeybase", "insecure", "notsecret", "not-secret", "example", "dummy",
+    "xxxxxxxx", "todo",
+)  # fmt: skip
+
+
+def _secret_bytes(secret: str | bytes) -> bytes:
+    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+    if len(raw) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"secret_key_base is {len(raw)} bytes; it needs at least {MIN_SECRET_BYTES}. "
+            'Make one with: python -c "import secrets; print(secrets.token_hex(64))"'
+        )
+    text = raw.decode("latin-1").lower()
+    weakness = next((p for p in _PLACEHOLDERS if p in text), None)
+    if weakness is None and len(set(raw)) < 8:
+        weakness = f"only {len(set(raw))} distinct characters"
+    if weakness is None:
+        period = next((n for n in range(1, 9) if raw == (raw[:n] * len(raw))[: len(raw)]), None)
+        if period is not None:
+            weakness = f"a {period}-character pattern repeated"
+    if weakness is not None:
+        raise ConfigurationError(
+            f"secret_key_base looks like a placeholder ({weakness}). Use a random secret: "
+            'python -c "import secrets; print(secrets.token_hex(64))", kept out of the '
+            "code (an environment variable or a secrets manager)."
+        )
+    return raw
+
+
+class KeyGenerator:
+    """Derives independent keys from one secret, one per purpose, and caches them.
+
+    HKDF-SHA256 (RFC 5869) is the right tool here because ``secret_key_base`` must already
+    be high-entropy (it is checked); a password-stretching KDF would add cost, not safety.
+
+    :param secret: the secret, at least 32 bytes, not a placeholder.
+    :raises ConfigurationError: when the secret is short or looks like a placeholder.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("__secret", "_cache", "key_id")
+
+    def __init__(self, secret: str | bytes) -> None:
+        self.__secret = _secret_bytes(secret)
+        self._cache: dict[tuple[str, int], bytes] = {}
+        #: Names this secret in message headers without revealing anything about it.
+        self.key_id = self.derive("key-id", 4)
+
+    def derive(self, purpose: str, length: int = 32) -> bytes:
+        """Return the key for ``purpose``; the same purpose always gives the same key."""
+        cached = self._cache.get((purpose, length))
+        if cached is None:
+            hkdf = HKDF(
+                algorithm=hashes.SHA256(),
+                length=length,
+                salt=_HKDF_SALT,
+                info=b"asgisession/v1/" + purpose.encode(),
+            )
+            cached = self._cache[(purpose, length)] = hkdf.derive(self.__secret)
+        return cached
+
+    def __repr__(self) -> str:
+        return f"KeyGenerator(key_id={self.key_id.hex()!r}, secret='**********')"
+
+
+class Keyring:
+    """The secrets in rotation, newest first: the first seals, all of them open.
+
+    :param secret_key_base: one secret, or a sequence of them, newest first. To rotate,
+        put the new secret in front; once every cookie under the old one has expired (or
+        been re-issued on its next use), remove the old one.
+    :raises ConfigurationError: on an empty list, a weak secret, or a repeated secret.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_by_id", "generators")
+
+    def __init__(self, secret_key_base: SecretKeyBase) -> None:
+        secrets = (
+            [secret_key_base] if isinstance(secret_key_base, str | bytes) else list(secret_key_base)
+        )
+        if not secrets:
+            raise ConfigurationError("secret_key_base is empty; give at least one secret.")
+        self.generators = tuple(KeyGenerator(s) for s in secrets)
+        self._by_id: dict[bytes, int] = {}
+        for index, generator in enumerate(self.generators):
+            if generator.key_id in self._by_id:
+                raise ConfigurationError(
+                    f"secret_key_base entries {self._by_id[generator.key_id]} and {index} are "
+                    "the same secret; list each secret once, newest first."
+                )
+            self._by_id[generator.key_id] = index
+
+    @property
+    def newest(self) -> KeyGenerator:
+        """The generator that seals new messages."""
+        return self.generators[0]
+
+    def lookup(self, key_id: bytes) -> int | None:
+        """The index (0 = newest) of the secret with this key id, or ``None``."""
+        return self._by_id.get(key_id)
+
+    def __repr__(self) -> str:
+        ids = ", ".join(g.key_id.hex() for g in self.generators)
+        return f"Keyring(key_ids=[{ids}])"
+
+
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url (RFC 4648 section 5), the only spelling :func:`b64url_decode` takes."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str | bytes) -> bytes:
+    """Decode unpadded base64url strictly: one canonical spelling per byte string.
+
+    The standard library's decoder skips junk characters and ignores trailing bits, so
+    many strings decode to the same bytes; here only the canonical one does.
+
+    :raises InvalidMessage: ``MALFORMED`` for foreign characters or an impossible length,
+        ``NON_CANONICAL`` for padding or non-zero trailing bits.
+    """
+    raw = text.encode("ascii", "replace") if isinstance(text, str) else text
+    if _B64URL.fullmatch(raw) is None:
+        reason = RejectReason.NON_CANONICAL if raw.rstrip(b"=") != raw else RejectReason.MALFORMED
+        raise InvalidMessage(reason, "not unpadded base64url")
+    if len(raw) % 4 == 1:
+        raise InvalidMessage(RejectReason.MALFORMED, "impossible base64 length")
+    try:
+        data = binascii.a2b_base64(raw.translate(_URL_TO_STD) + b"=" * (-len(raw) % 4))
+    except binascii.Error as exc:  # pragma: no cover - the regex admits only valid input
+        raise InvalidMessage(RejectReason.MALFORMED, str(exc)) from None
+    if b64url_encode(data).encode("ascii") != raw:
+        raise InvalidMessage(RejectReason.NON_CANONICAL, "trailing bits are not zero")
+    return data
+
+
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A message that opened: its payload and the authenticated header fields.
+
+    .. versionadded:: 0.1
+    """
+
+    payload: bytes
+    issued_at: int
+    expires_at: int
+    #: Which secret opened it: 0 is the newest; anything else means "re-seal me".
+    key_index: int
+
+
+class MessageCodec(Protocol):
+    """**Protocol:** seals payload bytes into a cookie-safe string and opens them again.
+
+    This is where another cookie format (e.g. Rails') plugs in.
+
+    .. versionadded:: 0.1
+    """
+
+    def seal(self, payload: bytes, *, purpose: str, issued_at: int, expires_at: int) -> str:
+        """Return the cookie-safe sealed form of ``payload``."""
+        ...
+
+    def open(self, token: str, *, purpose: str, now: int) -> Opened:
+        """Return the opened message, or raise :class:`InvalidMessage` with the reason."""
+        ...
+
+
+def _purpose_digest(purpose: str) -> bytes:
+    return hashlib.sha256(purpose.encode()).digest()[:8]
+
+
+class _FramedCodec:
+    """The frame handling both native formats share."""
+
+    __slots__ = ("_key_purpose", "keyring")
+    version: int
+    trailer_size: int
+
+    def __init__(self, keyring: Keyring, *, key_purpose: str) -> None:
+        self.keyring = keyring
+        self._key_purpose = key_purpose
+
+    def _key(self, index: int, length: int) -> bytes:
+        return self.keyring.generators[index].derive(self._key_purpose, length)
+
+    def _header(self, purpose: str, issued_at: int, expires_at: int) -> bytes:
+        return _HEADER.pack(
+            self.version, self.keyring.newest.key_id, _purpose_digest(purpose),
+            issued_at, expires_at,
+        )  # fmt: skip
+
+    def _split(self, token: str) -> tuple[bytes, bytes, int]:
+        frame = b64url_decode(token)
+        if len(frame) < HEADER_SIZE + self.trailer_size or frame[0] != self.version:
+            raise InvalidMessage(RejectReason.MALFORMED, "wrong length or version")
+        index = self.keyring.lookup(frame[1:5])
+        if index is None:
+            raise InvalidMessage(RejectReason.UNKNOWN_KEY, f"key id {frame[1:5].hex()}")
+        return frame[:HEADER_SIZE], frame[HEADER_SIZE:], index
+
+    @staticmethod
+    def _check(header: bytes, payload: bytes, purpose: str, now: int, index: int) -> Opened:
+        _, _, digest, issued_at, expires_at = _HEADER.unpack(header)
+        if not hmac.compare_digest(digest, _purpose_digest(purpose)):
+            raise InvalidMessage(RejectReason.WRONG_PURPOSE, "sealed for another cookie")
+        if now >= expires_at:
+            raise InvalidMessage(RejectReason.EXPIRED, f"expired at {expires_at}")
+        return Opened(payload, issued_at, expires_at, index)
+
+
+class MessageEncryptor(_FramedCodec):
+    """AES-256-GCM: the payload is secret and authenticated. The default format.
+
+    A fresh 96-bit nonce from ``os.urandom`` per message; with a random nonce, one key can
+    seal about 2**32 messages before the nonce-collision bound (NIST SP 800-38D) calls for
+    a new key, which key rotation provides.
+
+    :param keyring: the secrets; the newest seals.
+    :param key_purpose: the label of the derived key, so that different uses (the session,
+        the cookie jar, ...) never share one.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_aead",)
+    version = VERSION_GCM
+    trailer_size = NONCE_SIZE + TAG_SIZE
+
+    def __init__(self, keyring: Keyring, *, key_purpose: str = "session-encryption") -> None:
+        super().__init__(keyring, key_purpose=key_purpose)
+        self._aead = [AESGCM(self._key(i, 32)) for i in range(len(keyring.generators))]
+
+    def seal(self, payload: bytes, *, purpose: str, issued_at: int, expires_at: int) -> str:
+        """Encrypt ``payload`` under the newest key, bound to ``purpose`` and ``expires_at``."""
+        header = self._header(purpose, issued_at, expires_at)
+        nonce = os.urandom(NONCE_SIZE)
+        return b64url_encode(header + nonce + self._aead[0].encrypt(nonce, payload, header))
+
+    def open(self, token: str, *, purpose: str, now: int) -> Opened:
+        """Decrypt and check a token; raise :class:`InvalidMessage` with the reason if it fails."""
+        header, body, index = self._split(token)
+        try:
+            payload = self._aead[index].decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], header)
+        except InvalidTag:
+            raise InvalidMessage(RejectReason.BAD_TAG, "authentication failed") from None
+        return self._check(header, payload, purpose, now, index)
+
+
+class MessageVerifier(_FramedCodec):
+    """HMAC-SHA256: the payload is readable (base64url of JSON) but cannot be changed.
+
+    Choose it only when clients must read the session; the encrypted format is the default.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_keys",)
+    version = VERSION_SIGNED
+    trailer_size = MAC_SIZE
+
+    def __init__(self, keyring: Keyring, *, key_purpose: str = "session-signing") -> None:
+        super().__init__(keyring, key_purpose=key_purpose)
+        self._keys = [self._key(i, 32) for i in range(len(keyring.generators))]
+
+    def seal(self, payload: bytes, *, purpose: str, issued_at: int, expires_at: int) -> str:
+        """Sign ``payload`` under the newest key, bound to ``purpose`` and ``expires_at``."""
+        signed = self._header(purpose, issued_at, expires_at) + payload
+        return b64url_encode(signed + hmac.digest(self._keys[0], signed, "sha256"))
+
+    def open(self, token: str, *, purpose: str, now: int) -> Opened:
+        """Verify and check a token; raise :class:`InvalidMessage` with the reason if it fails."""
+        header, body, index = self._split(token)
+        signed, mac = header + body[:-MAC_SIZE], body[-MAC_SIZE:]
+        if not hmac.compare_digest(mac, hmac.digest(self._keys[index], signed, "sha256")):
+            raise InvalidMessage(RejectReason.BAD_TAG, "signature does not match")
+        return self._check(header, body[:-MAC_SIZE], purpose, now, index)

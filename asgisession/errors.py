@@ -1,0 +1,157 @@
+"""Every error asgisession raises, under one root, and the reasons a cookie is refused.
+
+The hierarchy::
+
+    AsgiSessionError
+    ├── ConfigurationError (ValueError)    bad settings, raised at construction
+    ├── SerializationError (TypeError)     a session value JSON cannot carry
+    ├── CookieOverflow                     a Set-Cookie over the browsers' 4096-byte limit
+    ├── SessionNotLoaded (RuntimeError)    sync access to a session that must be awaited first
+    ├── StoreUnavailable                   a server-side store that cannot be reached
+    └── InvalidMessage                     a sealed message that does not open (direct API use)
+
+A cookie that fails to open inside the middleware is *not* an error: the request gets an
+empty session, and the reason (a :class:`RejectReason`) is logged at debug level on the
+``asgisession`` logger, counted, and readable as ``session.rejection``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+__all__ = [
+    "AsgiSessionError",
+    "ConfigurationError",
+    "CookieOverflow",
+    "InvalidMessage",
+    "RejectReason",
+    "SerializationError",
+    "SessionNotLoaded",
+    "StoreUnavailable",
+]
+
+
+class RejectReason(str, enum.Enum):
+    """Why an incoming session cookie was refused (and the session started empty).
+
+    The values are stable strings, fit for metrics labels and log searches.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Not a value this format could have written: bad characters, bad length, unknown version.
+    MALFORMED = "malformed"
+    #: Base64 that decodes but is not in its one canonical spelling (padding, trailing bits).
+    NON_CANONICAL = "non_canonical"
+    #: Sealed under a key that is not (or no longer) in ``secret_key_base``.
+    UNKNOWN_KEY = "unknown_key"
+    #: The authentication tag or signature does not match: tampered, truncated or forged.
+    BAD_TAG = "bad_tag"
+    #: Authentic, but sealed for another purpose (another cookie name).
+    WRONG_PURPOSE = "wrong_purpose"
+    #: Authentic, but past its absolute expiry.
+    EXPIRED = "expired"
+    #: Authentic, but unused for longer than the idle timeout.
+    IDLE_TIMEOUT = "idle_timeout"
+    #: Authentic, but the payload is not a JSON object.
+    BAD_PAYLOAD = "bad_payload"
+    #: Larger than any cookie this format writes; refused before any decoding.
+    OVERSIZED = "oversized"
+    #: Authentic, but revoked on the server (server-side stores, "log out everywhere").
+    REVOKED = "revoked"
+
+
+class AsgiSessionError(Exception):
+    """The root of every error asgisession raises.
+
+    .. versionadded:: 0.1
+    """
+
+
+class ConfigurationError(AsgiSessionError, ValueError):
+    """Raised when a setting is invalid, at construction time rather than per request.
+
+    .. versionadded:: 0.1
+    """
+
+
+class SerializationError(AsgiSessionError, TypeError):
+    """Raised when a session value cannot be written as JSON.
+
+    :ivar key: the top-level session key whose value failed.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, key: str, detail: str) -> None:
+        self.key = key
+        super().__init__(
+            f"session[{key!r}] cannot be stored: {detail}. Sessions hold JSON only "
+            "(dict with str keys, list, str, int, float, bool, None); convert the value "
+            "first, e.g. store an id instead of an object."
+        )
+
+
+class CookieOverflow(AsgiSessionError):
+    """Raised before ``http.response.start`` when a cookie would exceed the size limit.
+
+    Browsers drop a cookie whose name and value together pass 4096 bytes, which would
+    silently log the user out; nothing is sent instead, and the app's ``send`` raises.
+
+    :ivar cookie_name: the cookie that overflowed.
+    :ivar size: bytes of name plus value.
+    :ivar limit: the limit in bytes (4096).
+    :ivar largest_keys: ``(key, bytes)`` pairs of the largest session keys, largest first.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        cookie_name: str,
+        size: int,
+        limit: int,
+        largest_keys: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        self.cookie_name = cookie_name
+        self.size = size
+        self.limit = limit
+        self.largest_keys = list(largest_keys)
+        biggest = ", ".join(f"{key!r} ({n} B)" for key, n in self.largest_keys)
+        super().__init__(
+            f"cookie {cookie_name!r} would be {size} bytes (name + value), over the "
+            f"{limit}-byte limit browsers keep"
+            + (f"; largest session keys: {biggest}" if biggest else "")
+            + ". Store less in the session (ids, not objects), or move to a server-side "
+            "store, which keeps only an id in the cookie. Nothing was sent."
+        )
+
+
+class SessionNotLoaded(AsgiSessionError, RuntimeError):
+    """Raised on synchronous access to a session whose data needs an ``await`` to load.
+
+    .. versionadded:: 0.1
+    """
+
+
+class StoreUnavailable(AsgiSessionError):
+    """Raised when a server-side store cannot be reached or answered with an error.
+
+    .. versionadded:: 0.1
+    """
+
+
+class InvalidMessage(AsgiSessionError):
+    """Raised by the codecs when a sealed message does not open.
+
+    The middleware turns it into an empty session; callers of the codecs see it directly.
+
+    :ivar reason: the :class:`RejectReason`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, reason: RejectReason, detail: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)

@@ -1,0 +1,218 @@
+"""The session object an app sees as ``scope["session"]``.
+
+It is a ``MutableMapping[str, Any]`` that loads its data on first use (a request that never
+touches it costs nothing) and remembers what happened to it, so the middleware writes a
+cookie only when something changed.
+
+Changes inside nested values (``session["cart"].append(x)``) are caught too: when a list or
+dict was handed out, the data is re-serialised at commit time and compared with what was
+loaded. Setting ``session.modified = True`` forces a write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import RejectReason, SessionNotLoaded
+
+__all__ = ["LoadedState", "Session"]
+
+
+@dataclass(slots=True)
+class LoadedState:
+    """What a backend found for a request: the data and the facts about where it came from.
+
+    .. versionadded:: 0.1
+    """
+
+    data: dict[str, Any] = field(default_factory=dict)
+    #: The serialised payload as loaded, to tell whether the data changed.
+    serialized: bytes | None = None
+    #: Whether the request carried a session cookie at all (valid or not).
+    had_cookie: bool = False
+    #: Unix seconds when the loaded session was last written, and when it expires.
+    issued_at: int | None = None
+    expires_at: int | None = None
+    #: Which secret opened it (0 is the newest).
+    key_index: int = 0
+    #: Why the incoming cookie was refused, if it was.
+    rejection: RejectReason | None = None
+
+    @property
+    def present(self) -> bool:
+        """Whether a valid session came in with the request."""
+        return self.serialized is not None
+
+
+SyncLoader = Callable[[], LoadedState]
+AsyncLoader = Callable[[], Awaitable[LoadedState]]
+
+
+class Session(MutableMapping[str, Any]):
+    """A lazy, change-tracking session mapping; what ``scope["session"]`` holds.
+
+    Starlette's and FastAPI's ``request.session`` return it as is. It is a mapping, not a
+    ``dict``: use ``dict(session)`` where a real dict is needed (e.g. ``json.dumps``).
+    Keys must be strings and values JSON-compatible.
+
+    :param sync_loader: loads the data in-line; cookie sessions have one.
+    :param async_loader: loads the data with I/O; used by :meth:`load`.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = (
+        "_accessed", "_async_loader", "_data", "_exposed", "_modified", "_regenerated", "_state",
+        "_sync_loader",
+    )  # fmt: skip
+
+    def __init__(
+        self, sync_loader: SyncLoader | None = None, async_loader: AsyncLoader | None = None
+    ) -> None:
+        self._sync_loader = sync_loader
+        self._async_loader = async_loader
+        self._state: LoadedState | None = None
+        self._data: dict[str, Any] = {}
+        self._exposed = False
+        self._modified = False
+        self._regenerated = False
+        self._accessed = False
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load the data now, with I/O if the store needs it. Does nothing once loaded."""
+        self._accessed = True
+        if self._state is None:
+            if self._async_loader is not None:
+                self._accept(await self._async_loader())
+            else:
+                self._load_sync()
+
+    def _load_sync(self) -> dict[str, Any]:
+        self._accessed = True
+        if self._state is None:
+            if self._sync_loader is None:
+                raise SessionNotLoaded(
+                    "this session's store needs I/O to load it: call `await session.load()` "
+                    "before reading or writing it, or configure the middleware to load "
+                    "sessions before the app runs for this path."
+                )
+            self._accept(self._sync_loader())
+        return self._data
+
+    def _accept(self, state: LoadedState) -> None:
+        self._state = state
+        self._data = state.data
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the data has been loaded (which happens on first access)."""
+        return self._state is not None
+
+    @property
+    def accessed(self) -> bool:
+        """Whether the app touched the session at all on this request."""
+        return self._accessed
+
+    @property
+    def state(self) -> LoadedState:
+        """Where the loaded data came from (loads it if needed)."""
+        self._load_sync()
+        assert self._state is not None
+        return self._state
+
+    def raw(self) -> dict[str, Any]:
+        """The loaded data itself, for backends: reading it marks nothing as exposed."""
+        return self._load_sync()
+
+    @property
+    def is_new(self) -> bool:
+        """Whether no valid session came in with this request."""
+        return not self.state.present
+
+    @property
+    def rejection(self) -> RejectReason | None:
+        """Why the incoming session cookie was refused, or ``None``."""
+        return self.state.rejection
+
+    # -- change tracking ---------------------------------------------------------------------
+
+    @property
+    def modified(self) -> bool:
+        """Whether the data was changed through the mapping (or marked so)."""
+        return self._modified
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._load_sync()
+        self._modified = bool(value)
+
+    @property
+    def exposed(self) -> bool:
+        """Whether a mutable value (list or dict) was handed out and may have changed."""
+        return self._exposed
+
+    @property
+    def regenerated(self) -> bool:
+        """Whether :meth:`regenerate` or :meth:`reset` was called on this request."""
+        return self._regenerated
+
+    def regenerate(self) -> None:
+        """Give the session a new identity and keep its data: call it at login.
+
+        It defeats session fixation: whatever identity an attacker planted before login is
+        not the one that becomes authenticated. For cookie sessions it also starts a new
+        absolute lifetime; server-side stores also issue a new id and drop the old record.
+        """
+        self._load_sync()
+        self._regenerated = True
+        self._modified = True
+
+    def reset(self) -> None:
+        """Drop all data and the identity: call it at logout."""
+        self._load_sync()
+        self._data.clear()
+        self._regenerated = True
+        self._modified = True
+
+    # -- the mapping -------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._load_sync()[key]
+        if isinstance(value, dict | list):
+            self._exposed = True
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"session keys must be str, not {type(key).__name__} ({key!r})")
+        self._load_sync()[key] = value
+        self._modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self._load_sync()[key]
+        self._modified = True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load_sync())
+
+    def __len__(self) -> int:
+        return len(self._load_sync())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._load_sync()
+
+    def clear(self) -> None:
+        """Remove every key. A session that brought a cookie then sends a deletion cookie."""
+        data = self._load_sync()
+        if data:
+            data.clear()
+            self._modified = True
+
+    def __repr__(self) -> str:
+        if self._state is None:
+            return "<Session (not loaded)>"
+        return f"<Session {self._data!r}>"

@@ -1,0 +1,147 @@
+"""The cookie store: the whole session, sealed, in one cookie. The default.
+
+Reading tries at most :data:`MAX_CANDIDATES` values of the session cookie, in the order the
+browser sent them, and takes the first that opens. Duplicates happen when an old cookie
+with another Path or Domain is still in the browser; taking the first *valid* one means a
+stale or planted duplicate cannot shadow the real session, and the bound keeps the work a
+request can cause small.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from .. import serializer
+from ..cookies import MAX_COOKIE_SIZE, CookieOptions
+from ..crypto import MessageCodec
+from ..errors import CookieOverflow, InvalidMessage, RejectReason
+from ..session import LoadedState, Session
+
+__all__ = ["MAX_CANDIDATES", "CookieBackend"]
+
+logger = logging.getLogger("asgisession")
+
+#: How many values of a duplicated session cookie are tried before giving up.
+MAX_CANDIDATES = 3
+
+
+class CookieBackend:
+    """Keeps the session in the cookie itself, sealed by a :class:`.MessageCodec`.
+
+    :param codec: seals and opens the cookie value (encrypted by default, or signed).
+    :param cookie: the cookie's name and attributes; the name is also the seal's purpose.
+    :param lifetime: seconds from login (or first write) until the session expires,
+        however active it is.
+    :param idle_timeout: seconds without a request after which the session expires, or
+        ``None``. An active session's cookie is re-issued at most every tenth of this.
+    :param on_reject: called with the reason whenever an incoming cookie is refused.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Opening a cookie needs no I/O, so sessions load on first access.
+    loads_in_line = True
+
+    def __init__(
+        self,
+        codec: MessageCodec,
+        cookie: CookieOptions,
+        *,
+        lifetime: int,
+        idle_timeout: int | None = None,
+        on_reject: Callable[[RejectReason], None] | None = None,
+    ) -> None:
+        self.codec = codec
+        self.cookie = cookie
+        self.lifetime = lifetime
+        self.idle_timeout = idle_timeout
+        self._refresh_after = max(1, idle_timeout // 10) if idle_timeout else None
+        self._on_reject = on_reject
+
+    async def load(self, values: list[str], now: int) -> LoadedState:
+        """Open the session from the cookie values (see :meth:`open`)."""
+        return self.open(values, now)
+
+    def open(self, values: list[str], now: int) -> LoadedState:
+        """Open the first valid value; an empty session (with the reason) when none is."""
+        rejection: RejectReason | None = None
+        for value in values[:MAX_CANDIDATES]:
+            try:
+                return self._open_one(value, now)
+            except InvalidMessage as exc:
+                rejection = rejection or exc.reason
+                logger.debug("session cookie %r refused: %s", self.cookie.name, exc)
+        if rejection is not None and self._on_reject is not None:
+            self._on_reject(rejection)
+        return LoadedState(had_cookie=bool(values), rejection=rejection)
+
+    def _open_one(self, value: str, now: int) -> LoadedState:
+        if self.cookie.size(value) > MAX_COOKIE_SIZE:
+            raise InvalidMessage(RejectReason.OVERSIZED, f"{len(value)} bytes")
+        opened = self.codec.open(value, purpose=self.cookie.name, now=now)
+        if self.idle_timeout is not None and now >= opened.issued_at + self.idle_timeout:
+            raise InvalidMessage(RejectReason.IDLE_TIMEOUT, f"idle since {opened.issued_at}")
+        try:
+            data = serializer.loads(opened.payload)
+        except ValueError as exc:
+            raise InvalidMessage(RejectReason.BAD_PAYLOAD, str(exc)) from None
+        return LoadedState(
+            data=data,
+            serialized=opened.payload,
+            had_cookie=True,
+            issued_at=opened.issued_at,
+            expires_at=opened.expires_at,
+            key_index=opened.key_index,
+        )
+
+    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
+        """Return the ``Set-Cookie`` value for this response, or ``None`` to send nothing.
+
+        A cookie is written when the data changed, the session was regenerated, it was
+        opened with an older secret (re-issued under the newest), or an idle timeout is
+        due for a refresh. An emptied session that came with a cookie gets a deletion.
+
+        :raises CookieOverflow: when the sealed cookie would pass 4096 bytes.
+        :raises SerializationError: naming a key whose value is not JSON.
+        """
+        if not session.accessed or not session.loaded:
+            return None
+        state = session.state
+        data = session.raw()
+        payload: bytes | None = None
+        write = session.modified or session.regenerated
+        if not write and session.exposed:
+            payload = serializer.dumps(data)
+            write = payload != state.serialized
+        if not write and state.present:
+            write = state.key_index != 0 or self._refresh_due(state, now)
+        if not write:
+            return None
+        if not data:
+            return self.cookie.render_deletion(secure=secure) if state.had_cookie else None
+        if payload is None:
+            payload = serializer.dumps(data)
+        if session.regenerated or state.expires_at is None:
+            expires_at = now + self.lifetime
+        else:
+            expires_at = state.expires_at
+        value = self.codec.seal(
+            payload, purpose=self.cookie.name, issued_at=now, expires_at=expires_at
+        )
+        size = self.cookie.size(value)
+        if size > MAX_COOKIE_SIZE:
+            raise CookieOverflow(
+                self.cookie.name, size, MAX_COOKIE_SIZE, serializer.sizes_by_key(data)[:5]
+            )
+        max_age = self.cookie.max_age
+        if max_age is not None:
+            max_age = max(1, min(max_age, expires_at - now))
+        return self.cookie.render(value, secure=secure, max_age=max_age, now=now)
+
+    def _refresh_due(self, state: LoadedState, now: int) -> bool:
+        return (
+            self._refresh_after is not None
+            and state.issued_at is not None
+            and now - state.issued_at >= self._refresh_after
+        )
