@@ -4,6 +4,7 @@ The public names are re-exported here; each is defined in a small module of its 
 """
 
 from .__about__ import __version__ as __version__
+from .config import secret_key_base_from_env as secret_key_base_from_env
 from .cookies import CookieOptions as CookieOptions
 from .crypto import KeyGenerator as KeyGenerator
 from .crypto import Keyring as Keyring
@@ -39,4 +40,5 @@ __all__ = [
     "SessionNotLoaded",
     "StoreUnavailable",
     "__version__",
+    "secret_key_base_from_env",
 ]

@@ -101,11 +101,11 @@ class CookieOptions:
                 f"cookie name {self.name!r} is not a valid cookie name: use letters, digits "
                 "and !#$%&'*+-.^_`|~ only (no spaces, quotes, commas, semicolons or '=')."
             )
-        samesite = str(self.samesite).lower()
+        samesite = self.samesite.lower() if isinstance(self.samesite, str) else ""
         if samesite not in ("lax", "strict", "none"):
             raise ConfigurationError(f"samesite={self.samesite!r}; use 'lax', 'strict' or 'none'.")
         object.__setattr__(self, "samesite", samesite)
-        if self.secure not in (True, False, "auto"):
+        if not isinstance(self.secure, bool) and self.secure != "auto":
             raise ConfigurationError(f"secure={self.secure!r}; use True, False or 'auto'.")
         if self.max_age is not None and not 0 < self.max_age <= MAX_AGE_LIMIT:
             raise ConfigurationError(

@@ -74,13 +74,18 @@ _HKDF_SALT = b"asgisession key derivation v1"
 _PLACEHOLDERS = (
     "changeme", "change-me", "change_me", "replaceme", "replace-me", "replace_me",
     "placeholder", "yoursecret", "your-secret", "your_secret", "secret_key_base",
-    "secretkeybase", "insecure", "notsecret", "not-secret", "example", "dummy",
-    "xxxxxxxx", "todo",
+    "secretkeybase", "insecure", "notsecret", "not-secret", "example",
 )  # fmt: skip
+# Each fragment has 7+ characters, so a random secret contains one by chance with odds
+# below 1e-9; shorter words ("todo", "test") would refuse real secrets now and then.
+
+
+def _as_bytes(secret: str | bytes) -> bytes:
+    return secret.encode() if isinstance(secret, str) else bytes(secret)
 
 
 def _secret_bytes(secret: str | bytes) -> bytes:
-    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+    raw = _as_bytes(secret)
     if len(raw) < MIN_SECRET_BYTES:
         raise ConfigurationError(
             f"secret_key_base is {len(raw)} bytes; it needs at least {MIN_SECRET_BYTES}. "
@@ -93,7 +98,7 @@ def _secret_bytes(secret: str | bytes) -> bytes:
     if weakness is None:
         period = next((n for n in range(1, 9) if raw == (raw[:n] * len(raw))[: len(raw)]), None)
         if period is not None:
-            weakness = f"a {period}-character pattern repeated"
+            weakness = f"a pattern of {period} characters, repeated"
     if weakness is not None:
         raise ConfigurationError(
             f"secret_key_base looks like a placeholder ({weakness}). Use a random secret: "
@@ -131,7 +136,7 @@ class KeyGenerator:
                 algorithm=hashes.SHA256(),
                 length=length,
                 salt=_HKDF_SALT,
-                info=b"asgisession/v1/" + purpose.encode(),
+                info=f"asgisession/v1/{purpose}/{length}".encode(),
             )
             cached = self._cache[(purpose, length)] = hkdf.derive(self.__secret)
         return cached
@@ -163,9 +168,15 @@ class Keyring:
         self._by_id: dict[bytes, int] = {}
         for index, generator in enumerate(self.generators):
             if generator.key_id in self._by_id:
+                first = self._by_id[generator.key_id]
+                same = _as_bytes(secrets[first]) == _as_bytes(secrets[index])
                 raise ConfigurationError(
-                    f"secret_key_base entries {self._by_id[generator.key_id]} and {index} are "
-                    "the same secret; list each secret once, newest first."
+                    f"secret_key_base entries {first} and {index} "
+                    + (
+                        "are the same secret; list each secret once, newest first."
+                        if same
+                        else "have the same key id (a 1 in 2**32 chance); replace the newer one."
+                    )
                 )
             self._by_id[generator.key_id] = index
 
@@ -205,7 +216,7 @@ def b64url_decode(text: str | bytes) -> bytes:
         raise InvalidMessage(RejectReason.MALFORMED, "impossible base64 length")
     try:
         data = binascii.a2b_base64(raw.translate(_URL_TO_STD) + b"=" * (-len(raw) % 4))
-    except binascii.Error as exc:  # pragma: no cover - the regex admits only valid input
+    except binascii.Error as exc:  # the checks above leave no known input for this
         raise InvalidMessage(RejectReason.MALFORMED, str(exc)) from None
     if b64url_encode(data).encode("ascii") != raw:
         raise InvalidMessage(RejectReason.NON_CANONICAL, "trailing bits are not zero")

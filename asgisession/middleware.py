@@ -18,7 +18,7 @@ from typing import Literal
 
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .backend import SessionBackend
-from .cookies import CookieOptions, SameSite, cookie_values
+from .cookies import MAX_AGE_LIMIT, CookieOptions, SameSite, cookie_values
 from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier, SecretKeyBase
 from .errors import ConfigurationError, RejectReason
 from .session import LoadedState, Session
@@ -132,19 +132,19 @@ class SessionMiddleware:
         session = Session(load_sync if backend.loads_in_line else None, load)
         scope["session"] = session
         committed = False
-        modified_at_commit = False
+        changes_at_commit = 0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal committed, modified_at_commit
+            nonlocal committed, changes_at_commit
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
+                changes_at_commit = session.changes
                 if session.accessed:
-                    modified_at_commit = session.modified
                     await self._commit(session, message, scope)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
-        if committed and session.modified and not modified_at_commit:
+        if committed and session.changes != changes_at_commit:
             logger.debug(
                 "session changed after the response started; the change was not saved "
                 "(write the session before sending the response, or before websocket.accept)"
@@ -180,17 +180,24 @@ def _codec(
 
 
 def _check_seconds(label: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigurationError(f"{label}={value!r}; give a whole number of seconds > 0.")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_AGE_LIMIT:
+        raise ConfigurationError(
+            f"{label}={value!r}; give a whole number of seconds from 1 to 400 days "
+            f"({MAX_AGE_LIMIT}): a session cannot outlive the cookie that carries it."
+        )
 
 
 def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
     """Merge ``Cookie`` into ``Vary``: the response depends on the session."""
+    first = None
     for index, (key, value) in enumerate(headers):
         if key.lower() == b"vary":
             tokens = {token.strip().lower() for token in value.split(b",")}
             if b"cookie" in tokens or b"*" in tokens:
                 return
-            headers[index] = (key, value + b", Cookie" if value.strip() else b"Cookie")
-            return
-    headers.append((b"vary", b"Cookie"))
+            first = index if first is None else first
+    if first is None:
+        headers.append((b"vary", b"Cookie"))
+    else:
+        key, value = headers[first]
+        headers[first] = (key, value + b", Cookie" if value.strip() else b"Cookie")

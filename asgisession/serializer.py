@@ -46,7 +46,7 @@ def loads(payload: bytes) -> dict[str, Any]:
     """Decode a JSON object; raise :class:`ValueError` when it is not one."""
     try:
         data = _decoder.decode(payload)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValueError(str(exc)) from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")

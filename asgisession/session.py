@@ -64,8 +64,8 @@ class Session(MutableMapping[str, Any]):
     """
 
     __slots__ = (
-        "_accessed", "_async_loader", "_data", "_exposed", "_modified", "_regenerated", "_state",
-        "_sync_loader",
+        "_accessed", "_async_loader", "_changes", "_data", "_exposed", "_modified",
+        "_regenerated", "_state", "_sync_loader",
     )  # fmt: skip
 
     def __init__(
@@ -79,6 +79,7 @@ class Session(MutableMapping[str, Any]):
         self._modified = False
         self._regenerated = False
         self._accessed = False
+        self._changes = 0
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -149,6 +150,12 @@ class Session(MutableMapping[str, Any]):
     def modified(self, value: bool) -> None:
         self._load_sync()
         self._modified = bool(value)
+        self._changes += 1
+
+    @property
+    def changes(self) -> int:
+        """How many changes went through the mapping on this request (nested ones excepted)."""
+        return self._changes
 
     @property
     def exposed(self) -> bool:
@@ -170,6 +177,7 @@ class Session(MutableMapping[str, Any]):
         self._load_sync()
         self._regenerated = True
         self._modified = True
+        self._changes += 1
 
     def reset(self) -> None:
         """Drop all data and the identity: call it at logout."""
@@ -177,6 +185,7 @@ class Session(MutableMapping[str, Any]):
         self._data.clear()
         self._regenerated = True
         self._modified = True
+        self._changes += 1
 
     # -- the mapping -------------------------------------------------------------------------
 
@@ -191,10 +200,12 @@ class Session(MutableMapping[str, Any]):
             raise TypeError(f"session keys must be str, not {type(key).__name__} ({key!r})")
         self._load_sync()[key] = value
         self._modified = True
+        self._changes += 1
 
     def __delitem__(self, key: str) -> None:
         del self._load_sync()[key]
         self._modified = True
+        self._changes += 1
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._load_sync())
@@ -211,6 +222,7 @@ class Session(MutableMapping[str, Any]):
         if data:
             data.clear()
             self._modified = True
+            self._changes += 1
 
     def __repr__(self) -> str:
         if self._state is None:

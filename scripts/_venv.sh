@@ -18,11 +18,17 @@ ensure_venv() {
     if [[ ! -x .venv/bin/python ]]; then
         "$py" -m venv .venv
     fi
-    # Dependency groups (PEP 735) need pip >= 25.1.
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
     local args=()
     for group in "$@"; do
         args+=(--group "$group")
     done
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e . "${args[@]}"
+    echo "== installing into .venv (log: .venv/pip.log)"
+    # Dependency groups (PEP 735) need pip >= 25.1.
+    if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade "pip>=25.1" \
+        && .venv/bin/python -m pip install --disable-pip-version-check -e . "${args[@]}"; } \
+        >.venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        echo "pip install failed (output above)." >&2
+        exit 1
+    fi
 }

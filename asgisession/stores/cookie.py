@@ -65,6 +65,8 @@ class CookieBackend:
 
     def open(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid value; an empty session (with the reason) when none is."""
+        # An empty value is what a deletion leaves behind in some clients: no cookie at all.
+        values = [value for value in values if value]
         rejection: RejectReason | None = None
         for value in values[:MAX_CANDIDATES]:
             try:
@@ -134,9 +136,10 @@ class CookieBackend:
             raise CookieOverflow(
                 self.cookie.name, size, MAX_COOKIE_SIZE, serializer.sizes_by_key(data)[:5]
             )
+        # The browser should forget the cookie when the server would refuse it anyway.
         max_age = self.cookie.max_age
         if max_age is not None:
-            max_age = max(1, min(max_age, expires_at - now))
+            max_age = max(1, min(max_age, expires_at - now, self.idle_timeout or max_age))
         return self.cookie.render(value, secure=secure, max_age=max_age, now=now)
 
     def _refresh_due(self, state: LoadedState, now: int) -> bool:

@@ -1,0 +1,89 @@
+# STYLE.md puts the expected value first in asserts; SIM300 ("Yoda condition") forbids it.
+"""A real FastAPI app using request.session, with app.add_middleware(SessionMiddleware)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel
+
+from asgisession import Session, SessionMiddleware
+
+pytestmark = pytest.mark.integration
+
+
+class Login(BaseModel):
+    user: str
+
+
+def get_session(request: Request) -> Session:
+    session: Session = request.scope["session"]
+    return session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def make_app(secret: str) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(SessionMiddleware, secret_key_base=secret)
+
+    @app.post("/counter")
+    async def counter(request: Request) -> dict[str, int]:
+        count: int = request.session.get("count", 0) + 1
+        request.session["count"] = count
+        return {"count": count}
+
+    @app.post("/login")
+    async def login(body: Login, session: SessionDep) -> dict[str, Any]:
+        session.regenerate()
+        session["user"] = body.user
+        return dict(session)
+
+    @app.post("/logout", status_code=204)
+    async def logout(session: SessionDep) -> None:
+        session.reset()
+
+    @app.get("/me")
+    async def me(session: SessionDep) -> dict[str, Any]:
+        return dict(session)
+
+    return app
+
+
+@pytest.mark.anyio
+async def test_login_counter_logout_flow(secret: str) -> None:
+    """Counting, logging in (data kept across regenerate) and logging out, across requests."""
+    transport = httpx.ASGITransport(app=make_app(secret))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert {} == (await c.get("/me")).json()
+        assert {"count": 1} == (await c.post("/counter")).json()
+        assert {"count": 2} == (await c.post("/counter")).json()
+
+        response = await c.post("/login", json={"user": "alice"})
+        assert {"count": 2, "user": "alice"} == response.json()
+        assert 1 == len(response.headers.get_list("set-cookie"))
+        assert {"count": 3} == (await c.post("/counter")).json()
+
+        response = await c.get("/me")
+        assert {"count": 3, "user": "alice"} == response.json()
+        assert [] == response.headers.get_list("set-cookie")
+
+        response = await c.post("/logout")
+        assert 204 == response.status_code
+        assert "session" not in c.cookies
+        assert {} == (await c.get("/me")).json()
+
+
+@pytest.mark.anyio
+async def test_validation_error_leaves_session_alone(secret: str) -> None:
+    """A 422 from FastAPI's validation never touches the session: no Set-Cookie."""
+    transport = httpx.ASGITransport(app=make_app(secret))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        await c.post("/counter")
+        response = await c.post("/login", json={"name": "alice"})
+    assert 422 == response.status_code
+    assert [] == response.headers.get_list("set-cookie")
