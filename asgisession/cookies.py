@@ -8,6 +8,7 @@ Option names are Set-Cookie's own: ``max_age``, ``path``, ``domain``, ``secure``
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -107,7 +108,11 @@ class CookieOptions:
         object.__setattr__(self, "samesite", samesite)
         if not isinstance(self.secure, bool) and self.secure != "auto":
             raise ConfigurationError(f"secure={self.secure!r}; use True, False or 'auto'.")
-        if self.max_age is not None and not 0 < self.max_age <= MAX_AGE_LIMIT:
+        if self.max_age is not None and (
+            isinstance(self.max_age, bool)
+            or not isinstance(self.max_age, int)
+            or not 0 < self.max_age <= MAX_AGE_LIMIT
+        ):
             raise ConfigurationError(
                 f"max_age={self.max_age}; it must be between 1 second and 400 days "
                 f"({MAX_AGE_LIMIT} s), the most browsers keep, or None for a cookie that "
@@ -148,14 +153,15 @@ class CookieOptions:
         return self.secure is True or (self.secure == "auto" and scheme in ("https", "wss"))
 
     def render(
-        self, value: str, *, secure: bool, max_age: int | None = None, now: float = 0.0
+        self, value: str, *, secure: bool, max_age: int | None = None, now: float | None = None
     ) -> str:
         """Render a ``Set-Cookie`` header value.
 
         :param value: the cookie value; it must already be made of cookie-octets.
         :param secure: whether to add ``Secure`` (see :meth:`is_secure`).
         :param max_age: the Max-Age to send, ``None`` for a browser-session cookie; an
-            ``Expires`` date computed from ``now`` goes with it for old clients.
+            ``Expires`` date computed from ``now`` (default: the current time) goes with it
+            for old clients.
         """
         if _COOKIE_OCTETS.fullmatch(value) is None:
             raise ValueError("cookie value holds characters a cookie cannot carry")
@@ -164,6 +170,7 @@ class CookieOptions:
             parts.append(f"Domain={self.domain}")
         if max_age is not None:
             parts.append(f"Max-Age={max_age}")
+            now = time.time() if now is None else now
             parts.append(f"Expires={formatdate(now + max_age, usegmt=True)}")
         if secure:
             parts.append("Secure")

@@ -31,7 +31,6 @@ import binascii
 import hashlib
 import hmac
 import os
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +66,6 @@ HEADER_SIZE = _HEADER.size  # 29
 NONCE_SIZE = 12
 TAG_SIZE = 16
 MAC_SIZE = 32
-_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
 _HKDF_SALT = b"asgisession key derivation v1"
 
 # Lower-cased fragments that only a placeholder contains; random secrets never do.
@@ -159,9 +157,13 @@ class Keyring:
     __slots__ = ("_by_id", "generators")
 
     def __init__(self, secret_key_base: SecretKeyBase) -> None:
-        secrets = (
-            [secret_key_base] if isinstance(secret_key_base, str | bytes) else list(secret_key_base)
-        )
+        secrets: list[str | bytes]
+        if isinstance(secret_key_base, str | bytes):
+            secrets = [secret_key_base]
+        elif isinstance(secret_key_base, bytearray | memoryview):
+            secrets = [bytes(secret_key_base)]
+        else:
+            secrets = list(secret_key_base)
         if not secrets:
             raise ConfigurationError("secret_key_base is empty; give at least one secret.")
         self.generators = tuple(KeyGenerator(s) for s in secrets)
@@ -208,21 +210,29 @@ def b64url_decode(text: str | bytes) -> bytes:
     :raises InvalidMessage: ``MALFORMED`` for foreign characters or an impossible length,
         ``NON_CANONICAL`` for padding or non-zero trailing bits.
     """
-    raw = text.encode("ascii", "replace") if isinstance(text, str) else text
-    if _B64URL.fullmatch(raw) is None:
-        reason = RejectReason.NON_CANONICAL if raw.rstrip(b"=") != raw else RejectReason.MALFORMED
+    raw = text.encode("ascii", "replace") if isinstance(text, str) else bytes(text)
+    if raw.translate(None, _B64URL_ALPHABET):  # anything left is not in the alphabet
+        reason = (
+            RejectReason.NON_CANONICAL
+            if raw.rstrip(b"=") != raw and not raw.rstrip(b"=").translate(None, _B64URL_ALPHABET)
+            else RejectReason.MALFORMED
+        )
         raise InvalidMessage(reason, "not unpadded base64url")
-    if len(raw) % 4 == 1:
+    tail = len(raw) % 4
+    if tail == 1:
         raise InvalidMessage(RejectReason.MALFORMED, "impossible base64 length")
+    # The last character of a 2- or 3-character group carries 4 or 2 unused low bits;
+    # canonical encoders leave them zero.
+    if tail and _B64URL_VALUE[raw[-1]] & (0b1111 if tail == 2 else 0b11):
+        raise InvalidMessage(RejectReason.NON_CANONICAL, "trailing bits are not zero")
     try:
-        data = binascii.a2b_base64(raw.translate(_URL_TO_STD) + b"=" * (-len(raw) % 4))
+        return binascii.a2b_base64(raw.translate(_URL_TO_STD) + b"=" * (-len(raw) % 4))
     except binascii.Error as exc:  # the checks above leave no known input for this
         raise InvalidMessage(RejectReason.MALFORMED, str(exc)) from None
-    if b64url_encode(data).encode("ascii") != raw:
-        raise InvalidMessage(RejectReason.NON_CANONICAL, "trailing bits are not zero")
-    return data
 
 
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64URL_VALUE = {char: value for value, char in enumerate(_B64URL_ALPHABET)}
 _URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 
 

@@ -62,8 +62,8 @@ class SessionMiddleware:
     :param on_reject: called with the :class:`~asgisession.errors.RejectReason` whenever
         an incoming session cookie is refused (for metrics); ``self.rejections`` counts them.
     :param clock: returns the current unix time; for tests.
-    :param backend: a custom :class:`~asgisession.backend.SessionBackend`; overrides the
-        cookie options above with its own.
+    :param backend: a custom :class:`~asgisession.backend.SessionBackend`, which brings its
+        own cookie options, lifetime and idle timeout (those parameters are then ignored).
     :raises ConfigurationError: for any invalid setting, here rather than per request.
 
     .. versionadded:: 0.1
@@ -104,14 +104,16 @@ class SessionMiddleware:
             )  # fmt: skip
             backend = CookieBackend(
                 _codec(cookie_format, self.keyring), cookie, lifetime=lifetime,
-                idle_timeout=idle_timeout, on_reject=self._count_rejection,
+                idle_timeout=idle_timeout,
             )  # fmt: skip
         self.backend = backend
 
-    def _count_rejection(self, reason: RejectReason) -> None:
-        self.rejections[reason] += 1
-        if self._on_reject is not None:
-            self._on_reject(reason)
+    def _counted(self, state: LoadedState) -> LoadedState:
+        if state.rejection is not None:
+            self.rejections[state.rejection] += 1
+            if self._on_reject is not None:
+                self._on_reject(state.rejection)
+        return state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -124,10 +126,10 @@ class SessionMiddleware:
         now = int(self._clock())
 
         def load_sync() -> LoadedState:
-            return backend.open(cookie_values(headers, name), now)
+            return self._counted(backend.open(cookie_values(headers, name), now))
 
         async def load() -> LoadedState:
-            return await backend.load(cookie_values(headers, name), now)
+            return self._counted(await backend.load(cookie_values(headers, name), now))
 
         session = Session(load_sync if backend.loads_in_line else None, load)
         scope["session"] = session

@@ -10,7 +10,6 @@ request can cause small.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from .. import serializer
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
@@ -35,7 +34,6 @@ class CookieBackend:
         however active it is.
     :param idle_timeout: seconds without a request after which the session expires, or
         ``None``. An active session's cookie is re-issued at most every tenth of this.
-    :param on_reject: called with the reason whenever an incoming cookie is refused.
 
     .. versionadded:: 0.1
     """
@@ -50,14 +48,12 @@ class CookieBackend:
         *,
         lifetime: int,
         idle_timeout: int | None = None,
-        on_reject: Callable[[RejectReason], None] | None = None,
     ) -> None:
         self.codec = codec
         self.cookie = cookie
         self.lifetime = lifetime
         self.idle_timeout = idle_timeout
         self._refresh_after = max(1, idle_timeout // 10) if idle_timeout else None
-        self._on_reject = on_reject
 
     async def load(self, values: list[str], now: int) -> LoadedState:
         """Open the session from the cookie values (see :meth:`open`)."""
@@ -74,8 +70,6 @@ class CookieBackend:
             except InvalidMessage as exc:
                 rejection = rejection or exc.reason
                 logger.debug("session cookie %r refused: %s", self.cookie.name, exc)
-        if rejection is not None and self._on_reject is not None:
-            self._on_reject(rejection)
         return LoadedState(had_cookie=bool(values), rejection=rejection)
 
     def _open_one(self, value: str, now: int) -> LoadedState:
