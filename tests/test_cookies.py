@@ -380,3 +380,22 @@ def test_is_secure(secure: Any, scheme: str, expected: bool) -> None:
 def test_size_counts_name_and_value_bytes(name: str, value: str, size: int) -> None:
     """size() is the bytes of name plus value, the figure browsers limit to 4096."""
     assert size == CookieOptions(name=name).size(value)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"max_age": True}, {"max_age": 1.5}, {"secure": 1}, {"secure": "yes"}, {"samesite": None}],
+    ids=["max_age-bool", "max_age-float", "secure-int", "secure-str", "samesite-None"],
+)
+def test_look_alike_values_are_refused(options: dict[str, Any]) -> None:
+    """Values that merely compare equal to valid ones (True == 1) are refused, not coerced."""
+    with pytest.raises(ConfigurationError):
+        CookieOptions(**options)
+
+
+def test_render_expires_defaults_to_the_current_time() -> None:
+    """Without `now`, Expires is computed from the current time, not from 1970."""
+    header = CookieOptions().render("v", secure=False, max_age=3600)
+    expires = re.search(r"Expires=([^;]+)", header)
+    assert expires is not None
+    assert parsedate_to_datetime(expires.group(1)).year >= 2025

@@ -735,3 +735,32 @@ def test_verifier_and_purpose_check_use_compare_digest() -> None:
     }
     assert 1 <= _compare_digest_calls(functions["MessageVerifier.open"])
     assert 1 <= _compare_digest_calls(functions["_FramedCodec._check"])
+
+
+def test_b64url_decode_every_two_character_string() -> None:
+    """Of all 4,096 two-character strings, exactly the 256 canonical ones decode."""
+    decoded = {}
+    reasons = set()
+    for first in B64URL_ALPHABET:
+        for second in B64URL_ALPHABET:
+            try:
+                decoded[first + second] = b64url_decode(first + second)
+            except InvalidMessage as exc:
+                reasons.add(exc.reason)
+    assert {RejectReason.NON_CANONICAL} == reasons
+    assert {b64url_encode(bytes([n])): bytes([n]) for n in range(256)} == decoded
+
+
+@pytest.mark.parametrize("wrap", [bytearray, memoryview], ids=["bytearray", "memoryview"])
+def test_keyring_takes_one_bytes_like_secret(wrap: Callable[[bytes], object]) -> None:
+    """A bytearray or memoryview is one secret, not a list of one-byte secrets."""
+    raw = secrets.token_bytes(32)
+    ring = Keyring(wrap(raw))  # type: ignore[arg-type]
+    assert KeyGenerator(raw).key_id == ring.newest.key_id
+    assert 1 == len(ring.generators)
+
+
+def test_derive_binds_the_length() -> None:
+    """A shorter key for the same purpose is not a prefix of the longer one."""
+    generator = KeyGenerator(secrets.token_hex(32))
+    assert generator.derive("p", 32)[:16] != generator.derive("p", 16)

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from asgisession import (
     ConfigurationError,
+    CookieOptions,
     CookieOverflow,
     Keyring,
     MessageEncryptor,
@@ -34,6 +35,8 @@ from asgisession import (
 from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 from asgisession.cookies import cookie_values
 from asgisession.crypto import Opened, b64url_decode, b64url_encode
+from asgisession.session import LoadedState
+from asgisession.stores.cookie import CookieBackend
 
 NOW = 1_750_000_000
 HOUR = 3600
@@ -918,3 +921,114 @@ async def test_fuzz_baseline_cookie_opens() -> None:
     recorder = Recorder()
     await mw(http_scope(f"session={FUZZ_COOKIE}"), recorder.receive, recorder.send)
     assert {"user": "alice", "role": "admin"} == recorder.body_json()
+
+
+# -- limits and hooks that hold for any backend --------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_max_age_follows_idle_timeout(secret: str, clock: Clock) -> None:
+    """With an idle timeout, the browser forgets the cookie when the server would refuse it."""
+    mw = SessionMiddleware(app, secret_key_base=secret, idle_timeout=600, clock=clock)
+    async with client(mw) as c:
+        response = await c.get("/set?user=alice")
+    assert "Max-Age=600" in response.headers["set-cookie"]
+
+
+class ForwardingBackend:
+    """A custom backend: a CookieBackend behind the protocol, to prove the seam is enough."""
+
+    loads_in_line = True
+
+    def __init__(self, inner: CookieBackend) -> None:
+        self.inner = inner
+        self.cookie = inner.cookie
+
+    def open(self, values: list[str], now: int) -> LoadedState:
+        return self.inner.open(values, now)
+
+    async def load(self, values: list[str], now: int) -> LoadedState:
+        return await self.inner.load(values, now)
+
+    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
+        return await self.inner.commit(session, secure=secure, now=now)
+
+
+@pytest.mark.anyio
+async def test_custom_backend_rejections_are_counted(secret: str) -> None:
+    """Rejections are counted and reported by the middleware, whatever the backend."""
+    reasons: list[RejectReason] = []
+    inner = CookieBackend(
+        MessageEncryptor(Keyring(secret)), CookieOptions(name="sid"), lifetime=HOUR
+    )
+    mw = SessionMiddleware(
+        app, secret_key_base=secret, backend=ForwardingBackend(inner), on_reject=reasons.append
+    )
+    recorder = Recorder()
+    await mw(http_scope("sid=garbage!", path="/info"), recorder.receive, recorder.send)
+    assert {"data": {}, "is_new": True, "rejection": "malformed"} == recorder.body_json()
+    assert [RejectReason.MALFORMED] == reasons
+    assert Counter({RejectReason.MALFORMED: 1}) == mw.rejections
+
+    async with client(mw) as c:
+        response = await c.get("/set?user=bob")
+        assert response.headers["set-cookie"].startswith("sid=")
+        assert {"user": "bob"} == (await c.get("/read")).json()
+
+
+@pytest.mark.anyio
+async def test_empty_cookie_value_is_no_cookie(secret: str) -> None:
+    """`session=` (what a deletion can leave behind) is an absent cookie, not a rejection."""
+    mw = SessionMiddleware(app, secret_key_base=secret)
+    recorder = Recorder()
+    await mw(http_scope("session=", path="/info"), recorder.receive, recorder.send)
+    assert {"data": {}, "is_new": True, "rejection": None} == recorder.body_json()
+    assert Counter() == mw.rejections
+
+
+@pytest.mark.anyio
+async def test_second_change_after_start_is_logged(
+    secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A change after http.response.start is logged even when an earlier change was saved."""
+
+    async def late_writer(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["session"]["a"] = 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        scope["session"]["b"] = 2
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = SessionMiddleware(late_writer, secret_key_base=secret)
+    recorder = Recorder()
+    with caplog.at_level(logging.DEBUG, logger="asgisession"):
+        await mw(http_scope(), recorder.receive, recorder.send)
+    (set_cookie,) = recorder.headers(b"set-cookie")
+    assert b'{"a":1}' == open_cookie(secret, cookie_value(set_cookie)).payload
+    assert any("after the response started" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("vary_headers", "expected"),
+    [
+        ([b"Accept-Encoding", b"Cookie"], [b"Accept-Encoding", b"Cookie"]),
+        ([b"Accept-Encoding", b"Origin"], [b"Accept-Encoding, Cookie", b"Origin"]),
+        ([b""], [b"Cookie"]),
+    ],
+)
+@pytest.mark.anyio
+async def test_vary_across_several_headers(
+    secret: str, vary_headers: list[bytes], expected: list[bytes]
+) -> None:
+    """Cookie is added once, to the first Vary header, unless any Vary header already has it."""
+
+    async def varying(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["session"]["x"] = 1
+        headers = [(b"vary", value) for value in vary_headers]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    recorder = Recorder()
+    await SessionMiddleware(varying, secret_key_base=secret)(
+        http_scope(), recorder.receive, recorder.send
+    )
+    assert expected == recorder.headers(b"vary")
