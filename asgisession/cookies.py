@@ -11,7 +11,6 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Literal
 
 from .errors import ConfigurationError
@@ -21,6 +20,7 @@ __all__ = [
     "MAX_COOKIE_SIZE",
     "CookieOptions",
     "cookie_values",
+    "http_date",
     "iter_cookies",
 ]
 
@@ -34,6 +34,23 @@ SameSite = Literal["lax", "strict", "none"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(timestamp: float) -> str:
+    """An IMF-fixdate (RFC 9110 section 5.6.7), e.g. ``Thu, 01 Jan 1970 00:00:00 GMT``.
+
+    Written out by hand because ``strftime`` names days and months in the process locale,
+    and ``email.utils.formatdate`` costs a few microseconds per call.
+    """
+    t = time.gmtime(timestamp)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 def iter_cookies(headers: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, str]]:
@@ -171,7 +188,7 @@ class CookieOptions:
         if max_age is not None:
             parts.append(f"Max-Age={max_age}")
             now = time.time() if now is None else now
-            parts.append(f"Expires={formatdate(now + max_age, usegmt=True)}")
+            parts.append(f"Expires={http_date(now + max_age)}")
         if secure:
             parts.append("Secure")
         if self.httponly:

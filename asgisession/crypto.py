@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -267,6 +268,7 @@ class MessageCodec(Protocol):
         ...
 
 
+@functools.lru_cache(maxsize=256)
 def _purpose_digest(purpose: str) -> bytes:
     return hashlib.sha256(purpose.encode()).digest()[:8]
 

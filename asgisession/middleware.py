@@ -122,7 +122,9 @@ class SessionMiddleware:
 
         backend = self.backend
         name = backend.cookie.name
+        # Everything read from the scope is read now: after the hand-off it is the app's.
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
+        secure = backend.cookie.is_secure(scope.get("scheme", "http"))
         now = int(self._clock())
 
         def load_sync() -> LoadedState:
@@ -142,7 +144,7 @@ class SessionMiddleware:
                 committed = True
                 changes_at_commit = session.changes
                 if session.accessed:
-                    await self._commit(session, message, scope)
+                    await self._commit(session, message, secure)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
@@ -152,8 +154,7 @@ class SessionMiddleware:
                 "(write the session before sending the response, or before websocket.accept)"
             )
 
-    async def _commit(self, session: Session, message: Message, scope: Scope) -> None:
-        secure = self.backend.cookie.is_secure(scope.get("scheme", "http"))
+    async def _commit(self, session: Session, message: Message, secure: bool) -> None:
         set_cookie = await self.backend.commit(session, secure=secure, now=int(self._clock()))
         is_http = message["type"] in _HTTP_START
         if set_cookie is None and not is_http:

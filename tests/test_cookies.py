@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from email.utils import parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from asgisession.cookies import (
     MAX_COOKIE_SIZE,
     CookieOptions,
     cookie_values,
+    http_date,
     iter_cookies,
 )
 from asgisession.errors import ConfigurationError
@@ -399,3 +400,11 @@ def test_render_expires_defaults_to_the_current_time() -> None:
     expires = re.search(r"Expires=([^;]+)", header)
     assert expires is not None
     assert parsedate_to_datetime(expires.group(1)).year >= 2025
+
+
+@pytest.mark.parametrize(
+    "timestamp", [0, 951_782_400, 1_700_000_000.75, 4_102_444_799, 253_402_300_799]
+)
+def test_http_date_matches_the_standard_library(timestamp: float) -> None:
+    """The hand-written IMF-fixdate equals email.utils' (locale-free) rendering."""
+    assert formatdate(timestamp, usegmt=True) == http_date(timestamp)
