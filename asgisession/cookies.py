@@ -182,28 +182,21 @@ class CookieOptions:
         """
         if _COOKIE_OCTETS.fullmatch(value) is None:
             raise ValueError("cookie value holds characters a cookie cannot carry")
-        parts = [f"{self.name}={value}", f"Path={self.path}"]
-        if self.domain is not None:
-            parts.append(f"Domain={self.domain}")
-        if max_age is not None:
-            parts.append(f"Max-Age={max_age}")
-            now = time.time() if now is None else now
-            parts.append(f"Expires={http_date(now + max_age)}")
-        if secure:
-            parts.append("Secure")
-        if self.httponly:
-            parts.append("HttpOnly")
-        parts.append(f"SameSite={self.samesite.capitalize()}")
-        if self.partitioned:
-            parts.append("Partitioned")
-        return "; ".join(parts)
+        if max_age is None:
+            return self._join(value, None, secure)
+        expires = http_date((time.time() if now is None else now) + max_age)
+        return self._join(value, f"Max-Age={max_age}; Expires={expires}", secure)
 
     def render_deletion(self, *, secure: bool) -> str:
         """A ``Set-Cookie`` value that makes browsers drop the cookie (same Path and Domain)."""
-        parts = [f"{self.name}=", f"Path={self.path}"]
+        return self._join("", "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT", secure)
+
+    def _join(self, value: str, lifetime: str | None, secure: bool) -> str:
+        parts = [f"{self.name}={value}", f"Path={self.path}"]
         if self.domain is not None:
             parts.append(f"Domain={self.domain}")
-        parts += ["Max-Age=0", "Expires=Thu, 01 Jan 1970 00:00:00 GMT"]
+        if lifetime is not None:
+            parts.append(lifetime)
         if secure:
             parts.append("Secure")
         if self.httponly:
