@@ -1,25 +1,38 @@
-"""The protocol server-side stores implement: bytes under a key, with a time to live.
+"""The protocols server-side stores implement: bytes under a key, with a time to live.
 
 Stores are deliberately dumb. Session logic (ids, hashing, expiry inside the payload,
 change tracking) lives above them, so an adapter is a few dozen lines and any object with
 these methods works, with no base class to inherit.
 
+Rules every store keeps:
+
+1. Keys arrive already hashed: ASCII, at most 100 characters, no whitespace. Values are
+   opaque bytes.
+2. A key past its TTL is never returned, even if the store has not swept it yet.
+3. ``save(..., replace=True)`` writes only over a live key. A session that was deleted (a
+   logout in another tab, "log out everywhere") therefore cannot be brought back by a
+   request that loaded it before the delete and saves after it.
+4. Failures to reach the backing service raise
+   :class:`~asgisession.errors.StoreUnavailable`, never the client library's own errors.
+
 Ownership: a store built from a client the caller passed in never closes that client; a
-store that built its own client (``from_url()``) closes it in :meth:`Store.aclose`.
+store that built its own client (``from_url()``, a path, host and port) closes it in
+:meth:`Store.aclose`. Every store is an async context manager that calls ``aclose()``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Store", "SupportsTouch"]
+from ..errors import ConfigurationError
+
+__all__ = ["Store", "SupportsTouch", "SupportsUserIndex", "check_ttl", "hash_key"]
 
 
 @runtime_checkable
 class Store(Protocol):
     """**Protocol:** where server-side session data lives.
-
-    Keys arrive already hashed and ASCII-safe; values are opaque bytes.
 
     .. versionadded:: 0.1
     """
@@ -28,8 +41,13 @@ class Store(Protocol):
         """Return the bytes under ``key``, or ``None`` when missing or expired."""
         ...
 
-    async def save(self, key: str, data: bytes, *, ttl: int) -> None:
-        """Store ``data`` under ``key`` for ``ttl`` whole seconds (> 0), replacing any value."""
+    async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        """Store ``data`` under ``key`` for ``ttl`` whole seconds (> 0).
+
+        :param replace: write only if ``key`` exists (and is live) already.
+        :returns: whether the data is now stored. ``False`` with ``replace=True`` means the
+            key was gone; a store that keeps nothing (:class:`NullStore`) always says ``False``.
+        """
         ...
 
     async def delete(self, key: str) -> None:
@@ -49,5 +67,47 @@ class SupportsTouch(Store, Protocol):
     """
 
     async def touch(self, key: str, *, ttl: int) -> bool:
-        """Reset ``key``'s time to live; return whether the key existed."""
+        """Reset ``key``'s time to live to ``ttl``; return whether the key existed."""
         ...
+
+
+@runtime_checkable
+class SupportsUserIndex(Store, Protocol):
+    """**Protocol:** a store that keeps, per index key, a set of members with expiry times.
+
+    It backs "log out everywhere" and "your devices": one index per user, one member per
+    session key. Members past their expiry are never returned and are pruned as the index
+    is used, so an index never grows without bound.
+
+    .. versionadded:: 0.1
+    """
+
+    async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
+        """Add ``member`` (or move its expiry) to ``index``; unix seconds."""
+        ...
+
+    async def index_remove(self, index: str, member: str) -> None:
+        """Remove ``member`` from ``index``; missing members are not an error."""
+        ...
+
+    async def index_members(self, index: str, *, now: int) -> dict[str, int]:
+        """The live members of ``index`` with their expiry times; prunes expired ones."""
+        ...
+
+
+def hash_key(namespace: str, value: str | bytes) -> str:
+    """A store key for a secret value: ``namespace`` + SHA-256 hex of it.
+
+    A dump of the store then holds no usable cookie: session ids carry 256 random bits, so
+    the hash cannot be reversed, and a plain (unkeyed) hash keeps working when
+    ``secret_key_base`` rotates.
+    """
+    raw = value.encode() if isinstance(value, str) else value
+    return namespace + hashlib.sha256(raw).hexdigest()
+
+
+def check_ttl(ttl: int) -> int:
+    """Return ``ttl`` if it is a whole number of seconds > 0, else raise ConfigurationError."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+        raise ConfigurationError(f"ttl={ttl!r}; a store TTL is a whole number of seconds > 0.")
+    return ttl

@@ -1,0 +1,45 @@
+"""NullStore: keeps nothing. For stateless APIs that must never write a session."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from .base import check_ttl
+
+__all__ = ["NullStore"]
+
+
+class NullStore:
+    """A store that is always empty: loads find nothing and saves report "not stored".
+
+    With it, the middleware never sets a session cookie, and every request starts with an
+    empty session that the app may use as scratch space.
+
+    .. versionadded:: 0.1
+    """
+
+    async def load(self, key: str) -> bytes | None:
+        """Always ``None``."""
+        return None
+
+    async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        """Keeps nothing and says so (``False``)."""
+        check_ttl(ttl)
+        return False
+
+    async def delete(self, key: str) -> None:
+        """Nothing to delete."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    async def __aenter__(self) -> NullStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,115 @@
+"""Real server processes for the store tests, on free loopback ports, stopped by pid.
+
+When a binary is missing the tests that need it skip with a message naming the Debian
+package to install; with ``ASGISESSION_REQUIRE_SERVERS=1`` (which ``.ci/run`` sets) they
+fail instead, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+LOOPBACK = "127.0.0.1"
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of ``name``; skip (or fail, in CI) when it is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found: install Debian's {package} (apt-get install {package})"
+        if os.environ.get("ASGISESSION_REQUIRE_SERVERS") == "1":
+            pytest.fail(message + "; ASGISESSION_REQUIRE_SERVERS=1 forbids skipping")
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Block until something accepts connections on ``port``, or fail with the server's output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            raise RuntimeError(f"server exited with {process.returncode}: {output}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on {LOOPBACK}:{port} within {timeout} s")
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its port and process, stoppable and restartable on the same port."""
+
+    argv: list[str]
+    port: int
+    cwd: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> ServerProcess:
+        self.process = subprocess.Popen(
+            self.argv, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for_port(self.port, self.process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the process by pid (SIGTERM, then SIGKILL) and reap it."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def redis_server(workdir: Path, *extra: str) -> ServerProcess:
+    """A redis-server on a free loopback port, persisting nothing."""
+    binary = require_binary("redis-server", "redis-server")
+    port = free_port()
+    argv = [
+        binary, "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no",
+        "--dir", str(workdir), "--protected-mode", "yes", *extra,
+    ]  # fmt: skip
+    return ServerProcess(argv, port, cwd=workdir).start()
+
+
+def memcached_server(*extra: str) -> ServerProcess:
+    """A memcached on a free loopback port (TCP only, 64 MB)."""
+    binary = require_binary("memcached", "memcached")
+    port = free_port()
+    argv = [binary, "-l", LOOPBACK, "-p", str(port), "-U", "0", "-m", "64", *extra]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]
+    return ServerProcess(argv, port).start()

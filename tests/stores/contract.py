@@ -1,0 +1,165 @@
+"""The contract every Store adapter passes, unchanged.
+
+Each adapter's test module subclasses :class:`StoreContract` and provides a ``store``
+fixture that yields a fresh, empty store backed by the real service (a real file, a real
+redis-server, a real memcached). Optional abilities are tested only where the store has
+them, by protocol (``SupportsTouch``, ``SupportsUserIndex``), never by class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+import pytest
+
+from asgisession.stores.base import Store, SupportsTouch, SupportsUserIndex, hash_key
+
+
+def new_key() -> str:
+    """A key shaped like the ones the session layer makes."""
+    return hash_key("s:", secrets.token_bytes(32))
+
+
+async def wait_until_gone(store: Store, key: str, limit: float = 4.0) -> float:
+    """Poll until ``key`` is gone; return the seconds it took (fails after ``limit``)."""
+    start = time.monotonic()
+    while await store.load(key) is not None:
+        assert time.monotonic() - start < limit, f"{key} outlived its TTL by far"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+@pytest.mark.anyio
+class StoreContract:
+    """Behaviour every store must show. Subclasses provide the ``store`` fixture."""
+
+    @pytest.fixture
+    def store(self) -> Store:
+        raise NotImplementedError("subclasses provide a store fixture")
+
+    async def test_is_a_store(self, store: Store) -> None:
+        """The adapter satisfies the Store protocol structurally."""
+        assert isinstance(store, Store)
+
+    async def test_missing_key_loads_none(self, store: Store) -> None:
+        """A key never saved loads as None."""
+        assert None is await store.load(new_key())
+
+    async def test_save_then_load(self, store: Store) -> None:
+        """Saved bytes load back unchanged, and save reports that they are stored."""
+        key = new_key()
+        assert await store.save(key, b'{"user":1}', ttl=60)
+        assert b'{"user":1}' == await store.load(key)
+
+    async def test_every_byte_value_round_trips(self, store: Store) -> None:
+        """Values are opaque bytes: NUL, high bytes and line breaks survive."""
+        key, value = new_key(), bytes(range(256)) * 4
+        await store.save(key, value, ttl=60)
+        assert value == await store.load(key)
+
+    async def test_large_value_round_trips(self, store: Store) -> None:
+        """A 100 KB session (far past any cookie) is kept whole."""
+        key, value = new_key(), secrets.token_bytes(100_000)
+        await store.save(key, value, ttl=60)
+        assert value == await store.load(key)
+
+    async def test_save_overwrites(self, store: Store) -> None:
+        """A second save replaces the first."""
+        key = new_key()
+        await store.save(key, b"one", ttl=60)
+        await store.save(key, b"two", ttl=60)
+        assert b"two" == await store.load(key)
+
+    async def test_replace_writes_over_a_live_key(self, store: Store) -> None:
+        """save(replace=True) over an existing key writes and says so."""
+        key = new_key()
+        await store.save(key, b"one", ttl=60)
+        assert await store.save(key, b"two", ttl=60, replace=True)
+        assert b"two" == await store.load(key)
+
+    async def test_replace_never_creates(self, store: Store) -> None:
+        """save(replace=True) on a missing key writes nothing and returns False."""
+        key = new_key()
+        assert not await store.save(key, b"ghost", ttl=60, replace=True)
+        assert None is await store.load(key)
+
+    async def test_replace_after_delete_does_not_resurrect(self, store: Store) -> None:
+        """A save racing a delete (logout in another tab) cannot bring the session back."""
+        key = new_key()
+        await store.save(key, b"v1", ttl=60)
+        assert b"v1" == await store.load(key)
+        await store.delete(key)
+        assert not await store.save(key, b"v2", ttl=60, replace=True)
+        assert None is await store.load(key)
+
+    async def test_delete(self, store: Store) -> None:
+        """A deleted key loads as None; deleting a missing key is fine."""
+        key = new_key()
+        await store.save(key, b"x", ttl=60)
+        await store.delete(key)
+        assert None is await store.load(key)
+        await store.delete(key)
+        await store.delete(new_key())
+
+    async def test_keys_are_independent(self, store: Store) -> None:
+        """Writing or deleting one key leaves others alone."""
+        a, b = new_key(), new_key()
+        await store.save(a, b"a", ttl=60)
+        await store.save(b, b"b", ttl=60)
+        await store.delete(a)
+        assert (None, b"b") == (await store.load(a), await store.load(b))
+
+    async def test_ttl_expires(self, store: Store) -> None:
+        """A key is gone once its TTL has passed (never served afterwards)."""
+        key = new_key()
+        await store.save(key, b"short", ttl=1)
+        await store.save(other := new_key(), b"long", ttl=60)
+        assert 0.0 <= await wait_until_gone(store, key)
+        assert b"long" == await store.load(other)
+        assert not await store.save(key, b"late", ttl=60, replace=True)
+
+    async def test_concurrent_writers(self, store: Store) -> None:
+        """Fifty concurrent saves and loads all succeed and read their own data."""
+        keys = [new_key() for _ in range(50)]
+
+        async def write_then_read(index: int, key: str) -> bytes | None:
+            await store.save(key, b"v%d" % index, ttl=60)
+            await store.save(key, b"w%d" % index, ttl=60, replace=True)
+            return await store.load(key)
+
+        results = await asyncio.gather(*(write_then_read(i, k) for i, k in enumerate(keys)))
+        assert [b"w%d" % i for i in range(50)] == results
+
+    async def test_touch_extends(self, store: Store) -> None:
+        """touch() resets the TTL without changing data, and says whether the key exists."""
+        if not isinstance(store, SupportsTouch):
+            pytest.skip("this store has no touch()")
+        key = new_key()
+        await store.save(key, b"data", ttl=1)
+        assert await store.touch(key, ttl=60)
+        await asyncio.sleep(1.5)
+        assert b"data" == await store.load(key)
+        assert not await store.touch(new_key(), ttl=60)
+
+    async def test_user_index(self, store: Store) -> None:
+        """Index members come back with their expiry; removed and expired ones do not."""
+        if not isinstance(store, SupportsUserIndex):
+            pytest.skip("this store has no user index")
+        index, now = new_key(), int(time.time())
+        await store.index_add(index, "a", expires_at=now + 600)
+        await store.index_add(index, "b", expires_at=now + 600)
+        await store.index_add(index, "old", expires_at=now - 1)
+        await store.index_add(index, "b", expires_at=now + 900)
+        assert {"a": now + 600, "b": now + 900} == await store.index_members(index, now=now)
+        await store.index_remove(index, "a")
+        await store.index_remove(index, "missing")
+        assert {"b": now + 900} == await store.index_members(index, now=now)
+        assert {} == await store.index_members(index, now=now + 901)
+        assert {} == await store.index_members(new_key(), now=now)
+
+    async def test_async_context_manager(self, store: Store) -> None:
+        """The store is an async context manager (closing is tested per adapter)."""
+        assert hasattr(store, "__aenter__")
+        assert hasattr(store, "__aexit__")
