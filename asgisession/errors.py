@@ -58,6 +58,8 @@ class RejectReason(str, enum.Enum):
     BAD_PAYLOAD = "bad_payload"
     #: Larger than any cookie this format writes; refused before any decoding.
     OVERSIZED = "oversized"
+    #: Authentic, but the server-side store no longer has it: expired, deleted or evicted.
+    NOT_FOUND = "not_found"
     #: Authentic, but revoked on the server (server-side stores, "log out everywhere").
     REVOKED = "revoked"
 

@@ -6,6 +6,12 @@ backend what to write and adds ``Set-Cookie`` (plus ``Vary: Cookie`` and
 ``Cache-Control: private``). The body passes through untouched and is never buffered;
 lifespan and unknown scope types pass through as they are. Per-request state lives in the
 closure, never on ``self``.
+
+With a server-side store, a request that carries a session cookie has its session loaded
+before the app runs (unless its path is in ``defer_load``). When the store fails, the
+request is answered ``503`` with ``Retry-After`` if and only if the app needed the session
+(``on_store_error="unavailable"``, the default), or the app gets an empty session that is
+never written (``"anonymous"``). A response with a 5xx status never commits the session.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from ._types import ASGIApp, Message, Receive, Scope, Send
 from .backend import SessionBackend
 from .cookies import MAX_AGE_LIMIT, CookieOptions, SameSite, cookie_values
 from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier, SecretKeyBase
-from .errors import ConfigurationError, RejectReason
+from .errors import ConfigurationError, RejectReason, StoreUnavailable
 from .session import LoadedState, Session
+from .stores.base import Store
 from .stores.cookie import CookieBackend
+from .stores.server import ServerBackend
 
 __all__ = ["SessionMiddleware"]
 
@@ -62,6 +70,16 @@ class SessionMiddleware:
     :param on_reject: called with the :class:`~asgisession.errors.RejectReason` whenever
         an incoming session cookie is refused (for metrics); ``self.rejections`` counts them.
     :param clock: returns the current unix time; for tests.
+    :param store: keep session data server-side in this
+        :class:`~asgisession.stores.base.Store` (the cookie then holds only a sealed id).
+        The middleware does not close it: the app owns it.
+    :param store_timeout: seconds one store call may take before it counts as a failure.
+    :param on_store_error: ``"unavailable"`` (default): a request that needs its session
+        while the store fails gets ``503`` with ``Retry-After``; ``"anonymous"``: it gets an
+        empty session that is never written (nothing overwrites the user's cookie).
+    :param retry_after: the ``Retry-After`` seconds of that 503.
+    :param defer_load: path prefixes, or a predicate on the scope, for which a server-side
+        session is not loaded before the app runs; such apps ``await session.load()``.
     :param backend: a custom :class:`~asgisession.backend.SessionBackend`, which brings its
         own cookie options, lifetime and idle timeout (those parameters are then ignored).
     :raises ConfigurationError: for any invalid setting, here rather than per request.
@@ -87,6 +105,11 @@ class SessionMiddleware:
         partitioned: bool = False,
         on_reject: Callable[[RejectReason], None] | None = None,
         clock: Callable[[], float] = time.time,
+        store: Store | None = None,
+        store_timeout: float | None = 2.0,
+        on_store_error: Literal["unavailable", "anonymous"] = "unavailable",
+        retry_after: int = 5,
+        defer_load: Sequence[str] | Callable[[Scope], bool] = (),
         backend: SessionBackend | None = None,
     ) -> None:
         self.app = app
@@ -94,6 +117,14 @@ class SessionMiddleware:
         self.rejections: Counter[RejectReason] = Counter()
         self._on_reject = on_reject
         self._clock = clock
+        if on_store_error not in ("unavailable", "anonymous"):
+            raise ConfigurationError(
+                f"on_store_error={on_store_error!r}; use 'unavailable' or 'anonymous'."
+            )
+        _check_seconds("retry_after", retry_after)
+        self._anonymous_on_error = on_store_error == "anonymous"
+        self._retry_after = str(retry_after).encode()
+        self._defer_load = _deferral(defer_load)
         if backend is None:
             _check_seconds("lifetime", lifetime)
             if idle_timeout is not None:
@@ -102,11 +133,15 @@ class SessionMiddleware:
                 name=cookie_name, max_age=max_age, path=path, domain=domain, secure=secure,
                 httponly=httponly, samesite=samesite, partitioned=partitioned,
             )  # fmt: skip
-            backend = CookieBackend(
-                _codec(cookie_format, self.keyring), cookie, lifetime=lifetime,
-                idle_timeout=idle_timeout,
-            )  # fmt: skip
-        self.backend = backend
+            codec = _codec(cookie_format, self.keyring)
+            if store is None:
+                backend = CookieBackend(codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout)
+            else:
+                backend = ServerBackend(
+                    store, codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
+                    timeout=store_timeout,
+                )  # fmt: skip
+        self.backend: SessionBackend = backend
 
     def _counted(self, state: LoadedState) -> LoadedState:
         if state.rejection is not None:
@@ -131,28 +166,68 @@ class SessionMiddleware:
             return self._counted(backend.open(cookie_values(headers, name), now))
 
         async def load() -> LoadedState:
-            return self._counted(await backend.load(cookie_values(headers, name), now))
+            try:
+                return self._counted(await backend.load(cookie_values(headers, name), now))
+            except StoreUnavailable:
+                if not self._anonymous_on_error:
+                    raise
+                logger.warning("session store unavailable; serving an anonymous session")
+                return LoadedState(had_cookie=True, read_only=True)
 
         session = Session(load_sync if backend.loads_in_line else None, load)
+        if not backend.loads_in_line and not self._defer_load(scope):
+            values = cookie_values(headers, name)
+            if any(values):
+                try:
+                    session.attach(await load())
+                except StoreUnavailable as exc:
+                    session.fail_with(exc)
         scope["session"] = session
-        committed = False
+        started = committed = False
         changes_at_commit = 0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal committed, changes_at_commit
+            nonlocal started, committed, changes_at_commit
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
                 changes_at_commit = session.changes
-                if session.accessed:
+                if session.accessed and message.get("status", 200) < 500:
                     await self._commit(session, message, secure)
+            started = True
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except StoreUnavailable as exc:
+            if started:
+                raise
+            logger.warning("session store unavailable: %s", exc)
+            await self._unavailable(scope["type"], send)
+            return
         if committed and session.changes != changes_at_commit:
             logger.debug(
                 "session changed after the response started; the change was not saved "
                 "(write the session before sending the response, or before websocket.accept)"
             )
+
+    async def _unavailable(self, scope_type: str, send: Send) -> None:
+        if scope_type == "websocket":
+            await send({"type": "websocket.close", "code": 1013, "reason": "Try Again Later"})
+            return
+        body = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", self._retry_after),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
     async def _commit(self, session: Session, message: Message, secure: bool) -> None:
         set_cookie = await self.backend.commit(session, secure=secure, now=int(self._clock()))
@@ -180,6 +255,17 @@ def _codec(
             f"cookie_format={cookie_format!r}; use 'encrypted', 'signed' or a MessageCodec."
         )
     return cookie_format
+
+
+def _deferral(defer_load: Sequence[str] | Callable[[Scope], bool]) -> Callable[[Scope], bool]:
+    if callable(defer_load):
+        return defer_load
+    if isinstance(defer_load, str):
+        raise ConfigurationError("defer_load takes a list of path prefixes, not one string.")
+    prefixes = tuple(defer_load)
+    if not prefixes:
+        return lambda scope: False
+    return lambda scope: str(scope.get("path", "")).startswith(prefixes)
 
 
 def _check_seconds(label: str, value: int) -> None:

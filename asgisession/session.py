@@ -39,6 +39,10 @@ class LoadedState:
     key_index: int = 0
     #: Why the incoming cookie was refused, if it was.
     rejection: RejectReason | None = None
+    #: Server-side sessions: the session id (the secret the cookie carries).
+    session_id: bytes | None = None
+    #: Nothing may be written (the store failed and the policy serves an anonymous session).
+    read_only: bool = False
 
     @property
     def present(self) -> bool:
@@ -107,6 +111,24 @@ class Session(MutableMapping[str, Any]):
     def _accept(self, state: LoadedState) -> None:
         self._state = state
         self._data = state.data
+
+    def attach(self, state: LoadedState) -> None:
+        """Give the session its data without counting as an access (for middleware preloads).
+
+        A preloaded session that the app never touches is still "not accessed", so it gets
+        no ``Set-Cookie`` and no ``Vary``.
+        """
+        if self._state is None:
+            self._accept(state)
+
+    def fail_with(self, error: BaseException) -> None:
+        """Make every synchronous access raise ``error`` (a preload that failed)."""
+        if self._state is None:
+
+            def fail() -> LoadedState:
+                raise error
+
+            self._sync_loader = fail
 
     @property
     def loaded(self) -> bool:

@@ -97,6 +97,7 @@ def test_reject_reason_values_are_stable() -> None:
         "IDLE_TIMEOUT": "idle_timeout",
         "BAD_PAYLOAD": "bad_payload",
         "OVERSIZED": "oversized",
+        "NOT_FOUND": "not_found",
         "REVOKED": "revoked",
     } == {reason.name: reason.value for reason in RejectReason}
 
