@@ -175,9 +175,10 @@ class SessionMiddleware:
                 return LoadedState(had_cookie=True, read_only=True)
 
         session = Session(load_sync if backend.loads_in_line else None, load)
-        if not backend.loads_in_line and not self._defer_load(scope):
-            values = cookie_values(headers, name)
-            if any(values):
+        if not backend.loads_in_line:
+            if not any(cookie_values(headers, name)):
+                session.attach(LoadedState())  # a new session: nothing to fetch
+            elif not self._defer_load(scope):
                 try:
                     session.attach(await load())
                 except StoreUnavailable as exc:

@@ -50,6 +50,11 @@ class LoadedState:
         return self.serialized is not None
 
 
+NOT_LOADED = (
+    "this session lives in a server-side store and is not loaded yet: call "
+    "`await session.load()` before reading or writing it, or let the middleware load it "
+    "before the app runs (it does, unless the path is in `defer_load`)."
+)
 SyncLoader = Callable[[], LoadedState]
 AsyncLoader = Callable[[], Awaitable[LoadedState]]
 
@@ -100,11 +105,7 @@ class Session(MutableMapping[str, Any]):
         self._accessed = True
         if self._state is None:
             if self._sync_loader is None:
-                raise SessionNotLoaded(
-                    "this session's store needs I/O to load it: call `await session.load()` "
-                    "before reading or writing it, or configure the middleware to load "
-                    "sessions before the app runs for this path."
-                )
+                raise SessionNotLoaded(NOT_LOADED)
             self._accept(self._sync_loader())
         return self._data
 

@@ -39,7 +39,7 @@ from ..errors import (
     SessionNotLoaded,
     StoreUnavailable,
 )
-from ..session import LoadedState, Session
+from ..session import NOT_LOADED, LoadedState, Session
 from .base import Store, SupportsTouch, hash_key
 from .cookie import MAX_CANDIDATES
 
@@ -113,11 +113,7 @@ class ServerBackend:
 
     def open(self, values: list[str], now: int) -> LoadedState:
         """Server-side sessions cannot load without I/O."""
-        raise SessionNotLoaded(
-            "this session lives in a server-side store and is not loaded yet: call "
-            "`await session.load()` first, or let the middleware load it before the app "
-            "runs (remove this path from `defer_load`)."
-        )
+        raise SessionNotLoaded(NOT_LOADED)
 
     def key(self, session_id: bytes) -> str:
         """The store key of a session id: a hash, never the id itself."""
