@@ -20,6 +20,10 @@ from .errors import SerializationError as SerializationError
 from .errors import SessionNotLoaded as SessionNotLoaded
 from .errors import StoreUnavailable as StoreUnavailable
 from .middleware import SessionMiddleware as SessionMiddleware
+from .revocation import UserSession as UserSession
+from .revocation import revoke_session as revoke_session
+from .revocation import revoke_user as revoke_user
+from .revocation import user_sessions as user_sessions
 from .session import Session as Session
 
 __all__ = [
@@ -39,6 +43,10 @@ __all__ = [
     "SessionMiddleware",
     "SessionNotLoaded",
     "StoreUnavailable",
+    "UserSession",
     "__version__",
+    "revoke_session",
+    "revoke_user",
     "secret_key_base_from_env",
+    "user_sessions",
 ]

@@ -27,6 +27,7 @@ from .backend import SessionBackend
 from .cookies import MAX_AGE_LIMIT, CookieOptions, SameSite, cookie_values
 from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier, SecretKeyBase
 from .errors import ConfigurationError, RejectReason, StoreUnavailable
+from .revocation import Revocations
 from .session import LoadedState, Session
 from .stores.base import Store
 from .stores.cookie import CookieBackend
@@ -80,6 +81,11 @@ class SessionMiddleware:
     :param retry_after: the ``Retry-After`` seconds of that 503.
     :param defer_load: path prefixes, or a predicate on the scope, for which a server-side
         session is not loaded before the app runs; such apps ``await session.load()``.
+    :param user_key: the session key whose value names the user (e.g. ``"user_id"``), for
+        "log out everywhere": see :func:`~asgisession.revocation.revoke_user`. Server-side
+        sessions are then listed per user (the store needs a per-user index).
+    :param revocation_store: with the cookie store and ``user_key``: the store that keeps
+        per-user "not before" times. A cookie that names a user then costs one lookup.
     :param backend: a custom :class:`~asgisession.backend.SessionBackend`, which brings its
         own cookie options, lifetime and idle timeout (those parameters are then ignored).
     :raises ConfigurationError: for any invalid setting, here rather than per request.
@@ -110,6 +116,8 @@ class SessionMiddleware:
         on_store_error: Literal["unavailable", "anonymous"] = "unavailable",
         retry_after: int = 5,
         defer_load: Sequence[str] | Callable[[Scope], bool] = (),
+        user_key: str | None = None,
+        revocation_store: Store | None = None,
         backend: SessionBackend | None = None,
     ) -> None:
         self.app = app
@@ -135,11 +143,26 @@ class SessionMiddleware:
             )  # fmt: skip
             codec = _codec(cookie_format, self.keyring)
             if store is None:
-                backend = CookieBackend(codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout)
+                if user_key is not None and revocation_store is None:
+                    raise ConfigurationError(
+                        "user_key with the cookie store needs revocation_store=<a Store> to "
+                        "keep each user's 'not before' time (cookies cannot be deleted "
+                        "server-side); or use a server-side store=."
+                    )
+                revocations = None if revocation_store is None else Revocations(revocation_store)
+                backend = CookieBackend(
+                    codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
+                    user_key=user_key, revocations=revocations, timeout=store_timeout,
+                )  # fmt: skip
             else:
+                if revocation_store is not None:
+                    raise ConfigurationError(
+                        "revocation_store is for the cookie store; a server-side store keeps "
+                        "its own revocations."
+                    )
                 backend = ServerBackend(
                     store, codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
-                    timeout=store_timeout,
+                    timeout=store_timeout, user_key=user_key,
                 )  # fmt: skip
         self.backend: SessionBackend = backend
 

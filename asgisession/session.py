@@ -43,6 +43,8 @@ class LoadedState:
     session_id: bytes | None = None
     #: Nothing may be written (the store failed and the policy serves an anonymous session).
     read_only: bool = False
+    #: The user the loaded session belonged to (the middleware's ``user_key``), if any.
+    user: str | None = None
 
     @property
     def present(self) -> bool:

@@ -22,12 +22,24 @@ store that built its own client (``from_url()``, a path, host and port) closes i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from typing import Protocol, runtime_checkable
+import sys
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar, runtime_checkable
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreUnavailable
 
-__all__ = ["Store", "SupportsTouch", "SupportsUserIndex", "check_ttl", "hash_key"]
+_T = TypeVar("_T")
+
+__all__ = [
+    "Store",
+    "SupportsTouch",
+    "SupportsUserIndex",
+    "bounded",
+    "check_ttl",
+    "hash_key",
+]
 
 
 @runtime_checkable
@@ -93,6 +105,24 @@ class SupportsUserIndex(Store, Protocol):
     async def index_members(self, index: str, *, now: int) -> dict[str, int]:
         """The live members of ``index`` with their expiry times; prunes expired ones."""
         ...
+
+
+async def bounded(awaitable: Awaitable[_T], timeout: float | None, what: str) -> _T:
+    """Await a store call within ``timeout`` seconds (``None``: no limit).
+
+    :raises StoreUnavailable: when the time runs out.
+    """
+    if timeout is None:
+        return await awaitable
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(timeout):
+                return await awaitable
+        return await asyncio.wait_for(awaitable, timeout)
+    except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+        raise StoreUnavailable(
+            f"the session store did not answer {what} within {timeout} s"
+        ) from None
 
 
 def hash_key(namespace: str, value: str | bytes) -> str:

@@ -15,7 +15,9 @@ from .. import serializer
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec
 from ..errors import CookieOverflow, InvalidMessage, RejectReason
+from ..revocation import Revocations, user_of
 from ..session import LoadedState, Session
+from .base import bounded
 
 __all__ = ["MAX_CANDIDATES", "CookieBackend"]
 
@@ -38,9 +40,6 @@ class CookieBackend:
     .. versionadded:: 0.1
     """
 
-    #: Opening a cookie needs no I/O, so sessions load on first access.
-    loads_in_line = True
-
     def __init__(
         self,
         codec: MessageCodec,
@@ -48,16 +47,36 @@ class CookieBackend:
         *,
         lifetime: int,
         idle_timeout: int | None = None,
+        user_key: str | None = None,
+        revocations: Revocations | None = None,
+        timeout: float | None = 2.0,
     ) -> None:
         self.codec = codec
         self.cookie = cookie
         self.lifetime = lifetime
         self.idle_timeout = idle_timeout
+        self.user_key = user_key
+        self.revocations = revocations
+        self.timeout = timeout
         self._refresh_after = max(1, idle_timeout // 10) if idle_timeout else None
+        #: Opening a cookie needs no I/O, so sessions load on first access; unless
+        #: revocations must be checked, which takes a store lookup.
+        self.loads_in_line = revocations is None or user_key is None
 
     async def load(self, values: list[str], now: int) -> LoadedState:
-        """Open the session from the cookie values (see :meth:`open`)."""
-        return self.open(values, now)
+        """Open the session (see :meth:`open`) and refuse it if its user was revoked since."""
+        state = self.open(values, now)
+        user = user_of(state.data, self.user_key)
+        if self.revocations is None or user is None or state.issued_at is None:
+            return state
+        not_before = await bounded(
+            self.revocations.not_before(user), self.timeout, "a revocation check"
+        )
+        if not_before is not None and state.issued_at < not_before:
+            logger.debug("session cookie %r refused: revoked at %d", self.cookie.name, not_before)
+            return LoadedState(had_cookie=True, rejection=RejectReason.REVOKED)
+        state.user = user
+        return state
 
     def open(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid value; an empty session (with the reason) when none is."""

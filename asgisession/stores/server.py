@@ -22,12 +22,9 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import sys
-from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any
 
 from .. import serializer
 from ..cookies import CookieOptions
@@ -37,10 +34,10 @@ from ..errors import (
     InvalidMessage,
     RejectReason,
     SessionNotLoaded,
-    StoreUnavailable,
 )
+from ..revocation import Revocations, user_of
 from ..session import NOT_LOADED, LoadedState, Session
-from .base import Store, SupportsTouch, hash_key
+from .base import Store, SupportsTouch, bounded, hash_key
 from .cookie import MAX_CANDIDATES
 
 __all__ = ["SESSION_ID_BYTES", "ServerBackend"]
@@ -49,22 +46,6 @@ logger = logging.getLogger("asgisession")
 
 #: Bytes of randomness in a session id (256 bits).
 SESSION_ID_BYTES = 32
-_T = TypeVar("_T")
-
-
-async def _bounded(awaitable: Awaitable[_T], timeout: float | None, what: str) -> _T:
-    """Await a store call within ``timeout`` seconds, else raise StoreUnavailable."""
-    if timeout is None:
-        return await awaitable
-    try:
-        if sys.version_info >= (3, 11):
-            async with asyncio.timeout(timeout):
-                return await awaitable
-        return await asyncio.wait_for(awaitable, timeout)
-    except TimeoutError:
-        raise StoreUnavailable(
-            f"the session store did not answer {what} within {timeout} s"
-        ) from None
 
 
 class ServerBackend:
@@ -77,6 +58,8 @@ class ServerBackend:
     :param idle_timeout: seconds without a request after which the session ends, or ``None``.
     :param timeout: seconds any one store call may take before it counts as a failure.
     :param namespace: prefix of the store keys of session records.
+    :param user_key: the session key that names the session's user; sessions with it are
+        listed per user, for :func:`~asgisession.revocation.revoke_user`.
 
     .. versionadded:: 0.1
     """
@@ -95,6 +78,7 @@ class ServerBackend:
         idle_timeout: int | None = None,
         timeout: float | None = 2.0,
         namespace: str = "s:",
+        user_key: str | None = None,
     ) -> None:
         if not isinstance(store, Store):
             raise ConfigurationError(
@@ -109,6 +93,14 @@ class ServerBackend:
         self.idle_timeout = idle_timeout
         self.timeout = timeout
         self.namespace = namespace
+        self.user_key = user_key
+        self.revocations = Revocations(store) if user_key is not None else None
+        if self.revocations is not None and not self.revocations.indexed:
+            raise ConfigurationError(
+                f"user_key={user_key!r} needs a store with a per-user index "
+                f"(SupportsUserIndex) to find a user's sessions; {type(store).__name__} "
+                "has none."
+            )
         self._refresh_after = max(1, idle_timeout // 10) if idle_timeout else None
 
     def open(self, values: list[str], now: int) -> LoadedState:
@@ -130,7 +122,7 @@ class ServerBackend:
                     raise InvalidMessage(RejectReason.IDLE_TIMEOUT, "idle")
                 if len(opened.payload) != SESSION_ID_BYTES:
                     raise InvalidMessage(RejectReason.BAD_PAYLOAD, "not a session id")
-                record = await _bounded(
+                record = await bounded(
                     self.store.load(self.key(opened.payload)), self.timeout, "a load"
                 )
                 if record is None:
@@ -152,6 +144,7 @@ class ServerBackend:
                 expires_at=opened.expires_at,
                 key_index=opened.key_index,
                 session_id=opened.payload,
+                user=user_of(data, self.user_key),
             )
         return LoadedState(had_cookie=bool(values), rejection=rejection)
 
@@ -174,12 +167,11 @@ class ServerBackend:
             changed = payload != state.serialized
 
         session_id = state.session_id
-        if session_id is not None and session.regenerated:
-            await self._delete(session_id)
+        if session_id is not None and (session.regenerated or not data):
+            if changed:
+                await self._delete(session_id, state.user)
             session_id = None
         if not data:
-            if session_id is not None and changed:
-                await self._delete(session_id)
             gone = changed or session.regenerated
             return self.cookie.render_deletion(secure=secure) if gone and state.had_cookie else None
 
@@ -195,7 +187,7 @@ class ServerBackend:
         key = self.key(session_id)
         if changed:
             payload = payload if payload is not None else serializer.dumps(data)
-            kept = await _bounded(
+            kept = await bounded(
                 self.store.save(key, payload, ttl=ttl, replace=True), self.timeout, "a save"
             )
         elif refresh:
@@ -206,35 +198,55 @@ class ServerBackend:
             # Deleted meanwhile (logout elsewhere, revoked, expired): stay deleted.
             logger.debug("session was deleted while this request ran; not recreated")
             return self.cookie.render_deletion(secure=secure)
+        user = user_of(data, self.user_key)
+        if changed and self.revocations is not None and user != state.user:
+            if state.user is not None:
+                await bounded(self.revocations.unlink(state.user, key), self.timeout, "an unlink")
+            if user is not None:
+                await bounded(
+                    self.revocations.link(user, key, expires_at=state.expires_at),
+                    self.timeout,
+                    "a link",
+                )
         if refresh or state.key_index != 0:
             return self._render(session_id, state.expires_at, secure=secure, now=now)
         return None
 
     async def _create(
-        self, data: dict[str, object], payload: bytes | None, *, secure: bool, now: int, had: bool
+        self, data: dict[str, Any], payload: bytes | None, *, secure: bool, now: int, had: bool
     ) -> str | None:
         session_id = secrets.token_bytes(SESSION_ID_BYTES)
         expires_at = now + self.lifetime
         payload = payload if payload is not None else serializer.dumps(data)
-        stored = await _bounded(
+        stored = await bounded(
             self.store.save(self.key(session_id), payload, ttl=self._ttl(expires_at, now)),
             self.timeout,
             "a save",
         )
         if not stored:  # a store that keeps nothing (NullStore): no id to hand out
             return self.cookie.render_deletion(secure=secure) if had else None
+        user = user_of(data, self.user_key)
+        if self.revocations is not None and user is not None:
+            await bounded(
+                self.revocations.link(user, self.key(session_id), expires_at=expires_at),
+                self.timeout,
+                "a link",
+            )
         return self._render(session_id, expires_at, secure=secure, now=now)
 
     async def _touch(self, key: str, state: LoadedState, ttl: int) -> bool:
         if isinstance(self.store, SupportsTouch):
-            return await _bounded(self.store.touch(key, ttl=ttl), self.timeout, "a touch")
+            return await bounded(self.store.touch(key, ttl=ttl), self.timeout, "a touch")
         assert state.serialized is not None
-        return await _bounded(
+        return await bounded(
             self.store.save(key, state.serialized, ttl=ttl, replace=True), self.timeout, "a save"
         )
 
-    async def _delete(self, session_id: bytes) -> None:
-        await _bounded(self.store.delete(self.key(session_id)), self.timeout, "a delete")
+    async def _delete(self, session_id: bytes, user: str | None) -> None:
+        key = self.key(session_id)
+        await bounded(self.store.delete(key), self.timeout, "a delete")
+        if self.revocations is not None and user is not None:
+            await bounded(self.revocations.unlink(user, key), self.timeout, "an unlink")
 
     def _ttl(self, expires_at: int, now: int) -> int:
         remaining = max(1, expires_at - now)
