@@ -12,9 +12,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -40,12 +42,15 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: IO[bytes], timeout: float = 10.0
+) -> None:
     """Block until something accepts connections on ``port``, or fail with the server's output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            log.seek(0)
+            output = log.read().decode(errors="replace")
             raise RuntimeError(f"server exited with {process.returncode}: {output}")
         try:
             with socket.create_connection((LOOPBACK, port), timeout=0.2):
@@ -63,13 +68,16 @@ class ServerProcess:
     port: int
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # The server's output goes to a temporary file, not a pipe nobody drains (which would
+    # block a chatty server once the pipe is full).
+    log: IO[bytes] = field(default_factory=tempfile.TemporaryFile, repr=False)
 
     def start(self) -> ServerProcess:
         self.process = subprocess.Popen(
-            self.argv, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            self.argv, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT
         )
         try:
-            wait_for_port(self.port, self.process)
+            wait_for_port(self.port, self.process, self.log)
         except BaseException:
             self.stop()
             raise
@@ -86,8 +94,6 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
 
     def restart(self) -> None:
         self.stop()

@@ -1,0 +1,503 @@
+"""MemcachedStore: sessions in memcached, over the connections of an aiomcache pool.
+
+``save`` is ``set`` (``replace`` when ``replace=True``: memcached writes only over an
+existing item, so a deleted session is never written back), ``load`` is ``get``, ``touch``
+is ``touch``, ``delete`` is ``delete``. Rules on top of those in :mod:`.base`:
+
+1. **Keys.** memcached takes keys of at most 250 bytes with no whitespace or control
+   characters. ``namespace + key`` goes on the wire as is only when it is printable ASCII
+   (``!`` to ``~``), at most 250 bytes, and ``key`` does not start with ``#``. Anything
+   else becomes ``namespace + "#" + SHA-256 hex`` of ``namespace + key`` (just ``"#" + hex``
+   when the namespace is too long to prefix), so raw input never reaches the server and two
+   keys never share an item. :meth:`MemcachedStore.memcached_key` shows the result.
+2. **TTLs.** memcached reads an exptime over 30 days (2,592,000 s) as an absolute unix
+   time: ``ttl=40 days`` sent as is would mean February 1970, expired on arrival. Such TTLs
+   are sent as ``int(clock()) + ttl`` (see :func:`exptime`), which assumes the memcached
+   host's clock agrees with this one.
+3. **Sizes.** memcached refuses an item larger than its ``-I`` setting (1 MB by default),
+   counting the key and a ~60-byte header. A value that cannot fit under ``max_item_size``
+   raises :class:`ItemTooLarge` before anything is sent; a refusal by the server (its
+   ``-I`` smaller than ``max_item_size``) raises it too.
+4. **Cancellation guard.** aiomcache 0.8 puts a connection back into its pool when a command
+   is cancelled (or times out) mid-reply: its ``acquire`` wrapper marks a connection broken
+   only on ``Exception``, and ``CancelledError`` is not one. The late reply is then read by
+   the next command on that connection: a miss for a key that exists, an old value, or a
+   ``replace`` reported as stored that was not. It also spins forever, without yielding to
+   the event loop, if the server closes the connection in the middle of a one-line reply
+   (aio-libs/aiomcache#502). So this store borrows connections from the client's pool
+   itself, speaks the eight text commands it needs, checks every reply against the key it
+   asked for, and closes (never pools) a connection whose command did not finish, whatever
+   stopped it. Every command is bounded by ``timeout``.
+5. **User index.** memcached has no sets: an index is one item holding a compact JSON object,
+   member -> expires_at. Updates are ``gets`` + ``cas`` (``add`` when there is no item),
+   pruning members expired by the store's clock; a try that loses the race is retried after
+   a short random pause, up to ``index_tries`` (8) times, then :class:`IndexContention` is
+   raised. ``index_members`` prunes by the ``now`` it is given and writes the pruned index
+   back (one try). The item lives until its latest member expires. An emptied index is
+   written (by ``cas``) with exptime -1, which memcached reads as "already expired": a
+   delete that, unlike ``delete``, cannot wipe out a concurrent ``index_add``.
+
+Errors: refused, reset or timed-out connections, malformed replies and memcached's
+``ERROR``/``CLIENT_ERROR``/``SERVER_ERROR`` raise
+:class:`~asgisession.errors.StoreUnavailable`, with the original error as ``__cause__``.
+:class:`ItemTooLarge` (a ``ValueError``) and :class:`IndexContention` (a ``RuntimeError``)
+are the caller's to handle and are not StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import random
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TypeVar
+
+import aiomcache
+import msgspec
+from aiomcache.exceptions import ClientException
+from aiomcache.pool import Connection, MemcachePool
+
+from ..errors import AsgiSessionError, ConfigurationError, StoreUnavailable
+from .base import check_ttl
+
+__all__ = ["IndexContention", "ItemTooLarge", "MemcachedStore", "exptime"]
+
+logger = logging.getLogger("asgisession")
+
+_T = TypeVar("_T")
+
+#: memcached reads an exptime above this many seconds (30 days) as an absolute unix time.
+RELATIVE_TTL_LIMIT = 60 * 60 * 24 * 30
+#: The longest key memcached accepts, in bytes.
+MAX_KEY_LENGTH = 250
+#: Bytes memcached adds to key plus value when it checks an item against ``-I``: the item
+#: header, CAS and terminators (59 measured on memcached 1.6, rounded up).
+ITEM_OVERHEAD = 64
+
+_PRINTABLE = re.compile("[!-~]*")
+_HASH_MARK = "#"
+_SHA256_HEX = 64
+_INDEX_TYPE = dict[str, int]
+
+
+class ItemTooLarge(AsgiSessionError, ValueError):
+    """Raised when a value is larger than memcached keeps in one item; it was not stored.
+
+    It is checked before sending, against ``max_item_size``; a server whose ``-I`` is smaller
+    refuses the item, which raises this error too.
+
+    :ivar key: the store key the value was for.
+    :ivar size: bytes of the value.
+    :ivar limit: the largest value that fits under this key, in bytes.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self, key: str, size: int, limit: int, *, max_item_size: int, by_server: bool = False
+    ) -> None:
+        self.key = key
+        self.size = size
+        self.limit = limit
+        if by_server:
+            why = (
+                f"memcached refused it, so its -I is below max_item_size={max_item_size} "
+                "(memcached drops the old value when it refuses a set)"
+            )
+        else:
+            why = (
+                f"at most {limit} bytes fit (max_item_size={max_item_size}, less the key "
+                "and memcached's item header), so nothing was sent"
+            )
+        super().__init__(
+            f"the value for {key!r} is {size} bytes; {why}. Store less in "
+            "the session (ids, not objects), or start memcached with a larger item size "
+            "(e.g. -I 2m) and pass the same MemcachedStore(max_item_size=...)."
+        )
+
+
+class IndexContention(StoreUnavailable):
+    """Raised when a user-index update loses its compare-and-swap race on every try.
+
+    Each try reads the index with ``gets`` and writes it with ``cas``; a try fails only when
+    another writer changed the index in between, so this means many concurrent logins or
+    logouts of one user. Nothing was changed; retrying later is safe, which is why it is a
+    :class:`StoreUnavailable` (the middleware answers 503 with Retry-After).
+
+    :ivar index: the index key.
+    :ivar tries: how many times the update was tried.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, index: str, tries: int) -> None:
+        self.index = index
+        self.tries = tries
+        super().__init__(
+            f"the user index {index!r} changed under every one of {tries} updates (gets/cas); "
+            "nothing was changed. Retry later; if this persists, something is rewriting it."
+        )
+
+
+def exptime(ttl: int, *, now: float) -> int:
+    """The memcached exptime for ``ttl`` seconds from ``now`` (unix seconds).
+
+    Up to 30 days the TTL itself; beyond, the absolute time ``int(now) + ttl``, because
+    memcached reads any exptime over 30 days as a unix time. Rounding ``now`` down can only
+    end an item early, never serve it late.
+    """
+    check_ttl(ttl)
+    return ttl if ttl <= RELATIVE_TTL_LIMIT else int(now) + ttl
+
+
+def _setting(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+    too_big = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigurationError(f"{name}={value!r}; give a whole number {bound}.")
+    return value
+
+
+class _Unexpected(Exception):
+    """A reply this store never asked for: the connection is out of step or not memcached."""
+
+
+class _ServerError(_Unexpected):
+    """memcached answered ``ERROR``, ``CLIENT_ERROR ...`` or ``SERVER_ERROR ...``."""
+
+
+async def _reply(conn: Connection) -> bytes:
+    """Read one reply line, without its CRLF."""
+    try:
+        line = await conn.reader.readline()
+    except ValueError as exc:  # a line past the reader's limit: not a memcached reply
+        raise _Unexpected("reply line too long") from exc
+    if not line.endswith(b"\r\n"):  # EOF; aiomcache loops forever here (#502)
+        raise ConnectionResetError("memcached closed the connection mid-reply")
+    line = line[:-2]
+    if line == b"ERROR" or line.startswith((b"CLIENT_ERROR", b"SERVER_ERROR")):
+        raise _ServerError(line.decode("ascii", "replace"))
+    return line
+
+
+async def _command(
+    conn: Connection, line: bytes, *expected: bytes, data: bytes | None = None
+) -> bytes:
+    """Send one command (with its data block, if any); return its reply, one of ``expected``."""
+    conn.writer.write(line + b"\r\n")
+    if data is not None:
+        conn.writer.write(data)
+        conn.writer.write(b"\r\n")
+    await conn.writer.drain()
+    reply = await _reply(conn)
+    if reply not in expected:
+        raise _Unexpected(f"unexpected reply {reply[:60]!r} to {line.split(b' ', 1)[0]!r}")
+    return reply
+
+
+async def _retrieve(conn: Connection, key: bytes, *, cas: bool) -> tuple[bytes | None, int]:
+    """``get`` (or ``gets``) one key: its value or ``None``, and its CAS token (0 if none)."""
+    conn.writer.write((b"gets " if cas else b"get ") + key + b"\r\n")
+    await conn.writer.drain()
+    line = await _reply(conn)
+    if line == b"END":
+        return None, 0
+    # VALUE <key> <flags> <bytes> [<cas unique>]
+    parts = line.split(b" ")
+    if (
+        len(parts) != (5 if cas else 4)
+        or parts[0] != b"VALUE"
+        or parts[1] != key  # a reply for another key: out of step, never served
+        or not all(part.isdigit() for part in parts[2:])
+    ):
+        raise _Unexpected(f"unexpected reply {line[:60]!r} to a get")
+    block = await conn.reader.readexactly(int(parts[3]) + 2)
+    if not block.endswith(b"\r\n") or await _reply(conn) != b"END":
+        raise _Unexpected("malformed value block")
+    return block[:-2], int(parts[4]) if cas else 0
+
+
+class MemcachedStore:
+    """Keeps sessions in memcached, through an :class:`aiomcache.Client`'s connection pool.
+
+    Implements :class:`~.base.Store`, :class:`~.base.SupportsTouch` and
+    :class:`~.base.SupportsUserIndex`. The module docstring has the rules for keys, TTLs,
+    sizes, cancellation and the user index.
+
+    **Ownership.** Without ``client``, the store builds its own ``aiomcache.Client(host,
+    port, pool_size=pool_size)`` on first use, inside the running event loop, and closes it
+    in :meth:`aclose`. A ``client`` you pass in is used as is (``host``, ``port`` and
+    ``pool_size`` are then ignored) and never closed: you close it, after the store. It can
+    be shared; the store only borrows connections from its pool.
+
+    :param host: memcached's address, when the store builds its client.
+    :param port: memcached's port, when the store builds its client.
+    :param namespace: prefix of every key, printable ASCII without spaces (may be empty).
+    :param pool_size: connections the built client keeps open (all opened on first use).
+    :param timeout: seconds any one memcached command may take, waiting for a pooled
+        connection included, before it raises StoreUnavailable.
+    :param max_item_size: memcached's ``-I`` in bytes (1 MB by default).
+    :param client: an aiomcache client to use instead of building one.
+    :param clock: returns unix time; for tests.
+    :raises ConfigurationError: for an invalid setting.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Tries of a user-index update (``gets`` then ``cas``) before :class:`IndexContention`.
+    index_tries = 8
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 11211,
+        *,
+        namespace: str = "asgisession:",
+        pool_size: int = 8,
+        timeout: float = 2.0,
+        max_item_size: int = 1024 * 1024,
+        client: aiomcache.Client | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(namespace, str) or not _PRINTABLE.fullmatch(namespace):
+            raise ConfigurationError(
+                f"namespace={namespace!r}; memcached keys take printable ASCII only "
+                "(no spaces or control characters)."
+            )
+        if not isinstance(host, str) or not host:
+            raise ConfigurationError(f"host={host!r}; give a host name or address.")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not (0 < timeout < math.inf)
+        ):
+            raise ConfigurationError(f"timeout={timeout!r}; give seconds > 0.")
+        self.host = host
+        self.port = _setting("port", port, 1, 65535)
+        self.pool_size = _setting("pool_size", pool_size, 1)
+        self.max_item_size = _setting("max_item_size", max_item_size, 1024)  # memcached's least -I
+        self.namespace = namespace
+        self.timeout = float(timeout)
+        self._clock = clock
+        self._owns_client = client is None
+        self._client = client
+        self._closed = False
+        fits = len(namespace) + len(_HASH_MARK) + _SHA256_HEX <= MAX_KEY_LENGTH
+        self._hash_prefix = (namespace if fits else "") + _HASH_MARK
+        if client is not None:
+            self._pool_of(client)
+
+    @property
+    def client(self) -> aiomcache.Client | None:
+        """The aiomcache client in use: the one passed in, or the one built on first use."""
+        return self._client
+
+    def memcached_key(self, key: str) -> bytes:
+        """The key sent to memcached for store key ``key`` (see rule 1 of the module)."""
+        full = self.namespace + key
+        direct = 0 < len(full) <= MAX_KEY_LENGTH and not key.startswith(_HASH_MARK)
+        if direct and _PRINTABLE.fullmatch(full):
+            return full.encode("ascii")
+        digest = hashlib.sha256(full.encode("utf-8", "surrogatepass")).hexdigest()
+        return (self._hash_prefix + digest).encode("ascii")
+
+    async def load(self, key: str) -> bytes | None:
+        """Return the bytes under ``key``, or ``None`` when missing or expired."""
+        wire = self.memcached_key(key)
+        value, _ = await self._run("a get", lambda conn: _retrieve(conn, wire, cas=False))
+        return value
+
+    async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        """Store ``data`` for ``ttl`` seconds; with ``replace``, only over a live key.
+
+        :raises ItemTooLarge: before sending, when ``data`` cannot fit in one item.
+        """
+        expires = exptime(ttl, now=self._clock())
+        return await self._store(b"replace" if replace else b"set", key, data, expires)
+
+    async def touch(self, key: str, *, ttl: int) -> bool:
+        """Reset ``key``'s time to live without rewriting it; return whether it existed."""
+        line = b"touch %s %d" % (self.memcached_key(key), exptime(ttl, now=self._clock()))
+        reply = await self._run(
+            "a touch", lambda conn: _command(conn, line, b"TOUCHED", b"NOT_FOUND")
+        )
+        return reply == b"TOUCHED"
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error."""
+        line = b"delete " + self.memcached_key(key)
+        await self._run("a delete", lambda conn: _command(conn, line, b"DELETED", b"NOT_FOUND"))
+
+    async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
+        """Add ``member`` to ``index`` until ``expires_at`` (unix seconds), or move its expiry.
+
+        :raises IndexContention: when concurrent updates win every try.
+        """
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int):
+            raise ConfigurationError(f"expires_at={expires_at!r}; give whole unix seconds.")
+        await self._update_index(index, member, expires_at)
+
+    async def index_remove(self, index: str, member: str) -> None:
+        """Remove ``member`` from ``index``; a missing member is not an error.
+
+        :raises IndexContention: when concurrent updates win every try.
+        """
+        await self._update_index(index, member, None)
+
+    async def index_members(self, index: str, *, now: int) -> dict[str, int]:
+        """The members of ``index`` that expire after ``now``; writes back a pruned index."""
+        wire = self.memcached_key(index)
+        raw, cas = await self._run("a gets", lambda conn: _retrieve(conn, wire, cas=True))
+        members = self._decode_index(index, raw)
+        live = {name: at for name, at in members.items() if at > now}
+        if raw is not None and live != members:
+            # One try: losing the race means another writer has just rewritten (and pruned) it.
+            await self._write_index(index, live, cas)
+        return live
+
+    async def aclose(self) -> None:
+        """Close the client if this store built it; later calls raise StoreUnavailable."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    async def __aenter__(self) -> MemcachedStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _store(
+        self, command: bytes, key: str, data: bytes, expires: int, cas: int | None = None
+    ) -> bool:
+        """``set``/``replace``/``add``/``cas`` one item; whether memcached stored it."""
+        wire = self.memcached_key(key)
+        limit = self.max_item_size - len(wire) - ITEM_OVERHEAD
+        if len(data) > limit:
+            raise ItemTooLarge(key, len(data), limit, max_item_size=self.max_item_size)
+        line = b"%s %s 0 %d %d" % (command, wire, expires, len(data))
+        if cas is not None:
+            line += b" %d" % cas
+
+        async def send(conn: Connection) -> bytes:
+            try:
+                expected = (b"STORED", b"NOT_STORED", b"EXISTS", b"NOT_FOUND")
+                return await _command(conn, line, *expected, data=data)
+            except _ServerError as exc:
+                if "too large" in str(exc):
+                    raise ItemTooLarge(
+                        key, len(data), limit, max_item_size=self.max_item_size, by_server=True
+                    ) from exc
+                raise
+
+        return await self._run(f"a {command.decode()}", send) == b"STORED"
+
+    async def _update_index(self, index: str, member: str, expires_at: int | None) -> None:
+        """Set (or, with ``None``, remove) one member, prune, compare-and-swap; retry a bit."""
+        wire = self.memcached_key(index)
+        for attempt in range(self.index_tries):
+            raw, cas = await self._run("a gets", lambda conn: _retrieve(conn, wire, cas=True))
+            before = self._decode_index(index, raw)
+            members = dict(before)
+            if expires_at is None:
+                members.pop(member, None)
+            else:
+                members[member] = expires_at
+            now = int(self._clock())
+            members = {name: at for name, at in members.items() if at > now}
+            if members == before and (raw is not None or not members):
+                return  # nothing to write
+            if await self._write_index(index, members, None if raw is None else cas):
+                return
+            # Another writer got in between: back off a little (jitter, not security).
+            await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))  # noqa: S311
+        raise IndexContention(index, self.index_tries)
+
+    async def _write_index(self, index: str, members: _INDEX_TYPE, cas: int | None) -> bool:
+        """``add`` (no ``cas``) or ``cas`` the index; an empty one is written as expired."""
+        now = self._clock()
+        expires = -1  # memcached reads a negative exptime as "already expired"
+        if members:
+            expires = exptime(max(1, max(members.values()) - int(now)), now=now)
+        data = msgspec.json.encode(members)
+        return await self._store(b"add" if cas is None else b"cas", index, data, expires, cas)
+
+    @staticmethod
+    def _decode_index(index: str, raw: bytes | None) -> _INDEX_TYPE:
+        if raw is None:
+            return {}
+        try:
+            return msgspec.json.decode(raw, type=_INDEX_TYPE)
+        except msgspec.DecodeError:
+            logger.warning("memcached user index %r is unreadable; treating it as empty", index)
+            return {}
+
+    def _pool_of(self, client: aiomcache.Client) -> MemcachePool:
+        # aiomcache has no public way to borrow a connection; see rule 4 of the module.
+        pool = getattr(client, "_pool", None)
+        if not isinstance(pool, MemcachePool):
+            raise ConfigurationError(
+                f"client={client!r} has no aiomcache MemcachePool (client._pool); "
+                "MemcachedStore needs aiomcache 0.8."
+            )
+        return pool
+
+    async def _run(self, what: str, command: Callable[[Connection], Awaitable[_T]]) -> _T:
+        """Run ``command`` on a pooled connection within ``timeout``; map failures."""
+        if self._closed:
+            raise StoreUnavailable("this MemcachedStore is closed; aclose() was called on it")
+        if self._client is None:
+            self._client = aiomcache.Client(self.host, self.port, pool_size=self.pool_size)
+        pool = self._pool_of(self._client)
+        try:
+            if sys.version_info >= (3, 11):
+                async with asyncio.timeout(self.timeout):
+                    return await self._on_connection(pool, command)
+            return await asyncio.wait_for(self._on_connection(pool, command), self.timeout)
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+            raise StoreUnavailable(
+                f"memcached at {self._address(pool)} did not answer {what} within {self.timeout} s"
+            ) from None
+        except (OSError, EOFError, ClientException, _Unexpected) as exc:
+            raise StoreUnavailable(
+                f"memcached at {self._address(pool)} failed {what}: {exc!r}"
+            ) from exc
+
+    async def _on_connection(
+        self, pool: MemcachePool, command: Callable[[Connection], Awaitable[_T]]
+    ) -> _T:
+        conn = await pool.acquire()
+        finished = False
+        try:
+            result = await command(conn)
+            finished = True
+            return result
+        finally:
+            if not finished:
+                # The reply may be unread or half-read: never let another command see it.
+                logger.debug("closing a memcached connection whose command did not finish")
+            if not finished or (self._closed and self._owns_client):
+                # aiomcache's release() closes, instead of pooling, a connection whose reader
+                # holds an exception.
+                conn.reader.set_exception(ConnectionAbortedError("not reusable"))
+            pool.release(conn)
+
+    @staticmethod
+    def _address(pool: MemcachePool) -> str:
+        return f"{getattr(pool, '_host', '?')}:{getattr(pool, '_port', '?')}"

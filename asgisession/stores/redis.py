@@ -1,0 +1,268 @@
+"""RedisStore: sessions in Redis or a Redis Cluster, through redis-py's asyncio client.
+
+Key layout (``namespace`` defaults to ``"asgisession:"``)::
+
+    <namespace><key>            a string: the session bytes, with the TTL given to save()
+    <namespace>idx:{<index>}    a sorted set: member = session key, score = expires_at
+
+Index members past their score are pruned by ``index_members`` (ZREMRANGEBYSCORE, then
+ZRANGE, in one MULTI). The index key itself expires an hour after its latest member
+(:attr:`RedisStore.index_grace`), so an index nobody reads again still goes away.
+
+Redis Cluster notes:
+
+* Every command touches a single key, except the MULTI in ``index_members``, whose
+  commands touch only the index key, so every transaction is single-slot.
+* Session keys carry no hash tag, so sessions spread over all the cluster's slots.
+* The index key carries its own hash tag, ``{<index>}``, so its slot depends on the index
+  alone and not on the namespace or prefix. One key is single-slot with or without a
+  tag; the tag is there so that any later per-index key tagged the same way shares
+  the slot and can join the index's MULTI.
+* The namespace may not contain ``{`` or ``}``. A tag there would hash every key by the
+  namespace, putting all sessions into one slot on one node.
+
+Errors: every redis-py error (whose ``ConnectionError`` and ``TimeoutError`` shadow the
+builtins) and every timeout becomes :class:`~asgisession.errors.StoreUnavailable`, with
+the original error as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+from ..errors import ConfigurationError, StoreUnavailable
+from .base import bounded, check_ttl
+
+__all__ = ["RedisStore"]
+
+_T = TypeVar("_T")
+
+# ZADD, then move the key's expiry to the latest member's score plus a grace period, in
+# one atomic step. A MULTI cannot do this before Redis 7.0: EXPIREAT ... GT never sets an
+# expiry on a key that has none, and only 7.0 added the NX/GT flags at all.
+_INDEX_ADD = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('EXPIREAT', KEYS[1], string.format('%d', tonumber(last[2]) + tonumber(ARGV[3])))
+return 1
+"""
+
+
+class RedisStore:
+    """Keeps sessions in Redis (a single server or a Redis Cluster).
+
+    ``save`` is ``SET key value EX ttl`` (``XX`` when ``replace=True``, so a deleted
+    session is never written back), ``load`` is ``GET``, ``touch`` is ``EXPIRE`` (the data
+    is not rewritten), ``delete`` is ``DEL``. The user index is a sorted set per index.
+    See the module docstring for the key layout and the cluster notes.
+
+    **Ownership.** A store built around a client you pass in never closes that client:
+    you created it and you close it (``await client.aclose()``), after the store is done
+    with it. That client can be shared with the rest of your app. A store built by
+    :meth:`from_url` owns the client it built and closes it in :meth:`aclose`. Don't
+    reach into such a store for its :attr:`client` to use it elsewhere, because it
+    stops working when the store closes.
+
+    **Timeouts.** When ``timeout`` is set, every operation runs under an asyncio timeout
+    (:func:`~asgisession.stores.base.bounded`), for clients passed in and built alike.
+    That bounds the whole operation: waiting for a pooled connection, connecting,
+    redis-py's own retries with their backoff (10 by default in redis-py 8), and
+    cluster redirects. A ``socket_timeout`` bounds each socket read only, so with retries
+    an operation could take many times as long. Cancelling a command mid-flight is safe:
+    redis-py drops a connection whose reply is still unread instead of returning it to
+    the pool. The tests check this against a real server. ``timeout=None`` leaves only
+    the client's own timeouts.
+
+    :param client: a ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` created
+        with ``decode_responses=False`` (the default). Values are opaque bytes, which
+        decoding would corrupt or fail on.
+    :param namespace: prefixed to every key; no ``{`` or ``}`` (see the module docstring).
+    :param timeout: seconds each operation may take before it raises
+        :class:`~asgisession.errors.StoreUnavailable`, or ``None`` for no bound.
+    :raises ConfigurationError: for a decoding client, a bad namespace or a bad timeout.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Seconds an index key outlives its latest member. The key's expiry only collects
+    #: garbage (members are filtered by score against the caller's clock). The margin keeps
+    #: an app clock running behind the Redis clock from losing live index entries early.
+    index_grace: int = 3600
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        namespace: str = "asgisession:",
+        timeout: float | None = 2.0,
+    ) -> None:
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ConfigurationError(
+                "RedisStore needs a client with decode_responses=False (the default): "
+                "session data is raw bytes, which decoding would corrupt or fail on. "
+                "Create a separate client for the store."
+            )
+        if not isinstance(namespace, str) or "{" in namespace or "}" in namespace:
+            raise ConfigurationError(
+                f"namespace={namespace!r}; give a str without '{{' or '}}'. Braces make a "
+                "Redis Cluster hash tag, which would put every session in one slot."
+            )
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ConfigurationError(f"timeout={timeout!r}; give seconds > 0, or None.")
+        self._client = client
+        self.namespace = namespace
+        self.timeout = timeout
+        self._owns_client = False
+        self._closed = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str = "asgisession:",
+        timeout: float | None = 2.0,
+        **client_kwargs: Any,
+    ) -> RedisStore:
+        """A store with its own ``redis.asyncio.Redis`` client, which it closes in aclose().
+
+        ``url`` and ``client_kwargs`` go to ``redis.asyncio.Redis.from_url``
+        (``redis://``, ``rediss://`` or ``unix://``). Unless given, ``socket_timeout`` and
+        ``socket_connect_timeout`` default to ``timeout``, so the client also gives up
+        on a silent socket by itself. Nothing connects until the first operation. For a
+        Redis Cluster, create a ``redis.asyncio.RedisCluster`` and pass it to the
+        constructor. It then stays yours to close.
+
+        :raises ConfigurationError: as the constructor does (e.g. ``decode_responses=True``).
+        """
+        if timeout is not None:
+            client_kwargs.setdefault("socket_timeout", timeout)
+            client_kwargs.setdefault("socket_connect_timeout", timeout)
+        # The client holds no connection yet, so dropping it on a refusal leaks nothing.
+        store = cls(Redis.from_url(url, **client_kwargs), namespace=namespace, timeout=timeout)
+        store._owns_client = True
+        return store
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The redis-py client this store sends its commands through."""
+        return self._client
+
+    def _index_key(self, index: str) -> str:
+        return f"{self.namespace}idx:{{{index}}}"
+
+    async def _call(self, what: str, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``operation`` under the timeout; redis-py errors become StoreUnavailable."""
+        if self._closed:
+            raise StoreUnavailable("this RedisStore is closed; create a new one")
+        try:
+            return await bounded(self._when_ready(operation), self.timeout, f"Redis {what}")
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreUnavailable(f"Redis {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _when_ready(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        if isinstance(self._client, RedisCluster):
+            # Commands sent to an async RedisCluster before initialize() has found the
+            # slots go to random nodes (redis-py 8.1). Concurrent ones then draw MOVED
+            # replies, and every fifth MOVED makes the client close all its connections,
+            # in-flight ones included: other commands fail with AttributeError. So every
+            # call first awaits initialize(), which returns at once once initialized.
+            await self._client.initialize()
+        return await operation()
+
+    async def load(self, key: str) -> bytes | None:
+        """Return the bytes under ``key`` (GET), or ``None`` when missing or expired."""
+        value = await self._call("GET", lambda: self._client.get(self.namespace + key))
+        # Always bytes or None: __init__ refuses clients that decode replies.
+        return cast("bytes | None", value)
+
+    async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        """Store ``data`` for ``ttl`` seconds (SET EX); with ``replace``, only over a live key (XX).
+
+        :returns: whether it was written (``False`` only with ``replace`` and no live key).
+        """
+        check_ttl(ttl)
+        result = await self._call(
+            "SET", lambda: self._client.set(self.namespace + key, data, ex=ttl, xx=replace)
+        )
+        return bool(result)
+
+    async def touch(self, key: str, *, ttl: int) -> bool:
+        """Reset ``key``'s time to live to ``ttl`` (EXPIRE); return whether it existed."""
+        check_ttl(ttl)
+        return await self._call("EXPIRE", lambda: self._client.expire(self.namespace + key, ttl))
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (DEL); a missing key is not an error."""
+        await self._call("DEL", lambda: self._client.delete(self.namespace + key))
+
+    async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
+        """Add ``member`` to ``index`` until ``expires_at`` (ZADD), or move its expiry.
+
+        The same atomic script moves the index key's own expiry to its latest member
+        plus :attr:`index_grace` seconds.
+        """
+        key = self._index_key(index)
+        await self._call(
+            "index ZADD",
+            lambda: self._client.eval(
+                _INDEX_ADD, 1, key, expires_at, member.encode(), self.index_grace
+            ),
+        )
+
+    async def index_remove(self, index: str, member: str) -> None:
+        """Remove ``member`` from ``index`` (ZREM); missing members are not an error."""
+        key = self._index_key(index)
+        await self._call("index ZREM", lambda: self._client.zrem(key, member.encode()))
+
+    async def index_members(self, index: str, *, now: int) -> dict[str, int]:
+        """The live members of ``index`` with their expiry; prunes those expired at ``now``.
+
+        One MULTI on the single index key: ZREMRANGEBYSCORE -inf now, then ZRANGE
+        WITHSCORES. A member whose expiry equals ``now`` counts as expired.
+        """
+        key = self._index_key(index)
+
+        async def prune_and_read() -> list[Any]:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zrange(key, 0, -1, withscores=True)
+                return await pipe.execute()
+
+        _, rows = await self._call("index MULTI", prune_and_read)
+        # RESP2 gives (member, score) tuples and RESP3 gives [member, score] lists.
+        return {member.decode(): int(score) for member, score in rows}
+
+    async def aclose(self) -> None:
+        """Close the client if this store built it (from_url); idempotent.
+
+        A client passed to the constructor is left open (see "Ownership" above). After
+        aclose(), every operation raises StoreUnavailable.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> RedisStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
