@@ -60,6 +60,9 @@ class SessionMiddleware:
     :param lifetime: absolute session lifetime in seconds (default 14 days), counted from
         the first write or the last :meth:`~asgisession.session.Session.regenerate`.
     :param idle_timeout: seconds of inactivity after which the session expires, or ``None``.
+    :param refresh_after: with ``idle_timeout``: an active session's expiry is pushed
+        forward (cookie re-issued; server stores: TTL touched) at most this often; a tenth
+        of the idle timeout by default. Read-only requests write nothing in between.
     :param max_age: the cookie's Max-Age (default 14 days, at most 400); ``None`` makes it
         end with the browser session. It never outlives the session's own expiry.
     :param path: the cookie's Path.
@@ -102,6 +105,7 @@ class SessionMiddleware:
         cookie_format: Literal["encrypted", "signed"] | MessageCodec = "encrypted",
         lifetime: int = 14 * DAY,
         idle_timeout: int | None = None,
+        refresh_after: int | None = None,
         max_age: int | None = 14 * DAY,
         path: str = "/",
         domain: str | None = None,
@@ -152,7 +156,8 @@ class SessionMiddleware:
                 revocations = None if revocation_store is None else Revocations(revocation_store)
                 backend = CookieBackend(
                     codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
-                    user_key=user_key, revocations=revocations, timeout=store_timeout,
+                    refresh_after=refresh_after, user_key=user_key, revocations=revocations,
+                    timeout=store_timeout,
                 )  # fmt: skip
             else:
                 if revocation_store is not None:
@@ -162,7 +167,7 @@ class SessionMiddleware:
                     )
                 backend = ServerBackend(
                     store, codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
-                    timeout=store_timeout, user_key=user_key,
+                    refresh_after=refresh_after, timeout=store_timeout, user_key=user_key,
                 )  # fmt: skip
         self.backend: SessionBackend = backend
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from asgisession import (
+    ConfigurationError,
     MessageEncryptor,
     RejectReason,
     Session,
@@ -468,3 +469,34 @@ async def test_websocket_outage_closes_with_try_again_later(
     mw = SessionMiddleware(ws_app, secret_key_base=secret, store=store, clock=lambda: float(NOW))
     await mw(scope, receive, send)
     assert [{"type": "websocket.close", "code": 1013, "reason": "Try Again Later"}] == sent
+
+
+async def test_refresh_interval_is_configurable(secret: str, store: RecordingStore) -> None:
+    """refresh_after sets how often reads may push the idle timeout forward."""
+    clock = Clock()
+    mw = middleware(store, secret, idle_timeout=1000, refresh_after=500, clock=clock)
+    async with client(mw) as c:
+        await c.get("/set")
+        store.calls.clear()
+        clock.now += 499
+        assert [] == (await c.get("/read")).headers.get_list("set-cookie")
+        clock.now += 1
+        assert 1 == len((await c.get("/read")).headers.get_list("set-cookie"))
+    assert ["load", "load", "touch"] == store.ops()
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"refresh_after": 10}, "needs an idle_timeout"),
+        ({"idle_timeout": 100, "refresh_after": 100}, "between 1 and"),
+        ({"idle_timeout": 100, "refresh_after": 0}, "between 1 and"),
+        ({"idle_timeout": 100, "refresh_after": 1.5}, "whole seconds"),
+    ],
+)
+def test_refresh_interval_is_checked(secret: str, options: dict[str, Any], match: str) -> None:
+    """A refresh interval without an idle timeout, or not shorter than it, is refused."""
+    with pytest.raises(ConfigurationError, match=match):
+        middleware(MemoryStore(), secret, **options)
+    with pytest.raises(ConfigurationError, match=match):
+        SessionMiddleware(app, secret_key_base=secret, **options)

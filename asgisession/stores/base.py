@@ -39,6 +39,7 @@ __all__ = [
     "bounded",
     "check_ttl",
     "hash_key",
+    "refresh_interval",
 ]
 
 
@@ -134,6 +135,32 @@ def hash_key(namespace: str, value: str | bytes) -> str:
     """
     raw = value.encode() if isinstance(value, str) else value
     return namespace + hashlib.sha256(raw).hexdigest()
+
+
+def refresh_interval(idle_timeout: int | None, refresh_after: int | None) -> int | None:
+    """Seconds after which an active session's expiry is pushed forward; ``None``: never.
+
+    Only an idle timeout needs refreshing. By default it is refreshed once a tenth of it
+    has passed, so a read-only request costs a write (a touch, or a re-issued cookie) at
+    most that often, and a session never ends while its user is active.
+
+    :raises ConfigurationError: for ``refresh_after`` without an idle timeout, or not
+        shorter than it.
+    """
+    if idle_timeout is None:
+        if refresh_after is not None:
+            raise ConfigurationError("refresh_after needs an idle_timeout to refresh.")
+        return None
+    if refresh_after is None:
+        return max(1, idle_timeout // 10)
+    if isinstance(refresh_after, bool) or not isinstance(refresh_after, int):
+        raise ConfigurationError(f"refresh_after={refresh_after!r}; give whole seconds.")
+    if not 0 < refresh_after < idle_timeout:
+        raise ConfigurationError(
+            f"refresh_after={refresh_after} must be between 1 and idle_timeout - 1 "
+            f"({idle_timeout - 1}) seconds, or the session would end while in use."
+        )
+    return refresh_after
 
 
 def check_ttl(ttl: int) -> int:

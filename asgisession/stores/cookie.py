@@ -17,7 +17,7 @@ from ..crypto import MessageCodec
 from ..errors import CookieOverflow, InvalidMessage, RejectReason
 from ..revocation import Revocations, user_of
 from ..session import LoadedState, Session
-from .base import bounded
+from .base import bounded, refresh_interval
 
 __all__ = ["MAX_CANDIDATES", "CookieBackend"]
 
@@ -35,7 +35,9 @@ class CookieBackend:
     :param lifetime: seconds from login (or first write) until the session expires,
         however active it is.
     :param idle_timeout: seconds without a request after which the session expires, or
-        ``None``. An active session's cookie is re-issued at most every tenth of this.
+        ``None``.
+    :param refresh_after: how often an active session's cookie is re-issued to push the
+        idle timeout forward; a tenth of the idle timeout by default.
 
     .. versionadded:: 0.1
     """
@@ -47,6 +49,7 @@ class CookieBackend:
         *,
         lifetime: int,
         idle_timeout: int | None = None,
+        refresh_after: int | None = None,
         user_key: str | None = None,
         revocations: Revocations | None = None,
         timeout: float | None = 2.0,
@@ -58,7 +61,7 @@ class CookieBackend:
         self.user_key = user_key
         self.revocations = revocations
         self.timeout = timeout
-        self._refresh_after = max(1, idle_timeout // 10) if idle_timeout else None
+        self._refresh_after = refresh_interval(idle_timeout, refresh_after)
         #: Opening a cookie needs no I/O, so sessions load on first access; unless
         #: revocations must be checked, which takes a store lookup.
         self.loads_in_line = revocations is None or user_key is None

@@ -37,7 +37,7 @@ from ..errors import (
 )
 from ..revocation import Revocations, user_of
 from ..session import NOT_LOADED, LoadedState, Session
-from .base import Store, SupportsTouch, bounded, hash_key
+from .base import Store, SupportsTouch, bounded, hash_key, refresh_interval
 from .cookie import MAX_CANDIDATES
 
 __all__ = ["SESSION_ID_BYTES", "ServerBackend"]
@@ -56,6 +56,8 @@ class ServerBackend:
     :param cookie: the cookie's name and attributes.
     :param lifetime: absolute session lifetime in seconds.
     :param idle_timeout: seconds without a request after which the session ends, or ``None``.
+    :param refresh_after: how often a read-only request may push the idle timeout forward
+        (a touch of the store's TTL and a re-issued cookie); a tenth of it by default.
     :param timeout: seconds any one store call may take before it counts as a failure.
     :param namespace: prefix of the store keys of session records.
     :param user_key: the session key that names the session's user; sessions with it are
@@ -76,6 +78,7 @@ class ServerBackend:
         *,
         lifetime: int,
         idle_timeout: int | None = None,
+        refresh_after: int | None = None,
         timeout: float | None = 2.0,
         namespace: str = "s:",
         user_key: str | None = None,
@@ -101,7 +104,7 @@ class ServerBackend:
                 f"(SupportsUserIndex) to find a user's sessions; {type(store).__name__} "
                 "has none."
             )
-        self._refresh_after = max(1, idle_timeout // 10) if idle_timeout else None
+        self._refresh_after = refresh_interval(idle_timeout, refresh_after)
 
     def open(self, values: list[str], now: int) -> LoadedState:
         """Server-side sessions cannot load without I/O."""
