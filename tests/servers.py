@@ -69,15 +69,16 @@ class ServerProcess:
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     # The server's output goes to a temporary file, not a pipe nobody drains (which would
-    # block a chatty server once the pipe is full).
-    log: IO[bytes] = field(default_factory=tempfile.TemporaryFile, repr=False)
+    # block a chatty server once the pipe is full); one file per start, closed by stop().
+    log: IO[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> ServerProcess:
+        self.log = log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            self.argv, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT
+            self.argv, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            wait_for_port(self.port, self.process, self.log)
+            wait_for_port(self.port, self.process, log)
         except BaseException:
             self.stop()
             raise
@@ -86,14 +87,18 @@ class ServerProcess:
     def stop(self) -> None:
         """Stop the process by pid (SIGTERM, then SIGKILL) and reap it."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
+        log, self.log = self.log, None
         try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+            if process is not None and process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait(timeout=5)
+        finally:
+            if log is not None:
+                log.close()
 
     def restart(self) -> None:
         self.stop()
