@@ -53,7 +53,8 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(f"{__name__}.{module_name}")
     except ModuleNotFoundError as exc:
-        if client is None or exc.name != client:
+        missing = exc.name or ""
+        if client is None or (missing != client and not missing.startswith(client + ".")):
             raise
         raise ImportError(
             f"{name} needs the {client!r} package: pip install 'asgisession[{extra}]'"
