@@ -39,6 +39,8 @@ from asgisession import (
     RejectReason,
     Session,
     SessionMiddleware,
+    revoke_user,
+    user_sessions,
 )
 from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 from asgisession.crypto import Opened, SecretKeyBase, b64url_decode, b64url_encode
@@ -855,3 +857,67 @@ async def test_concurrent_clients_keep_their_own_sessions(make_app: MakeApp, sec
     assert expected == [data for data, _ in results]
     assert CLIENTS == len({value for _, value in results})
     assert Counter() == mw.rejections
+
+
+# -- log out everywhere and real outages --------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_log_out_everywhere(make_app: MakeApp, secret: str) -> None:
+    """revoke_user ends every session of one user and no other's, with every store."""
+    revocations = MemoryStore() if make_app.store is None else None
+    options: dict[str, Any] = {"user_key": "user_id"}
+    if revocations is not None:
+        options["revocation_store"] = revocations
+    mw = make_app(secret, **options)
+    store = make_app.store or revocations
+    assert store is not None
+    async with client(mw) as laptop, client(mw) as phone, client(mw) as other:
+        await laptop.get("/set?user_id=alice")
+        await phone.get("/set?user_id=alice")
+        await other.get("/set?user_id=bob")
+        expected = 0 if make_app.store is None else 2
+        assert expected == len(await user_sessions(store, "alice"))
+        make_app.clock.advance(1)  # cookies issued before this second are refused
+        assert expected == await revoke_user(store, "alice", now=int(make_app.clock.now))
+        for device in (laptop, phone):
+            body = (await device.get("/info")).json()
+            assert {} == body["data"]
+            assert body["rejection"] in ("revoked", "not_found")
+        assert {"user_id": "bob"} == (await other.get("/read")).json()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("server_name", ["redis", "memcached"])
+async def test_real_outage_gives_503_then_recovers(
+    server_name: str, request: pytest.FixtureRequest, secret: str
+) -> None:
+    """With the real server stopped: 503 + Retry-After if the session is needed, else served;
+    after a restart the same store serves again (sessions in memory are gone, not mixed up)."""
+    server: ServerProcess = request.getfixturevalue(f"{server_name}_proc")
+    store: Store
+    if server_name == "redis":
+        store = RedisStore.from_url(
+            f"redis://{LOOPBACK}:{server.port}/0", namespace=fresh_namespace(), timeout=1.0
+        )
+    else:
+        store = MemcachedStore(port=server.port, namespace=fresh_namespace(), timeout=1.0)
+    async with store:
+        mw = SessionMiddleware(app, secret_key_base=secret, store=store, store_timeout=1.0)
+        async with client(mw) as c:
+            await c.get("/set?user=alice")
+            server.stop()
+            try:
+                started = time.monotonic()
+                response = await c.get("/read")
+                assert 503 == response.status_code
+                assert "5" == response.headers["retry-after"]
+                assert time.monotonic() - started < 3.0
+                assert 200 == (await c.get("/untouched")).status_code
+            finally:
+                server.start()
+            response = await c.get("/info")
+            assert 200 == response.status_code
+            assert response.json()["data"] in ({}, {"user": "alice"})
+            assert "bob" == (await c.get("/set?user=bob")).json()["user"]
+            assert {"user": "bob"} == (await c.get("/read")).json()
