@@ -219,6 +219,7 @@ class SessionMiddleware:
             nonlocal started, committed, changes_at_commit
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
+                session.run_before_commit()
                 changes_at_commit = session.changes
                 if session.accessed and message.get("status", 200) < 500:
                     await self._commit(session, message, secure)

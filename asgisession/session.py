@@ -57,6 +57,9 @@ NOT_LOADED = (
     "`await session.load()` before reading or writing it, or let the middleware load it "
     "before the app runs (it does, unless the path is in `defer_load`)."
 )
+#: Session keys that belong to the session's identity, not its data: regenerate() drops them.
+#: ``_csrf_token`` is the CSRF token secret (the name Rails uses).
+IDENTITY_KEYS: tuple[str, ...] = ("_csrf_token",)
 SyncLoader = Callable[[], LoadedState]
 AsyncLoader = Callable[[], Awaitable[LoadedState]]
 
@@ -75,8 +78,8 @@ class Session(MutableMapping[str, Any]):
     """
 
     __slots__ = (
-        "_accessed", "_async_loader", "_changes", "_data", "_exposed", "_modified",
-        "_regenerated", "_state", "_sync_loader",
+        "_accessed", "_async_loader", "_before_commit", "_changes", "_data", "_exposed",
+        "_modified", "_regenerated", "_state", "_sync_loader",
     )  # fmt: skip
 
     def __init__(
@@ -91,6 +94,7 @@ class Session(MutableMapping[str, Any]):
         self._regenerated = False
         self._accessed = False
         self._changes = 0
+        self._before_commit: list[Callable[[Session], None]] = []
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -123,6 +127,20 @@ class Session(MutableMapping[str, Any]):
         """
         if self._state is None:
             self._accept(state)
+
+    def before_commit(self, callback: Callable[[Session], None]) -> None:
+        """Run ``callback(session)`` once, just before the session is committed.
+
+        For helpers that keep state of their own in the session (flash messages): they
+        write it back at the last moment, and only on requests that used them.
+        """
+        self._before_commit.append(callback)
+
+    def run_before_commit(self) -> None:
+        """Run (and forget) the callbacks registered with :meth:`before_commit`."""
+        callbacks, self._before_commit = self._before_commit, []
+        for callback in callbacks:
+            callback(self)
 
     def fail_with(self, error: BaseException) -> None:
         """Make every synchronous access raise ``error`` (a preload that failed)."""
@@ -198,8 +216,12 @@ class Session(MutableMapping[str, Any]):
         It defeats session fixation: whatever identity an attacker planted before login is
         not the one that becomes authenticated. For cookie sessions it also starts a new
         absolute lifetime; server-side stores also issue a new id and drop the old record.
+        Secrets bound to the old identity (the keys in :data:`IDENTITY_KEYS`, such as the
+        CSRF token secret) are dropped, so tokens handed out before login stop working.
         """
-        self._load_sync()
+        data = self._load_sync()
+        for key in IDENTITY_KEYS:
+            data.pop(key, None)
         self._regenerated = True
         self._modified = True
         self._changes += 1

@@ -1032,3 +1032,20 @@ async def test_vary_across_several_headers(
         http_scope(), recorder.receive, recorder.send
     )
     assert expected == recorder.headers(b"vary")
+
+
+@pytest.mark.anyio
+async def test_before_commit_writes_are_saved(secret: str) -> None:
+    """A before_commit callback runs before the commit, so what it writes is saved."""
+
+    async def deferred_writer(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["session"].before_commit(lambda s: s.__setitem__("late", True))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    recorder = Recorder()
+    await SessionMiddleware(deferred_writer, secret_key_base=secret)(
+        http_scope(), recorder.receive, recorder.send
+    )
+    (set_cookie,) = recorder.headers(b"set-cookie")
+    assert b'{"late":true}' == open_cookie(secret, cookie_value(set_cookie)).payload

@@ -268,3 +268,22 @@ def test_raw_does_not_expose() -> None:
     session, _ = make({"cart": [1]})
     assert {"cart": [1]} == session.raw()
     assert not session.exposed
+
+
+def test_regenerate_drops_identity_bound_secrets() -> None:
+    """regenerate() keeps the data but drops the CSRF secret, which belongs to the identity."""
+    session = Session(lambda: LoadedState(data={"user": "a", "_csrf_token": "old"}))
+    session.regenerate()
+    assert {"user": "a"} == dict(session)
+
+
+def test_before_commit_callbacks_run_once() -> None:
+    """Callbacks registered with before_commit run once, in order, then are forgotten."""
+    session = Session(lambda: LoadedState())
+    calls: list[str] = []
+    session.before_commit(lambda s: calls.append("a"))
+    session.before_commit(lambda s: s.__setitem__("b", 1))
+    session.run_before_commit()
+    session.run_before_commit()
+    assert ["a"] == calls
+    assert {"b": 1} == dict(session)
