@@ -19,6 +19,10 @@ from .errors import RejectReason as RejectReason
 from .errors import SerializationError as SerializationError
 from .errors import SessionNotLoaded as SessionNotLoaded
 from .errors import StoreUnavailable as StoreUnavailable
+from .flash import Flash as Flash
+from .flash import flash as flash
+from .jar import CookieJar as CookieJar
+from .jar import cookies as cookies
 from .middleware import SessionMiddleware as SessionMiddleware
 from .revocation import UserSession as UserSession
 from .revocation import revoke_session as revoke_session
@@ -29,8 +33,10 @@ from .session import Session as Session
 __all__ = [
     "AsgiSessionError",
     "ConfigurationError",
+    "CookieJar",
     "CookieOptions",
     "CookieOverflow",
+    "Flash",
     "InvalidMessage",
     "KeyGenerator",
     "Keyring",
@@ -45,6 +51,8 @@ __all__ = [
     "StoreUnavailable",
     "UserSession",
     "__version__",
+    "cookies",
+    "flash",
     "revoke_session",
     "revoke_user",
     "secret_key_base_from_env",

@@ -7,6 +7,10 @@ backend what to write and adds ``Set-Cookie`` (plus ``Vary: Cookie`` and
 lifespan and unknown scope types pass through as they are. Per-request state lives in the
 closure, never on ``self``.
 
+The request's cookie jar (:func:`~asgisession.jar.cookies`) is created on first use by a
+factory in ``scope["asgisession.cookies"]``; its ``Set-Cookie`` headers are appended after
+the app's and the session's on the same message.
+
 With a server-side store, a request that carries a session cookie has its session loaded
 before the app runs (unless its path is in ``defer_load``). When the store fails, the
 request is answered ``503`` with ``Retry-After`` if and only if the app needed the session
@@ -27,6 +31,8 @@ from .backend import SessionBackend
 from .cookies import MAX_AGE_LIMIT, CookieOptions, SameSite, cookie_values
 from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier, SecretKeyBase
 from .errors import ConfigurationError, RejectReason, StoreUnavailable
+from .jar import SCOPE_KEY as JAR_SCOPE_KEY
+from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
 from .session import LoadedState, Session
 from .stores.base import Store
@@ -129,6 +135,7 @@ class SessionMiddleware:
         self.rejections: Counter[RejectReason] = Counter()
         self._on_reject = on_reject
         self._clock = clock
+        self._jar_codecs = JarCodecs(self.keyring)
         if on_store_error not in ("unavailable", "anonymous"):
             raise ConfigurationError(
                 f"on_store_error={on_store_error!r}; use 'unavailable' or 'anonymous'."
@@ -212,6 +219,17 @@ class SessionMiddleware:
                 except StoreUnavailable as exc:
                     session.fail_with(exc)
         scope["session"] = session
+        jar: list[CookieJar] = []  # filled by cookies(scope): no jar, no cost
+        scheme = scope.get("scheme", "http")
+
+        def make_jar() -> CookieJar:
+            if not jar:
+                jar.append(
+                    CookieJar(headers, codecs=self._jar_codecs, clock=self._clock, scheme=scheme)
+                )
+            return jar[0]
+
+        scope[JAR_SCOPE_KEY] = make_jar
         started = committed = False
         changes_at_commit = 0
 
@@ -223,6 +241,8 @@ class SessionMiddleware:
                 changes_at_commit = session.changes
                 if session.accessed and message.get("status", 200) < 500:
                     await self._commit(session, message, secure)
+                if jar and message.get("status", 200) < 500:
+                    _add_jar_cookies(jar[0], message)
             started = True
             await send(message)
 
@@ -304,6 +324,20 @@ def _check_seconds(label: str, value: int) -> None:
             f"{label}={value!r}; give a whole number of seconds from 1 to 400 days "
             f"({MAX_AGE_LIMIT}): a session cannot outlive the cookie that carries it."
         )
+
+
+def _add_jar_cookies(jar: CookieJar, message: Message) -> None:
+    """Append the jar's ``Set-Cookie`` headers; the app's and the session's stay."""
+    set_cookies = jar.pending()
+    is_http = message["type"] in _HTTP_START
+    if not set_cookies and not (jar.read and is_http):
+        return
+    headers = message["headers"] = list(message.get("headers") or ())
+    if is_http and jar.read:
+        _add_vary_cookie(headers)
+    headers.extend((b"set-cookie", value.encode("latin-1")) for value in set_cookies)
+    if set_cookies and is_http and not any(k.lower() == b"cache-control" for k, _ in headers):
+        headers.append((b"cache-control", b"private"))
 
 
 def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
