@@ -11,6 +11,9 @@ from .crypto import Keyring as Keyring
 from .crypto import MessageCodec as MessageCodec
 from .crypto import MessageEncryptor as MessageEncryptor
 from .crypto import MessageVerifier as MessageVerifier
+from .csrf import CSRFMiddleware as CSRFMiddleware
+from .csrf import CSRFReason as CSRFReason
+from .csrf import csrf_token as csrf_token
 from .errors import AsgiSessionError as AsgiSessionError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import CookieOverflow as CookieOverflow
@@ -32,6 +35,8 @@ from .session import Session as Session
 
 __all__ = [
     "AsgiSessionError",
+    "CSRFMiddleware",
+    "CSRFReason",
     "ConfigurationError",
     "CookieJar",
     "CookieOptions",
@@ -52,6 +57,7 @@ __all__ = [
     "UserSession",
     "__version__",
     "cookies",
+    "csrf_token",
     "flash",
     "revoke_session",
     "revoke_user",
