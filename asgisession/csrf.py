@@ -7,7 +7,8 @@ Rules, stated once:
    ``_method`` and ``X-HTTP-Method-Override`` are never read.
 2. Origin first: ``Sec-Fetch-Site`` when the browser sends it, else ``Origin``, else (on
    https only) ``Referer``. The request's own origin comes from the scope and ``Host``, or
-   from ``X-Forwarded-Proto``/``X-Forwarded-Host`` only when ``trust_forwarded_headers``.
+   from ``X-Forwarded-Proto``/``X-Forwarded-Host`` (last value) only when
+   ``trust_forwarded_headers``.
 3. Then the token: the session holds a 32-byte secret (``session["_csrf_token"]``, 43
    characters of unpadded base64url, as Rails 7 stores it). Pages get
    ``mask(HMAC-SHA256(secret, "!real_csrf_token"))``, a fresh one-time pad per call (BREACH),
@@ -427,8 +428,8 @@ class CSRFMiddleware:
     :param allow_same_site: let ``Sec-Fetch-Site: same-site`` (a sibling subdomain) pass the
         origin check; off by default, since a sibling subdomain is not this app.
     :param trust_forwarded_headers: take this request's own origin from
-        ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (first value). Only behind a proxy
-        that sets both and strips what clients send.
+        ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (their last value: the one the
+        nearest proxy added). Only behind a proxy that sets both.
     :param exempt: path prefixes, or a predicate on the normalised path, that skip both
         checks (webhooks that authenticate otherwise).
     :param on_failure: ``"forbid"`` (403, the default), ``"null_session"`` (the app runs
@@ -553,10 +554,12 @@ class CSRFMiddleware:
         if self._forwarded:
             protos = _header(headers, b"x-forwarded-proto")
             forwarded = _header(headers, b"x-forwarded-host")
+            # The last value is the one the nearest proxy added; earlier ones may be the
+            # client's own, when a proxy appends instead of replacing.
             if protos:
-                scheme = protos[0].split(b",")[0].strip().decode("latin-1").lower()
+                scheme = protos[-1].split(b",")[-1].strip().decode("latin-1").lower()
             if forwarded:
-                hosts = [forwarded[0].split(b",")[0].strip()]
+                hosts = [forwarded[-1].split(b",")[-1].strip()]
         if len(hosts) != 1:
             server = scope.get("server")
             if hosts or not server or server[1] is None:
