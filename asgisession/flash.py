@@ -50,7 +50,7 @@ def flash(scope: Scope) -> Flash:
             "flash(scope) needs scope['session']: wrap the app in SessionMiddleware."
         )
     cached = scope.get(SCOPE_KEY)
-    if isinstance(cached, Flash) and cached.session is session:
+    if isinstance(cached, Flash) and cached.session is session and cached.resets == session.resets:
         return cached
     current = scope[SCOPE_KEY] = Flash(session)
     return current
@@ -67,10 +67,12 @@ class Flash(MutableMapping[str, Any]):
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_discard", "_flashes", "_loaded", "now", "session")
+    __slots__ = ("_discard", "_flashes", "_loaded", "now", "resets", "session")
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        #: The session's reset count when this flash was made; a reset starts a new flash.
+        self.resets = session.resets
         self._loaded: Any = session.get(FLASH_KEY)
         self._flashes: dict[str, Any] = _stored_flashes(self._loaded)
         #: Keys that are dropped at commit: everything loaded, and everything set ``now``.

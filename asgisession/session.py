@@ -79,7 +79,7 @@ class Session(MutableMapping[str, Any]):
 
     __slots__ = (
         "_accessed", "_async_loader", "_before_commit", "_changes", "_data", "_exposed",
-        "_modified", "_regenerated", "_state", "_sync_loader",
+        "_modified", "_regenerated", "_resets", "_state", "_sync_loader",
     )  # fmt: skip
 
     def __init__(
@@ -95,6 +95,7 @@ class Session(MutableMapping[str, Any]):
         self._accessed = False
         self._changes = 0
         self._before_commit: list[Callable[[Session], None]] = []
+        self._resets = 0
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -227,12 +228,23 @@ class Session(MutableMapping[str, Any]):
         self._changes += 1
 
     def reset(self) -> None:
-        """Drop all data and the identity: call it at logout."""
+        """Drop all data and the identity: call it at logout.
+
+        Helpers' pending write-backs (:meth:`before_commit`) are dropped too, so a flash set
+        before the reset is gone with the rest, as in Rails; one set after it is kept.
+        """
         self._load_sync()
         self._data.clear()
+        self._before_commit.clear()
+        self._resets += 1
         self._regenerated = True
         self._modified = True
         self._changes += 1
+
+    @property
+    def resets(self) -> int:
+        """How many times :meth:`reset` ran on this request (helpers re-read after one)."""
+        return self._resets
 
     # -- the mapping -------------------------------------------------------------------------
 

@@ -206,3 +206,37 @@ def test_non_string_keys_are_refused() -> None:
     """Flash keys are strings, as session keys are."""
     with pytest.raises(TypeError, match="flash keys must be str"):
         flash_of()[1] = "x"  # type: ignore[index]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [("before", None), ("after", {"notice": "Signed out"})],
+    ids=["flash-then-reset", "reset-then-flash"],
+)
+async def test_reset_drops_an_earlier_flash_and_keeps_a_later_one(
+    secret: str, order: str, expected: dict[str, str] | None
+) -> None:
+    """As in Rails, reset_session drops the flash set before it; one set after it survives."""
+
+    async def logout(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/logout":
+            if order == "before":
+                flash(scope)["notice"] = "Signed out"
+                scope["session"].reset()
+            else:
+                scope["session"].reset()
+                flash(scope)["notice"] = "Signed out"
+            body: object = None
+        else:
+            body = dict(flash(scope)) or None
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+    middleware = SessionMiddleware(logout, secret_key_base=secret)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=middleware), base_url="http://testserver"
+    ) as c:
+        c.cookies.set("session", "")
+        await c.get("/logout")
+        assert expected == (await c.get("/show")).json()
