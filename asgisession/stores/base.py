@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import sys
 from collections.abc import Awaitable
+from types import TracebackType
 from typing import Protocol, TypeVar, runtime_checkable
 
 from ..errors import ConfigurationError, StoreUnavailable
@@ -33,6 +34,7 @@ from ..errors import ConfigurationError, StoreUnavailable
 _T = TypeVar("_T")
 
 __all__ = [
+    "ClosingStore",
     "Store",
     "SupportsTouch",
     "SupportsUserIndex",
@@ -135,6 +137,35 @@ def hash_key(namespace: str, value: str | bytes) -> str:
     """
     raw = value.encode() if isinstance(value, str) else value
     return namespace + hashlib.sha256(raw).hexdigest()
+
+
+_Closing = TypeVar("_Closing", bound="ClosingStore")
+
+
+class ClosingStore:
+    """Base for the bundled stores: ``async with store:`` calls :meth:`aclose` on exit.
+
+    Only a convenience; a store of your own needs no base class (see :class:`Store`).
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ()
+
+    async def aclose(self) -> None:
+        """Release what the store owns."""
+        raise NotImplementedError
+
+    async def __aenter__(self: _Closing) -> _Closing:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 def refresh_interval(idle_timeout: int | None, refresh_after: int | None) -> int | None:

@@ -55,7 +55,6 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import TypeVar
 
 import aiomcache
@@ -64,7 +63,7 @@ from aiomcache.exceptions import ClientException
 from aiomcache.pool import Connection, MemcachePool
 
 from ..errors import AsgiSessionError, ConfigurationError, StoreUnavailable
-from .base import check_ttl
+from .base import ClosingStore, check_ttl
 
 __all__ = ["IndexContention", "ItemTooLarge", "MemcachedStore", "exptime"]
 
@@ -223,7 +222,7 @@ async def _retrieve(conn: Connection, key: bytes, *, cas: bool) -> tuple[bytes |
     return block[:-2], int(parts[4]) if cas else 0
 
 
-class MemcachedStore:
+class MemcachedStore(ClosingStore):
     """Keeps sessions in memcached, through an :class:`aiomcache.Client`'s connection pool.
 
     Implements :class:`~.base.Store`, :class:`~.base.SupportsTouch` and
@@ -369,17 +368,6 @@ class MemcachedStore:
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
             await client.close()
-
-    async def __aenter__(self) -> MemcachedStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ------------------------------------------------------------------------
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from types import TracebackType
 
 from ..errors import ConfigurationError
-from .base import check_ttl
+from .base import ClosingStore, check_ttl
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(ClosingStore):
     """Keeps sessions in an in-process dict with per-key expiry and a size bound.
 
     When full, the least recently used key is dropped first, so memory stays bounded
@@ -103,14 +102,3 @@ class MemoryStore:
         """Drop everything."""
         self._items.clear()
         self._indexes.clear()
-
-    async def __aenter__(self) -> MemoryStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

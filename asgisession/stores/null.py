@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
-from .base import check_ttl
+from .base import ClosingStore, check_ttl
 
 __all__ = ["NullStore"]
 
 
-class NullStore:
+class NullStore(ClosingStore):
     """A store that is always empty: loads find nothing and saves report "not stored".
 
     With it, the middleware never sets a session cookie, and every request starts with an
@@ -32,14 +30,3 @@ class NullStore:
 
     async def aclose(self) -> None:
         """Nothing to release."""
-
-    async def __aenter__(self) -> NullStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

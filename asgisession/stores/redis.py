@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import ConfigurationError, StoreUnavailable
-from .base import bounded, check_ttl
+from .base import ClosingStore, bounded, check_ttl
 
 __all__ = ["RedisStore"]
 
@@ -54,7 +53,7 @@ return 1
 """
 
 
-class RedisStore:
+class RedisStore(ClosingStore):
     """Keeps sessions in Redis (a single server or a Redis Cluster).
 
     ``save`` is ``SET key value EX ttl`` (``XX`` when ``replace=True``, so a deleted
@@ -255,14 +254,3 @@ class RedisStore:
         self._closed = True
         if self._owns_client:
             await self._client.aclose()
-
-    async def __aenter__(self) -> RedisStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -50,13 +50,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 import aiosqlite
 
 from ..errors import ConfigurationError, StoreUnavailable
-from .base import check_ttl
+from .base import ClosingStore, check_ttl
 
 __all__ = ["META_TABLE", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -82,7 +81,7 @@ class _Pending(Generic[_T]):
     future: asyncio.Future[_T]
 
 
-class SQLiteStore:
+class SQLiteStore(ClosingStore):
     """Keeps sessions in a SQLite file: durable, shared by the workers of one machine.
 
     :param path: the database file; created, with its tables, on first use.
@@ -217,17 +216,6 @@ class SQLiteStore:
         conn, self._conn = self._conn, None
         if conn is not None:
             await _close_quietly(conn)
-
-    async def __aenter__(self) -> SQLiteStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- the queue (event loop side) ------------------------------------------------------
 
