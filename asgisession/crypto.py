@@ -62,8 +62,9 @@ SecretKeyBase = str | bytes | Sequence[str | bytes]
 MIN_SECRET_BYTES = 32
 VERSION_GCM = 0x01
 VERSION_SIGNED = 0x02
-_HEADER = struct.Struct(">B4s8sQQ")
-HEADER_SIZE = _HEADER.size  # 29
+#: The frame header (see the module docstring): version, key id, purpose digest, issued, expires.
+HEADER = struct.Struct(">B4s8sQQ")
+HEADER_SIZE = HEADER.size  # 29
 NONCE_SIZE = 12
 TAG_SIZE = 16
 MAC_SIZE = 32
@@ -288,7 +289,7 @@ class _FramedCodec:
         return self.keyring.generators[index].derive(self._key_purpose, length)
 
     def _header(self, purpose: str, issued_at: int, expires_at: int) -> bytes:
-        return _HEADER.pack(
+        return HEADER.pack(
             self.version, self.keyring.newest.key_id, _purpose_digest(purpose),
             issued_at, expires_at,
         )  # fmt: skip
@@ -304,7 +305,7 @@ class _FramedCodec:
 
     @staticmethod
     def _check(header: bytes, payload: bytes, purpose: str, now: int, index: int) -> Opened:
-        _, _, digest, issued_at, expires_at = _HEADER.unpack(header)
+        _, _, digest, issued_at, expires_at = HEADER.unpack(header)
         if not hmac.compare_digest(digest, _purpose_digest(purpose)):
             raise InvalidMessage(RejectReason.WRONG_PURPOSE, "sealed for another cookie")
         if now >= expires_at:
