@@ -13,13 +13,13 @@ import logging
 
 from .. import serializer
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
-from ..crypto import MessageCodec
+from ..crypto import MessageCodec, Opened
 from ..errors import CookieOverflow, InvalidMessage, RejectReason
 from ..revocation import Revocations, user_of
 from ..session import LoadedState, Session
 from .base import bounded, refresh_interval
 
-__all__ = ["MAX_CANDIDATES", "CookieBackend"]
+__all__ = ["MAX_CANDIDATES", "CookieBackend", "SealedCookie"]
 
 logger = logging.getLogger("asgisession")
 
@@ -27,7 +27,50 @@ logger = logging.getLogger("asgisession")
 MAX_CANDIDATES = 3
 
 
-class CookieBackend:
+class SealedCookie:
+    """What both backends do with their sealed cookie: open it, time it, render it.
+
+    Subclasses set ``codec``, ``cookie``, ``idle_timeout`` and ``_refresh_after``.
+    """
+
+    codec: MessageCodec
+    cookie: CookieOptions
+    idle_timeout: int | None
+    _refresh_after: int | None
+
+    def _open_sealed(self, value: str, now: int) -> Opened:
+        """Open one cookie value, or raise InvalidMessage with the reason.
+
+        Size first (oversized input is never decoded), then the seal, then the idle timeout.
+        """
+        if self.cookie.size(value) > MAX_COOKIE_SIZE:
+            raise InvalidMessage(RejectReason.OVERSIZED, f"{len(value)} bytes")
+        opened = self.codec.open(value, purpose=self.cookie.name, now=now)
+        if self.idle_timeout is not None and now >= opened.issued_at + self.idle_timeout:
+            raise InvalidMessage(RejectReason.IDLE_TIMEOUT, f"idle since {opened.issued_at}")
+        return opened
+
+    def _refresh_due(self, issued_at: int | None, now: int) -> bool:
+        """Whether an active session's cookie should be re-issued to push the idle timeout."""
+        return (
+            self._refresh_after is not None
+            and issued_at is not None
+            and now - issued_at >= self._refresh_after
+        )
+
+    def _render_sealed(self, value: str, expires_at: int, *, secure: bool, now: int) -> str:
+        """The Set-Cookie for a sealed value.
+
+        Its Max-Age makes the browser forget it when the server would refuse it anyway
+        (absolute expiry or idle timeout).
+        """
+        max_age = self.cookie.max_age
+        if max_age is not None:
+            max_age = max(1, min(max_age, expires_at - now, self.idle_timeout or max_age))
+        return self.cookie.render(value, secure=secure, max_age=max_age, now=now)
+
+
+class CookieBackend(SealedCookie):
     """Keeps the session in the cookie itself, sealed by a :class:`.MessageCodec`.
 
     :param codec: seals and opens the cookie value (encrypted by default, or signed).
@@ -95,11 +138,7 @@ class CookieBackend:
         return LoadedState(had_cookie=bool(values), rejection=rejection)
 
     def _open_one(self, value: str, now: int) -> LoadedState:
-        if self.cookie.size(value) > MAX_COOKIE_SIZE:
-            raise InvalidMessage(RejectReason.OVERSIZED, f"{len(value)} bytes")
-        opened = self.codec.open(value, purpose=self.cookie.name, now=now)
-        if self.idle_timeout is not None and now >= opened.issued_at + self.idle_timeout:
-            raise InvalidMessage(RejectReason.IDLE_TIMEOUT, f"idle since {opened.issued_at}")
+        opened = self._open_sealed(value, now)
         try:
             data = serializer.loads(opened.payload)
         except ValueError as exc:
@@ -133,7 +172,7 @@ class CookieBackend:
             payload = serializer.dumps(data)
             write = payload != state.serialized
         if not write and state.present:
-            write = state.key_index != 0 or self._refresh_due(state, now)
+            write = state.key_index != 0 or self._refresh_due(state.issued_at, now)
         if not write:
             return None
         if not data:
@@ -152,15 +191,4 @@ class CookieBackend:
             raise CookieOverflow(
                 self.cookie.name, size, MAX_COOKIE_SIZE, serializer.sizes_by_key(data)[:5]
             )
-        # The browser should forget the cookie when the server would refuse it anyway.
-        max_age = self.cookie.max_age
-        if max_age is not None:
-            max_age = max(1, min(max_age, expires_at - now, self.idle_timeout or max_age))
-        return self.cookie.render(value, secure=secure, max_age=max_age, now=now)
-
-    def _refresh_due(self, state: LoadedState, now: int) -> bool:
-        return (
-            self._refresh_after is not None
-            and state.issued_at is not None
-            and now - state.issued_at >= self._refresh_after
-        )
+        return self._render_sealed(value, expires_at, secure=secure, now=now)

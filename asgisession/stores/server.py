@@ -38,7 +38,7 @@ from ..errors import (
 from ..revocation import Revocations, user_of
 from ..session import NOT_LOADED, LoadedState, Session
 from .base import Store, SupportsTouch, bounded, hash_key, refresh_interval
-from .cookie import MAX_CANDIDATES
+from .cookie import MAX_CANDIDATES, SealedCookie
 
 __all__ = ["SESSION_ID_BYTES", "ServerBackend"]
 
@@ -48,7 +48,7 @@ logger = logging.getLogger("asgisession")
 SESSION_ID_BYTES = 32
 
 
-class ServerBackend:
+class ServerBackend(SealedCookie):
     """Keeps session data in a server-side :class:`~asgisession.stores.base.Store`.
 
     :param store: where the data lives; the backend never closes it (the app owns it).
@@ -120,9 +120,7 @@ class ServerBackend:
         rejection: RejectReason | None = None
         for value in values[:MAX_CANDIDATES]:
             try:
-                opened = self.codec.open(value, purpose=self.cookie.name, now=now)
-                if self.idle_timeout is not None and now >= opened.issued_at + self.idle_timeout:
-                    raise InvalidMessage(RejectReason.IDLE_TIMEOUT, "idle")
+                opened = self._open_sealed(value, now)
                 if len(opened.payload) != SESSION_ID_BYTES:
                     raise InvalidMessage(RejectReason.BAD_PAYLOAD, "not a session id")
                 record = await bounded(
@@ -185,7 +183,7 @@ class ServerBackend:
 
         assert state.expires_at is not None
         assert state.issued_at is not None
-        refresh = self._refresh_after is not None and now - state.issued_at >= self._refresh_after
+        refresh = self._refresh_due(state.issued_at, now)
         ttl = self._ttl(state.expires_at, now)
         key = self.key(session_id)
         if changed:
@@ -259,7 +257,4 @@ class ServerBackend:
         value = self.codec.seal(
             session_id, purpose=self.cookie.name, issued_at=now, expires_at=expires_at
         )
-        max_age = self.cookie.max_age
-        if max_age is not None:
-            max_age = max(1, min(max_age, expires_at - now, self.idle_timeout or max_age))
-        return self.cookie.render(value, secure=secure, max_age=max_age, now=now)
+        return self._render_sealed(value, expires_at, secure=secure, now=now)
