@@ -23,13 +23,12 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
 from redis.asyncio import RedisCluster
 
@@ -46,6 +45,7 @@ from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 from asgisession.crypto import Opened, SecretKeyBase, b64url_decode, b64url_encode
 from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
 
+from .asgi_helpers import Recorder, client
 from .redis_cluster import RedisClusterProcesses, start_redis_cluster
 from .servers import LOOPBACK, ServerProcess, memcached_server, redis_server
 
@@ -242,10 +242,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def client(mw: ASGIApp, base_url: str = "http://testserver") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=mw), base_url=base_url)
-
-
 def cookie_value(set_cookie: str | bytes) -> str:
     """The value part of a Set-Cookie header."""
     text = set_cookie.decode("latin-1") if isinstance(set_cookie, bytes) else set_cookie
@@ -273,27 +269,6 @@ async def info(mw: SessionMiddleware, value: str) -> Any:
 
 
 EMPTY = {"data": {}, "is_new": True, "rejection": None}
-
-
-class Recorder:
-    """A hand-rolled ASGI server side: feeds ``receive`` and records what is sent."""
-
-    def __init__(self, incoming: Sequence[Message] = ()) -> None:
-        self.incoming = list(incoming) or [{"type": "http.request", "body": b""}]
-        self.sent: list[Message] = []
-
-    async def receive(self) -> Message:
-        if self.incoming:
-            return self.incoming.pop(0)
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: Message) -> None:
-        self.sent.append(message)
-
-    def headers(self, name: bytes, index: int = 0) -> list[bytes]:
-        """The values of header ``name`` in sent message ``index``."""
-        pairs: list[tuple[bytes, bytes]] = self.sent[index].get("headers", [])
-        return [value for key, value in pairs if key.lower() == name]
 
 
 def raw_scope(*cookies: str, path: str = "/", scheme: str = "http", kind: str = "http") -> Scope:

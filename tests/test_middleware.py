@@ -12,11 +12,10 @@ import json
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,48 +37,13 @@ from asgisession.crypto import Opened, b64url_decode, b64url_encode
 from asgisession.session import LoadedState
 from asgisession.stores.cookie import CookieBackend
 
+from .asgi_helpers import Clock, Recorder, client
+
 NOW = 1_750_000_000
 HOUR = 3600
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-class Clock:
-    """A clock the test moves by hand (the middleware's ``clock=``)."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Recorder:
-    """A hand-rolled ASGI server side: feeds ``receive`` and records what is sent."""
-
-    def __init__(self, incoming: Sequence[Message] = ()) -> None:
-        self.incoming = list(incoming) or [{"type": "http.request", "body": b""}]
-        self.sent: list[Message] = []
-
-    async def receive(self) -> Message:
-        if self.incoming:
-            return self.incoming.pop(0)
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: Message) -> None:
-        self.sent.append(message)
-
-    def headers(self, name: bytes, index: int = 0) -> list[bytes]:
-        """The values of header ``name`` in sent message ``index``."""
-        pairs: list[tuple[bytes, bytes]] = self.sent[index].get("headers", [])
-        return [value for key, value in pairs if key.lower() == name]
-
-    def body_json(self) -> Any:
-        return json.loads(b"".join(m.get("body", b"") for m in self.sent[1:]))
 
 
 class SpyCodec:
@@ -198,10 +162,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": json.dumps(result).encode()})
 
 
-def client(mw: ASGIApp, base_url: str = "http://testserver") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=mw), base_url=base_url)
-
-
 async def issue(mw: SessionMiddleware, query: str = "user=alice") -> str:
     """Run one write through ``mw`` and return the session cookie's value."""
     async with client(mw) as c:
@@ -212,7 +172,7 @@ async def issue(mw: SessionMiddleware, query: str = "user=alice") -> str:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 # -- pass-through -------------------------------------------------------------------------

@@ -24,16 +24,10 @@ from asgisession.stores.base import hash_key
 from asgisession.stores.memory import MemoryStore
 from asgisession.stores.null import NullStore
 
+from .asgi_helpers import Clock
+
 NOW = 1_750_000_000
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = float(NOW)
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,7 +64,7 @@ def server_middleware(secret: str, store: MemoryStore, clock: Clock) -> SessionM
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture

@@ -32,6 +32,8 @@ from asgisession.stores.memory import MemoryStore
 from asgisession.stores.null import NullStore
 from asgisession.stores.server import SESSION_ID_BYTES
 
+from .asgi_helpers import Clock
+
 NOW = 1_750_000_000
 
 
@@ -69,14 +71,6 @@ class RecordingStore(MemoryStore):
 
     def ops(self) -> list[str]:
         return [op for op, _ in self.calls]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = float(NOW)
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -298,7 +292,7 @@ async def test_5xx_response_does_not_commit(secret: str, store: RecordingStore) 
 
 async def test_read_only_refresh_is_throttled(secret: str, store: RecordingStore) -> None:
     """With an idle timeout, reads touch the TTL at most once per tenth of it."""
-    clock = Clock()
+    clock = Clock(NOW)
     mw = middleware(store, secret, idle_timeout=1000, clock=clock)
     async with client(mw) as c:
         await c.get("/set")
@@ -316,7 +310,7 @@ async def test_read_only_refresh_is_throttled(secret: str, store: RecordingStore
 
 async def test_idle_session_expires(secret: str, store: RecordingStore) -> None:
     """Past the idle timeout the cookie is refused without store I/O."""
-    clock = Clock()
+    clock = Clock(NOW)
     async with client(middleware(store, secret, idle_timeout=100, clock=clock)) as c:
         await c.get("/set")
         store.calls.clear()
@@ -473,7 +467,7 @@ async def test_websocket_outage_closes_with_try_again_later(
 
 async def test_refresh_interval_is_configurable(secret: str, store: RecordingStore) -> None:
     """refresh_after sets how often reads may push the idle timeout forward."""
-    clock = Clock()
+    clock = Clock(NOW)
     mw = middleware(store, secret, idle_timeout=1000, refresh_after=500, clock=clock)
     async with client(mw) as c:
         await c.get("/set")

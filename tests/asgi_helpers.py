@@ -1,0 +1,53 @@
+"""Helpers the ASGI-level tests share: a hand-moved clock, a recording server side, a client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from asgisession._types import ASGIApp, Message
+
+
+class Clock:
+    """A clock the test moves by hand (the middleware's ``clock=``)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Recorder:
+    """A hand-rolled ASGI server side: feeds ``receive`` and records what is sent."""
+
+    def __init__(self, incoming: Sequence[Message] = ()) -> None:
+        self.incoming = list(incoming) or [{"type": "http.request", "body": b""}]
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        if self.incoming:
+            return self.incoming.pop(0)
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    def headers(self, name: bytes, index: int = 0) -> list[bytes]:
+        """The values of header ``name`` in sent message ``index``."""
+        pairs: list[tuple[bytes, bytes]] = self.sent[index].get("headers", [])
+        return [value for key, value in pairs if key.lower() == name]
+
+    def body_json(self) -> Any:
+        return json.loads(b"".join(m.get("body", b"") for m in self.sent[1:]))
+
+
+def client(app: ASGIApp, base_url: str = "http://testserver") -> httpx.AsyncClient:
+    """An httpx client that talks to ``app`` in-process (no lifespan), with a cookie jar."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
