@@ -14,7 +14,8 @@ Rules, stated once:
    ``mask(HMAC-SHA256(secret, "!real_csrf_token"))``, a fresh one-time pad per call (BREACH),
    86 characters. It comes back in ``X-CSRF-Token`` or in the form field
    ``authenticity_token``; Rails' per-form tokens (for this request's path and method) are
-   accepted too, so forms rendered by a Rails app sharing the session post here. Every comparison is constant-time.
+   accepted too, so forms rendered by a Rails app sharing the session post here. Every
+   comparison is constant-time.
 4. A form body is read only when the header token is missing or wrong, only for the two form
    content types, at most ``max_body_size`` bytes (else 413), and replayed byte for byte.
    Anything malformed (encoding, length, repeats, non-string values) is a rejection, never

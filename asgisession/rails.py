@@ -50,7 +50,7 @@ from .crypto import (
     MessageVerifier,
     Opened,
 )
-from .errors import ConfigurationError, InvalidMessage, RejectReason
+from .errors import ConfigurationError, CookieOverflow, InvalidMessage, RejectReason
 from .jar import ENCRYPTION_PURPOSE, SIGNING_PURPOSE
 
 __all__ = [
@@ -101,6 +101,20 @@ def _digest(name: str, label: str) -> Digest:
 def rails_escape(value: str) -> str:
     """Escape a cookie value as Rack does (``URI.encode_www_form_component``)."""
     return quote(value, safe="*")
+
+
+#: Rails 6.1 to 8.0 raise ``CookieOverflow`` when the raw (un-escaped) value passes this
+#: (8.1 counts the name too). Our own rule (name plus escaped value, what browsers keep),
+#: checked where the cookie is written, is stricter, so what we send passes both.
+RAILS_MAX_COOKIE_SIZE = 4096
+
+
+def _escaped(raw: str, purpose: str) -> str:
+    """Rails' overflow rule on the raw value, then Rack's escaping."""
+    size = len(raw)
+    if size > RAILS_MAX_COOKIE_SIZE:
+        raise CookieOverflow(purpose, size, RAILS_MAX_COOKIE_SIZE)
+    return rails_escape(raw)
 
 
 def _strict_b64decode(text: str) -> bytes:
@@ -266,7 +280,7 @@ class RailsEncryptor(_RailsCodec):
         iv = self._random(IV_SIZE)
         sealed = self._aead[0][0].encrypt(iv, plaintext, None)
         ct, tag = sealed[:-TAG_SIZE], sealed[-TAG_SIZE:]
-        return rails_escape(f"{_b64(ct)}--{_b64(iv)}--{_b64(tag)}")
+        return _escaped(f"{_b64(ct)}--{_b64(iv)}--{_b64(tag)}", purpose)
 
     def open(self, token: str, *, purpose: str, now: int) -> Opened:
         """Decrypt a Rails value; raise :class:`InvalidMessage` with the reason if it fails."""
@@ -349,7 +363,7 @@ class RailsVerifier(_RailsCodec):
     def seal(self, payload: bytes, *, purpose: str, issued_at: int, expires_at: int) -> str:
         """Sign ``payload`` as Rails does, with the newest secret and the first digest."""
         data = _b64(self._plaintext(payload, purpose, expires_at))
-        return rails_escape(f"{data}--{self._mac(0, 0, data)}")
+        return _escaped(f"{data}--{self._mac(0, 0, data)}", purpose)
 
     def open(self, token: str, *, purpose: str, now: int) -> Opened:
         """Verify a Rails signed value; raise :class:`InvalidMessage` with the reason if not."""
