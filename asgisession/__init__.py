@@ -29,11 +29,11 @@ from .jar import CookieJar as CookieJar
 from .jar import cookies as cookies
 from .middleware import SessionMiddleware as SessionMiddleware
 from .rails import RailsCookies as RailsCookies
-from .rails import Rotation as Rotation
 from .revocation import UserSession as UserSession
 from .revocation import revoke_session as revoke_session
 from .revocation import revoke_user as revoke_user
 from .revocation import user_sessions as user_sessions
+from .rotation import Rotation as Rotation
 from .session import Session as Session
 
 __all__ = [

@@ -33,7 +33,8 @@ from .crypto import (
 )
 from .crypto import b64url_decode as _b64url_decode
 from .errors import ConfigurationError, InvalidMessage, RejectReason
-from .rails import NO_EXPIRY, RailsCookies
+from .rails import RailsCookies
+from .rails_codecs import NO_EXPIRY
 from .stores.base import hash_key
 from .stores.server import SESSION_ID_BYTES
 

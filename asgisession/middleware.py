@@ -72,7 +72,7 @@ class SessionMiddleware:
         :class:`~asgisession.crypto.MessageCodec` of your own, or a
         :class:`~asgisession.crypto.CookieFormat` such as
         :class:`~asgisession.rails.RailsCookies` (Rails' session cookie and cookie jar) or
-        :class:`~asgisession.rails.Rotation` (write one format, read several).
+        :class:`~asgisession.rotation.Rotation` (write one format, read several).
     :param lifetime: absolute session lifetime in seconds (default 14 days), counted from
         the first write or the last :meth:`~asgisession.session.Session.regenerate`.
     :param idle_timeout: seconds of inactivity after which the session expires, or ``None``.

@@ -34,7 +34,13 @@ from asgisession._types import Receive, Scope, Send
 from asgisession.cli import main
 from asgisession.crypto import CookieFormat
 from asgisession.csrf import _global_token, _per_form_token, token_matches
-from asgisession.rails import NO_EXPIRY, Digest, RailsEncryptor, RailsVerifier, rails_escape
+from asgisession.rails_codecs import (
+    NO_EXPIRY,
+    Digest,
+    RailsEncryptor,
+    RailsVerifier,
+    rails_escape,
+)
 from tests.rails_peer import COOKIE_NAME, peer
 
 DATA = json.loads((Path(__file__).parent / "data" / "rails" / "vectors.json").read_text())
@@ -476,3 +482,16 @@ def test_cli_inspect_explains_a_refused_rails_cookie(
     argv = ["inspect", "--secret", SECRET, "--format", "rails-sha1", "--json"]
     assert main([*argv, f"_app_session={value}"]) == 1
     assert json.loads(capsys.readouterr().out)["reason"] == reason
+
+
+@pytest.mark.parametrize("codec_kind", ["signed", "legacy-encrypted"])
+@pytest.mark.parametrize("mac", ["\u00e9" * 40, "\u00e9" * 64, "g" * 40, "0" * 39])
+def test_a_mac_that_is_not_hex_is_malformed_not_an_error(
+    secret: str, codec_kind: str, mac: str
+) -> None:
+    """Non-ASCII or non-hex signatures are refused as malformed before any comparison."""
+    keyring = Keyring(secret)
+    codec = RailsVerifier(keyring) if codec_kind == "signed" else RailsEncryptor(keyring)
+    with pytest.raises(InvalidMessage) as caught:
+        codec.open(quote(f"YQ==--{mac}"), purpose=COOKIE_NAME, now=0)
+    assert caught.value.reason is RejectReason.MALFORMED

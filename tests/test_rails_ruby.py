@@ -30,7 +30,7 @@ import pytest
 
 from asgisession import InvalidMessage, Keyring, RailsCookies, RejectReason
 from asgisession.csrf import _decode_secret, mask_token, token_matches
-from asgisession.rails import Digest, RailsEncryptor, RailsVerifier
+from asgisession.rails_codecs import Digest, RailsEncryptor, RailsVerifier
 from tests.rails_peer import COOKIE_NAME, peer
 from tests.servers import RAILS_TOOLS, ServerProcess, rails_server, require_ruby_rails
 
