@@ -144,17 +144,17 @@ class KeyGenerator:
         return cached
 
     def pbkdf2(
-        self, salt: bytes, length: int, digest: Literal["sha1", "sha256"], iterations: int
+        self, salt: bytes, length: int, hash_name: Literal["sha1", "sha256"], iterations: int
     ) -> bytes:
         """A key derived as Rails derives it: PBKDF2-HMAC over the secret, cached.
 
         Only for reading and writing Rails' cookies (:mod:`asgisession.rails`); the
         secret is the password exactly as given, as in ``ActiveSupport::KeyGenerator``.
         """
-        label = f"pbkdf2/{digest}/{iterations}/{salt.hex()}"
+        label = f"pbkdf2/{hash_name}/{iterations}/{salt.hex()}"
         cached = self._cache.get((label, length))
         if cached is None:
-            algorithm = hashes.SHA1() if digest == "sha1" else hashes.SHA256()  # noqa: S303
+            algorithm = hashes.SHA256() if hash_name == "sha256" else hashes.SHA1()  # noqa: S303
             kdf = PBKDF2HMAC(algorithm=algorithm, length=length, salt=salt, iterations=iterations)
             cached = self._cache[(label, length)] = kdf.derive(self.__secret)
         return cached

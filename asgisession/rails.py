@@ -60,11 +60,14 @@ class RailsCookies:
         read_legacy_cbc: bool = True,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        self.digest = check_digest(digest, "digest")
+        writing = check_digest(digest, "digest")
         if read_digests is None:
-            read_digests = ["sha256" if self.digest == "sha1" else "sha1"]
-        extra = [check_digest(d, "read_digests") for d in read_digests]
-        self.digests: tuple[Digest, ...] = (self.digest, *(d for d in extra if d != self.digest))
+            other: Digest = "sha1" if writing == "sha256" else "sha256"
+            read_digests = [other]
+        extra = [check_digest(name, "read_digests") for name in read_digests]
+        #: The key derivation digests: the writing one first, then those only read.
+        self.digests: tuple[Digest, ...] = tuple(dict.fromkeys([writing, *extra]))
+        self.digest = writing
         self.signed_digest = check_digest(signed_digest, "signed_digest")
         self.read_legacy_cbc = read_legacy_cbc
         self._random = random_bytes

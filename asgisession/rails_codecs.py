@@ -73,8 +73,8 @@ SESSION_ID_KEY = "session_id"
 _ENVELOPE_PREFIX = b'{"_rails":'
 _MARSHAL = b"\x04\x08"
 _MESSAGE_PACK = b"\xcc\x80"
-_HEX_LENGTH = {"sha1": 40, "sha256": 64}
-_HEX = re.compile(r"[0-9a-fA-F]+")
+#: A well-formed hex signature per HMAC digest (checked before any comparison).
+_HEX_SIGNATURE = {"sha1": re.compile(r"[0-9a-fA-F]{40}"), "sha256": re.compile(r"[0-9a-fA-F]{64}")}
 # ActiveSupport::JSON escapes these five after generating JSON; JSON text can hold them
 # only inside strings, so replacing the bytes anywhere is exact.
 _AS_JSON_ESCAPES = (
@@ -304,7 +304,7 @@ class RailsEncryptor(_RailsCodec):
 
     def _open_cbc(self, data: str, mac: str) -> tuple[bytes, int]:
         assert self._legacy is not None
-        if len(mac) != _HEX_LENGTH["sha1"] or _HEX.fullmatch(mac) is None:
+        if _HEX_SIGNATURE["sha1"].fullmatch(mac) is None:
             raise InvalidMessage(RejectReason.MALFORMED, "not a Rails legacy encrypted value")
         for secret, digest in self._candidates():
             cipher_key, sign_key = self._legacy[secret][digest]
@@ -366,8 +366,7 @@ class RailsVerifier(_RailsCodec):
     def open(self, token: str, *, purpose: str, now: int) -> Opened:
         """Verify a Rails signed value; raise :class:`InvalidMessage` with the reason if not."""
         data, sep, mac = unquote_plus(token).rpartition("--")
-        well_formed = sep and len(mac) == _HEX_LENGTH[self._hmac] and _HEX.fullmatch(mac)
-        if not well_formed or not data.isascii():
+        if not sep or _HEX_SIGNATURE[self._hmac].fullmatch(mac) is None or not data.isascii():
             raise InvalidMessage(RejectReason.MALFORMED, "not a Rails signed value")
         for secret, digest in self._candidates():
             if hmac.compare_digest(self._mac(secret, digest, data), mac.lower()):
