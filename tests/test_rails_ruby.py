@@ -30,7 +30,7 @@ import pytest
 
 from asgisession import InvalidMessage, Keyring, RailsCookies, RejectReason
 from asgisession.csrf import _decode_secret, mask_token, token_matches
-from asgisession.rails_codecs import Digest, RailsEncryptor, RailsVerifier
+from asgisession.rails_codecs import NO_EXPIRY, Digest, RailsEncryptor, RailsVerifier
 from tests.rails_peer import COOKIE_NAME, peer
 from tests.servers import RAILS_TOOLS, ServerProcess, rails_server, require_ruby_rails
 
@@ -60,6 +60,31 @@ def python_client(secret: str, digest: Digest, **options: Any) -> httpx.AsyncCli
 # -- 1. fresh vectors ---------------------------------------------------------------------------
 
 
+def reencoded(vector: dict[str, Any], keyring: Keyring) -> str:
+    """Seal a deterministic vector's payload again with its IV, as its Rails app would."""
+    config = vector["config"]
+    kdf = config["kdf_digest"].lower()
+    metadata = config["use_cookies_with_metadata"]
+    codec: RailsEncryptor | RailsVerifier
+    if vector["kind"] == "signed":
+        hmac_digest = config["hmac_digest"].lower()
+        codec = RailsVerifier(keyring, (kdf,), hmac_digest=hmac_digest, metadata=metadata)
+    else:
+        iv = bytes.fromhex(vector["iv_hex"])
+        codec = RailsEncryptor(keyring, (kdf,), metadata=metadata, random_bytes=lambda n: iv)
+    expires = vector["expires_at"]
+    return codec.seal(
+        msgspec.json.encode(vector["payload"]),
+        purpose=vector["cookie_name"],
+        issued_at=0,
+        expires_at=NO_EXPIRY if expires is None else _timestamp(expires),
+    )
+
+
+def _timestamp(iso: str) -> int:
+    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
 def test_fresh_vectors_from_rails_with_a_random_secret_all_decode() -> None:
     """gen_vectors.rb with a new secret: every vector opens to Rails' own read-back."""
     secret = secrets.token_hex(64)
@@ -70,7 +95,7 @@ def test_fresh_vectors_from_rails_with_a_random_secret_all_decode() -> None:
     keyring = Keyring(secret)
     stamp = data["generator"]["generated_at"][:19]
     now = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
-    checked = 0
+    checked = reencodings = 0
     for vector in data["vectors"]:
         config = vector["config"]
         kdf = config["kdf_digest"].lower()
@@ -90,6 +115,10 @@ def test_fresh_vectors_from_rails_with_a_random_secret_all_decode() -> None:
         else:
             opened = codec.open(vector["cookie_value_escaped"], **opening)
             assert msgspec.json.decode(opened.payload) == vector["ruby_read_back"], vector["id"]
+        writable = vector["kind"] in ("encrypted", "signed") and config["serializer"] == "json"
+        if vector["deterministic"] and writable:
+            assert reencoded(vector, keyring) == vector["cookie_value_escaped"], vector["id"]
+            reencodings += 1
         checked += 1
     for case in data["middleware"]:
         escaped = case["login"]["set_cookie"].split(";", 1)[0].split("=", 1)[1]
@@ -103,7 +132,8 @@ def test_fresh_vectors_from_rails_with_a_random_secret_all_decode() -> None:
         assert token_matches(raw, csrf["global_masked"])
         checked += 1
     assert checked == len(data["vectors"]) + len(data["middleware"]) + len(data["csrf"])
-    print(f"fresh Rails vectors decoded: {checked} of {checked}")
+    assert reencodings == 18
+    print(f"fresh Rails vectors: {checked} of {checked} decoded, {reencodings} re-encoded exactly")
 
 
 # -- 2. Rails reads what we make ----------------------------------------------------------------
