@@ -31,6 +31,7 @@ from .crypto import (
     MessageVerifier,
 )
 from .crypto import b64url_decode as _b64url_decode
+from .demo.serve import add_demo_parser, run_demo
 from .errors import ConfigurationError, InvalidMessage, RejectReason
 from .stores.base import hash_key
 from .stores.server import SESSION_ID_BYTES
@@ -336,6 +337,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the app's idle_timeout, to check it too",
     )
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    add_demo_parser(commands)
     return parser
 
 
@@ -345,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "secret":
         print(secrets.token_hex(64))
         return 0
+    if args.command == "demo":
+        return run_demo(args)
     try:
         keyring = Keyring(args.secret or secret_key_base_from_env())
     except ConfigurationError as exc:
