@@ -7,6 +7,7 @@ command line stays fast and works without the ``demo`` extra (which it then asks
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import sys
@@ -98,9 +99,10 @@ def add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "demo",
         help="serve a small app that shows sessions, flash, CSRF and logout at work",
         description=(
-            "Serve, on this machine only, a small app wrapped in SessionMiddleware and\n"
-            "CSRFMiddleware: log in and out, flash messages, a CSRF-protected form, the\n"
-            "cookie's size against the 4096-byte limit, and log out everywhere. Ctrl-C stops it."
+            "Serve (on 127.0.0.1 unless --host says otherwise) a small app wrapped in\n"
+            "SessionMiddleware and CSRFMiddleware: log in and out, flash messages, a CSRF-\n"
+            "protected form, the cookie's size against the 4096-byte limit, and log out\n"
+            "everywhere. Ctrl-C stops it."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -125,7 +127,11 @@ def _secret() -> str | list[str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Serve the demo until Ctrl-C; return the exit code (2 for a setup problem)."""
+    """Serve the demo until Ctrl-C; return the exit code.
+
+    0 after Ctrl-C, 2 for a setup problem (no uvicorn, a missing store client, a bad
+    secret); uvicorn itself exits with 3 when the store does not answer at startup.
+    """
     try:
         import uvicorn
     except ImportError:
@@ -148,8 +154,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"asgisession demo: {url}  (store: {choice.describe()}; Ctrl-C stops it)", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, lifespan="on")
     server = uvicorn.Server(config)
-    try:
+    # uvicorn shuts down cleanly on Ctrl-C (the lifespan closes the stores), then re-raises it
+    with contextlib.suppress(KeyboardInterrupt):
         server.run()
-    except KeyboardInterrupt:
-        pass  # uvicorn has shut down cleanly (stores closed), then re-raised the Ctrl-C
     return 0 if server.started else 1
