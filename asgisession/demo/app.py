@@ -3,7 +3,8 @@
 :func:`build_app` wraps it as ``SessionMiddleware(CSRFMiddleware(app))``: the session
 middleware outside, so the CSRF checks can read the session. Every page that changes
 something is a POST answered with a redirect to ``/`` (post/redirect/get), which puts a
-flash message in the session for the next page to show once.
+flash message in the session for the next page to show once. It imports asgisession the
+way an application would.
 
 - login regenerates the session (a new identity defeats session fixation);
 - logout resets it; "log out everywhere" revokes every session of the user;
@@ -18,16 +19,22 @@ import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
-from .._types import ASGIApp, Receive, Scope, Send
-from ..cookies import cookie_values
-from ..csrf import CSRFMiddleware, csrf_token
-from ..errors import CookieOverflow, StoreUnavailable
-from ..flash import flash
-from ..middleware import SessionMiddleware
-from ..revocation import revoke_session, revoke_user, user_sessions
-from ..session import Session
-from ..stores.base import Store
-from ..stores.memory import MemoryStore
+from asgisession import (
+    CookieOverflow,
+    CSRFMiddleware,
+    Session,
+    SessionMiddleware,
+    StoreUnavailable,
+    csrf_token,
+    flash,
+    revoke_session,
+    revoke_user,
+    user_sessions,
+)
+from asgisession._types import ASGIApp, Receive, Scope, Send
+from asgisession.cookies import cookie_values
+from asgisession.stores import MemoryStore, Store
+
 from .page import HomeView, error_page, home_page
 
 __all__ = ["COOKIE_NAME", "USER_KEY", "DemoApp", "build_app"]

@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
-from ..cookies import MAX_COOKIE_SIZE
-from ..revocation import UserSession
+from asgisession import UserSession
+from asgisession.cookies import MAX_COOKIE_SIZE
 
 __all__ = ["HomeView", "error_page", "home_page"]
 

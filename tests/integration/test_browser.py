@@ -44,6 +44,13 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 15_000
 
 
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> str:
+    """Debian's chromium and the playwright package, checked before any server starts."""
+    require_module("playwright", "pip install playwright (in the test dependency group)")
+    return require_binary("chromium", "chromium")
+
+
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m asgisession demo`` on a free port and a fresh SQLite file; Ctrl-C at the end."""
@@ -122,16 +129,14 @@ def screenshots(
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+def browser(chromium: str, tmp_path: Path) -> Iterator[BrowserContext]:
     """A headless chromium with a fresh profile: Debian's binary, never a downloaded one."""
-    executable = require_binary("chromium", "chromium")
-    require_module("playwright", "pip install playwright (in the test dependency group)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             tmp_path / "profile",
-            executable_path=executable,
+            executable_path=chromium,
             headless=True,
             args=CHROMIUM_ARGS,
         )
