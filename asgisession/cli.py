@@ -32,6 +32,7 @@ from .crypto import (
     MessageVerifier,
 )
 from .crypto import b64url_decode as _b64url_decode
+from .demo.serve import add_demo_parser, run_demo
 from .errors import ConfigurationError, InvalidMessage, RejectReason
 from .rails import RailsCookies
 from .rails_codecs import NO_EXPIRY
@@ -362,6 +363,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the app's idle_timeout, to check it too",
     )
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    add_demo_parser(commands)
     return parser
 
 
@@ -371,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "secret":
         print(secrets.token_hex(64))
         return 0
+    if args.command == "demo":
+        return run_demo(args)
     try:
         keyring = Keyring(args.secret or secret_key_base_from_env())
     except ConfigurationError as exc:

@@ -7,6 +7,7 @@ fail instead, so CI can never pass by skipping.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -32,6 +33,17 @@ def require_binary(name: str, package: str) -> str:
             pytest.fail(message + "; ASGISESSION_REQUIRE_SERVERS=1 forbids skipping")
         pytest.skip(message)
     return path
+
+
+def require_module(name: str, install: str) -> None:
+    """Skip (or fail, in CI) when the Python module ``name`` cannot be imported."""
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        message = f"the Python module {name} is missing: {install}"
+        if os.environ.get("ASGISESSION_REQUIRE_SERVERS") == "1":
+            pytest.fail(message + "; ASGISESSION_REQUIRE_SERVERS=1 forbids skipping")
+        pytest.skip(message)
 
 
 def free_port() -> int:
