@@ -32,9 +32,9 @@ MAX_COOKIE_SIZE = 4096
 #: Browsers cap Max-Age at 400 days (RFC 6265bis section 5.5), so asgisession does too.
 MAX_AGE_LIMIT = 400 * 24 * 3600
 #: A request whose ``Cookie`` headers together pass this many bytes has none of its cookies
-#: read. No browser sends that much to a site that works (servers and proxies refuse
-#: header lines of 8-16 KiB by default), and reading it would let one request buy
-#: a second of parsing: a 1 MiB header of short pairs is about 260,000 cookies.
+#: read. Common servers and proxies refuse header lines of 8-16 KiB by default, so no site
+#: that works gets this much; and reading it would let one request buy tens of
+#: milliseconds of CPU per parse: a 1 MiB header of short pairs is 200,000 cookies.
 MAX_COOKIE_HEADER_SIZE = 64 * 1024
 
 SameSite = Literal["lax", "strict", "none"]
