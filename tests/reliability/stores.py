@@ -75,8 +75,12 @@ class Probed:
 
 
 def sqlite_probed(path: Path) -> Probed:
-    """A SQLiteStore on ``path``; probes read the file through a connection of their own."""
-    store = SQLiteStore(path)
+    """A SQLiteStore on ``path``; probes read the file through a connection of their own.
+
+    Its periodic sweep of expired rows is put off for a day: it is maintenance, not a
+    session write, and a slow run must not have one land inside a measured stretch.
+    """
+    store = SQLiteStore(path, sweep_interval=86_400)
     probe = sqlite3.connect(path, isolation_level=None)
 
     def rows() -> int:
