@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from . import serializer
 from ._types import Scope
 from .cookies import MAX_AGE_LIMIT, MAX_COOKIE_SIZE, CookieOptions, SameSite, iter_cookies
 from .crypto import CookieFormat, Keyring, MessageCodec, MessageEncryptor, MessageVerifier
@@ -315,7 +316,7 @@ class SealedCookies:
             return _decoder.decode(opened.payload)
         except InvalidMessage as exc:
             logger.debug("%s cookie %r refused: %s", self._kind, name, exc)
-        except msgspec.DecodeError:  # authentic but not JSON: cannot happen for our seals
+        except serializer.DECODE_ERRORS:  # authentic but not JSON: not for our own seals
             logger.debug("%s cookie %r refused: not JSON", self._kind, name)
         return default
 
@@ -355,7 +356,7 @@ class SealedCookies:
         )  # fmt: skip
         try:
             payload = _encoder.encode(value)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise TypeError(
                 f"cookie {name!r}: the value cannot be written as JSON ({exc}); signed and "
                 "encrypted cookies hold JSON only (dict with str keys, list, str, int, "

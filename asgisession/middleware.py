@@ -28,7 +28,14 @@ from typing import Literal
 
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .backend import SessionBackend
-from .cookies import MAX_AGE_LIMIT, CookieOptions, SameSite, cookie_values
+from .cookies import (
+    MAX_AGE_LIMIT,
+    MAX_COOKIE_HEADER_SIZE,
+    CookieOptions,
+    SameSite,
+    cookie_header_size,
+    cookie_values,
+)
 from .crypto import (
     CookieFormat,
     Keyring,
@@ -197,6 +204,13 @@ class SessionMiddleware:
                 self._on_reject(state.rejection)
         return state
 
+    def _refused_oversized(self) -> LoadedState:
+        logger.debug(
+            "Cookie headers over %d bytes: no cookie read, the session starts empty",
+            MAX_COOKIE_HEADER_SIZE,
+        )
+        return self._counted(LoadedState(had_cookie=True, rejection=RejectReason.OVERSIZED))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -208,11 +222,17 @@ class SessionMiddleware:
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
         secure = backend.cookie.is_secure(scope.get("scheme", "http"))
         now = int(self._clock())
+        # Oversized Cookie headers are refused whole, before any parsing or crypto.
+        oversized = cookie_header_size(headers) > MAX_COOKIE_HEADER_SIZE
 
         def load_sync() -> LoadedState:
+            if oversized:
+                return self._refused_oversized()
             return self._counted(backend.open(cookie_values(headers, name), now))
 
         async def load() -> LoadedState:
+            if oversized:
+                return self._refused_oversized()
             try:
                 return self._counted(await backend.load(cookie_values(headers, name), now))
             except StoreUnavailable:
@@ -223,7 +243,9 @@ class SessionMiddleware:
 
         session = Session(load_sync if backend.loads_in_line else None, load)
         if not backend.loads_in_line:
-            if not any(cookie_values(headers, name)):
+            if oversized:
+                session.attach(self._refused_oversized())
+            elif not any(cookie_values(headers, name)):
                 session.attach(LoadedState())  # a new session: nothing to fetch
             elif not self._defer_load(scope):
                 try:
