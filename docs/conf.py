@@ -11,6 +11,7 @@ that does not resolve, so a renamed class or a broken link fails the build.
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 from docutils import nodes
@@ -43,10 +44,19 @@ html_title = f"asgisession {release}"
 html_static_path: list[str] = []
 
 # The API reference shows the names as users import them, and types as written.
+python_use_unqualified_type_names = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
 autodoc_default_options = {"members": True}
+# Keep the alias names in signatures (api.md documents them) rather than their expansions.
+autodoc_type_aliases = {
+    name: f"asgisession._types.{name}"
+    for name in ("Scope", "Message", "Receive", "Send", "ASGIApp")
+} | {
+    "SecretKeyBase": "asgisession.crypto.SecretKeyBase",
+    "SameSite": "asgisession.cookies.SameSite",
+}
 
 # There is no network in CI, so no intersphinx: references into the standard library and
 # the store clients' packages have no target. They are named in signatures only, so they
@@ -113,6 +123,30 @@ def _defines(module_name: str, name: str) -> bool:
     return getattr(module, name, None) is not None
 
 
+_FORWARD_REF = re.compile(r"TypeAliasForwardRef\('([^']+)'\)")
+
+
+def unwrap_alias_refs(
+    app: Sphinx,
+    what: str,
+    name: str,
+    obj: object,
+    options: object,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str | None, str | None]:
+    """Show ``Scope`` where autodoc leaves ``TypeAliasForwardRef('...Scope')``.
+
+    autodoc does that for an alias from ``autodoc_type_aliases`` nested in ``Callable[[...]]``.
+    """
+
+    def unwrap(text: str | None) -> str | None:
+        return None if text is None else _FORWARD_REF.sub(r"\1", text)
+
+    return unwrap(signature), unwrap(return_annotation)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("missing-reference", resolve_defining_module)
+    app.connect("autodoc-process-signature", unwrap_alias_refs)
     return {"parallel_read_safe": True}
