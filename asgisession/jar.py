@@ -37,7 +37,7 @@ import msgspec
 
 from ._types import Scope
 from .cookies import MAX_AGE_LIMIT, MAX_COOKIE_SIZE, CookieOptions, SameSite, iter_cookies
-from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier
+from .crypto import CookieFormat, Keyring, MessageCodec, MessageEncryptor, MessageVerifier
 from .errors import ConfigurationError, CookieOverflow, InvalidMessage
 
 __all__ = ["SCOPE_KEY", "CookieJar", "JarCodecs", "PermanentCookies", "SealedCookies", "cookies"]
@@ -73,15 +73,23 @@ class JarCodecs:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_encrypted", "_signed", "keyring")
+    __slots__ = ("_encrypted", "_format", "_formatted", "_signed", "keyring")
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, cookie_format: CookieFormat | None = None) -> None:
         self.keyring = keyring
         self._signed: MessageVerifier | None = None
         self._encrypted: MessageEncryptor | None = None
+        #: Another format (e.g. Rails'), whose jar codecs replace the native ones.
+        self._format = cookie_format
+        self._formatted: dict[_Kind, MessageCodec] = {}
 
     def get(self, kind: _Kind) -> MessageCodec:
         """The codec for ``"signed"`` or ``"encrypted"`` cookies."""
+        if self._format is not None:
+            codec = self._formatted.get(kind)
+            if codec is None:
+                codec = self._formatted[kind] = self._format.jar_codec(self.keyring, kind)
+            return codec
         if kind == "signed":
             if self._signed is None:
                 self._signed = MessageVerifier(self.keyring, key_purpose=SIGNING_PURPOSE)
