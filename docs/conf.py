@@ -18,6 +18,7 @@ from docutils import nodes
 from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
 
 from asgisession import __all__ as PUBLIC_NAMES
 from asgisession import __version__
@@ -146,7 +147,21 @@ def unwrap_alias_refs(
     return unwrap(signature), unwrap(return_annotation)
 
 
+def check_public_names_documented(app: Sphinx, env: BuildEnvironment) -> None:
+    """Warn (so ``-W`` fails the build) when a public name is missing from api.md."""
+    documented = env.domains["py"].objects
+    expected = [f"asgisession.{name}" for name in PUBLIC_NAMES if name != "__version__"]
+    expected += [f"asgisession.stores.{name}" for name in STORE_NAMES]
+    for name in expected:
+        if name not in documented:
+            logging.getLogger(__name__).warning(
+                "%s is public (in __all__) but not in the API reference: add it to docs/api.md",
+                name,
+            )
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("env-check-consistency", check_public_names_documented)
     app.connect("missing-reference", resolve_defining_module)
     app.connect("autodoc-process-signature", unwrap_alias_refs)
     return {"parallel_read_safe": True}
