@@ -230,5 +230,5 @@ class CookieOptions:
         return "; ".join(parts)
 
     def size(self, value: str) -> int:
-        """Bytes the browser counts against :data:`MAX_COOKIE_SIZE`: name plus value."""
+        """Bytes the browser counts against ``MAX_COOKIE_SIZE`` (4096): name plus value."""
         return len(self.name.encode()) + len(value.encode())

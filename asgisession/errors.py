@@ -57,7 +57,7 @@ class RejectReason(str, enum.Enum):
     #: Authentic, but the payload is not a JSON object.
     BAD_PAYLOAD = "bad_payload"
     #: Larger than any cookie this format writes, or ``Cookie`` headers over
-    #: :data:`~asgisession.cookies.MAX_COOKIE_HEADER_SIZE`; refused before any decoding.
+    #: ``MAX_COOKIE_HEADER_SIZE`` (64 KiB); refused before any decoding.
     OVERSIZED = "oversized"
     #: Authentic, but the server-side store no longer has it: expired, deleted or evicted.
     NOT_FOUND = "not_found"
