@@ -18,8 +18,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from asgisession import Session, SessionMiddleware
+from asgisession import Session, SessionMiddleware, csrf_token
 from asgisession._types import Message, Scope
+
+from .contract import STORES, check_contract, public, wrap
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +153,44 @@ async def test_example_app_in_process(cookie_app: ModuleType) -> None:
         assert 400 == (await c.post("/login", data={"username": " "})).status_code
         await c.post("/logout")
         assert {} == (await c.get("/api/session")).json()
+
+
+def contract_app() -> Starlette:
+    """The contract's routes, with request.session and csrf_token(request.scope)."""
+
+    async def csrf(request: Request) -> JSONResponse:
+        return JSONResponse({"token": csrf_token(request.scope)})
+
+    async def counter(request: Request) -> JSONResponse:
+        request.session["count"] = request.session.get("count", 0) + 1
+        return JSONResponse({"count": request.session["count"]})
+
+    async def login(request: Request) -> JSONResponse:
+        session: Session = request.scope["session"]
+        session.regenerate()
+        session["user"] = (await request.json())["user"]
+        return JSONResponse(public(session))
+
+    async def logout(request: Request) -> JSONResponse:
+        session: Session = request.scope["session"]
+        session.reset()
+        return JSONResponse({})
+
+    async def me(request: Request) -> JSONResponse:
+        return JSONResponse(public(request.session))
+
+    return Starlette(
+        routes=[
+            Route("/csrf", csrf),
+            Route("/counter", counter, methods=["POST"]),
+            Route("/login", login, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/me", me),
+        ]
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("store", STORES)
+async def test_contract(secret: str, store: str) -> None:
+    await check_contract(wrap(contract_app(), secret, store), server_side=store != "cookie")
