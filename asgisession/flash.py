@@ -18,9 +18,9 @@ A request that never calls :func:`flash` touches neither the session nor the fla
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, cast
 
-from ._types import Scope
+from ._types import AnyScope, Scope
 from .session import Session
 
 __all__ = ["FLASH_KEY", "Flash", "FlashNow", "flash"]
@@ -31,7 +31,7 @@ FLASH_KEY = "flash"
 SCOPE_KEY = "asgisession.flash"
 
 
-def flash(scope: Scope) -> Flash:
+def flash(scope: AnyScope) -> Flash:
     """The flash of this request: one :class:`Flash` per request, cached in the scope.
 
     The first call reads the stored flash from ``scope["session"]`` (which marks the
@@ -52,7 +52,7 @@ def flash(scope: Scope) -> Flash:
     cached = scope.get(SCOPE_KEY)
     if isinstance(cached, Flash) and cached.session is session and cached.resets == session.resets:
         return cached
-    current = scope[SCOPE_KEY] = Flash(session)
+    current = cast(Scope, scope)[SCOPE_KEY] = Flash(session)
     return current
 
 

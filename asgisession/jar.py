@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ._types import Scope
+from ._types import AnyScope
 from .cookies import MAX_AGE_LIMIT, MAX_COOKIE_SIZE, CookieOptions, SameSite, iter_cookies
 from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier
 from .errors import ConfigurationError, CookieOverflow, InvalidMessage
@@ -54,7 +54,7 @@ _decoder = msgspec.json.Decoder()
 _Kind = Literal["signed", "encrypted"]
 
 
-def cookies(scope: Scope) -> CookieJar:
+def cookies(scope: AnyScope) -> CookieJar:
     """The cookie jar of this request (one per request, created on first call).
 
     :raises RuntimeError: when no :class:`~asgisession.SessionMiddleware` wraps the app.

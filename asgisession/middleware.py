@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backend import SessionBackend
 from .cookies import MAX_AGE_LIMIT, CookieOptions, SameSite, cookie_values
 from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier, SecretKeyBase
@@ -104,7 +104,7 @@ class SessionMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         *,
         secret_key_base: SecretKeyBase,
         cookie_name: str = "session",
@@ -130,7 +130,7 @@ class SessionMiddleware:
         revocation_store: Store | None = None,
         backend: SessionBackend | None = None,
     ) -> None:
-        self.app = app
+        self.app: ASGIApp = app
         self.keyring = Keyring(secret_key_base)
         self.rejections: Counter[RejectReason] = Counter()
         self._on_reject = on_reject

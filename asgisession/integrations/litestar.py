@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised without Litestar inst
 
     raise missing_framework("litestar", "litestar", exc) from exc
 
-from .._types import ASGIApp, Message, Receive, Scope, Send
+from .._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from ..session import Session
 from ._common import session_from_scope
 
@@ -75,8 +75,8 @@ class SessionSync:
     .. versionadded:: 0.1
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: AnyASGIApp) -> None:
+        self.app: ASGIApp = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         original = scope.get("session")

@@ -3,7 +3,7 @@
 ::
 
     app = Quart(__name__)
-    app.session_interface = AsgiSessionInterface()
+    install(app)  # app.session_interface = AsgiSessionInterface()
     asgi_app = SessionMiddleware(app, secret_key_base=secret_key_base_from_env())
 
     @app.post("/login")
@@ -36,7 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised without Quart install
 from ..session import Session
 from ._common import session_from_scope
 
-__all__ = ["AsgiSessionInterface", "QuartSession"]
+__all__ = ["AsgiSessionInterface", "QuartSession", "install"]
 
 
 class QuartSession(SessionMixin):
@@ -135,3 +135,14 @@ class AsgiSessionInterface(SessionInterface):
         response: Response | WerkzeugResponse | None,
     ) -> None:
         """Nothing to do: the middleware writes the cookie when the response starts."""
+
+
+def install(app: Quart) -> None:
+    """Make ``quart.session`` asgisession's in ``app`` (sets ``app.session_interface``).
+
+    The same as ``app.session_interface = AsgiSessionInterface()``, which a type checker
+    refuses because Quart declares that attribute as its own cookie interface.
+
+    .. versionadded:: 0.1
+    """
+    app.session_interface = AsgiSessionInterface()  # type: ignore[assignment]

@@ -21,13 +21,13 @@ from typing import Any
 import httpx
 
 from asgisession import CSRFMiddleware, SessionMiddleware
-from asgisession._types import ASGIApp
+from asgisession._types import AnyASGIApp, ASGIApp
 from asgisession.stores.memory import MemoryStore
 
 STORES = ("cookie", "memory")
 
 
-def wrap(app: ASGIApp, secret: str, store: str) -> SessionMiddleware:
+def wrap(app: AnyASGIApp, secret: str, store: str) -> SessionMiddleware:
     """The framework app behind CSRF protection and a session (cookie or server-side)."""
     server_store = MemoryStore() if store == "memory" else None
     return SessionMiddleware(CSRFMiddleware(app), secret_key_base=secret, store=server_store)

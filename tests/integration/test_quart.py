@@ -11,7 +11,7 @@ from quart import Quart, request, session, websocket
 
 from asgisession import SessionMiddleware, csrf_token
 from asgisession._types import Message
-from asgisession.integrations.quart import AsgiSessionInterface, QuartSession
+from asgisession.integrations.quart import QuartSession, install
 
 from ..asgi_helpers import Recorder, client
 from .contract import STORES, check_contract, public, wrap
@@ -27,7 +27,7 @@ def current() -> QuartSession:
 
 def make_app() -> Quart:
     app = Quart(__name__)
-    app.session_interface = AsgiSessionInterface()
+    install(app)
 
     @app.get("/csrf")
     async def csrf() -> dict[str, str]:
