@@ -12,12 +12,11 @@ from pydantic import BaseModel
 
 from asgisession import Session, SessionMiddleware
 from asgisession.errors import ConfigurationError
-from asgisession.integrations.fastapi import CSRFToken
-from asgisession.integrations.fastapi import SessionDep as LoadedSession
 from asgisession.stores.memory import MemoryStore
+from examples import fastapi_app
 
 from ..asgi_helpers import client
-from .contract import STORES, check_contract, public, wrap
+from .contract import STORES, check_contract, wrap
 
 pytestmark = pytest.mark.integration
 
@@ -96,42 +95,10 @@ async def test_validation_error_leaves_session_alone(secret: str) -> None:
     assert [] == response.headers.get_list("set-cookie")
 
 
-def contract_app() -> FastAPI:
-    """The contract's routes, with asgisession.integrations.fastapi's dependencies only."""
-    app = FastAPI()
-
-    @app.get("/csrf")
-    async def csrf(token: CSRFToken) -> dict[str, str]:
-        return {"token": token}
-
-    @app.post("/counter")
-    async def counter(session: LoadedSession) -> dict[str, int]:
-        count: int = session.get("count", 0) + 1
-        session["count"] = count
-        return {"count": count}
-
-    @app.post("/login")
-    async def login(body: Login, session: LoadedSession) -> dict[str, Any]:
-        session.regenerate()
-        session["user"] = body.user
-        return public(session)
-
-    @app.post("/logout")
-    async def logout(session: LoadedSession) -> dict[str, Any]:
-        session.reset()
-        return {}
-
-    @app.get("/me")
-    def me(session: LoadedSession) -> dict[str, Any]:  # a sync handler gets it too
-        return public(session)
-
-    return app
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("store", STORES)
 async def test_contract(secret: str, store: str) -> None:
-    await check_contract(wrap(contract_app(), secret, store), server_side=store != "cookie")
+    await check_contract(wrap(fastapi_app.app, secret, store), server_side=store != "cookie")
 
 
 @pytest.mark.anyio
@@ -139,7 +106,7 @@ async def test_session_dependency_loads_a_deferred_session(secret: str) -> None:
     """With defer_load, get_session awaits the store, so the handler can read synchronously."""
     store = MemoryStore()
     app = SessionMiddleware(
-        contract_app(), secret_key_base=secret, store=store, defer_load=["/me", "/counter"]
+        fastapi_app.app, secret_key_base=secret, store=store, defer_load=["/me", "/counter"]
     )
     async with client(app) as c:
         assert {"count": 1} == (await c.post("/counter")).json()
@@ -150,6 +117,11 @@ async def test_session_dependency_loads_a_deferred_session(secret: str) -> None:
 @pytest.mark.anyio
 async def test_session_dependency_without_middleware_names_the_fix() -> None:
     """Forgetting SessionMiddleware is a ConfigurationError that says what to wrap."""
-    async with client(contract_app()) as c:
+    async with client(fastapi_app.app) as c:
         with pytest.raises(ConfigurationError, match="SessionMiddleware"):
             await c.get("/me")
+
+
+@pytest.mark.anyio
+async def test_example_create_app_serves_the_contract(secret: str) -> None:
+    await check_contract(fastapi_app.create_app(secret), server_side=False)

@@ -7,14 +7,15 @@ from typing import Any
 
 import anyio
 import pytest
-from quart import Quart, request, session, websocket
+from quart import Quart, session, websocket
 
-from asgisession import SessionMiddleware, csrf_token
+from asgisession import SessionMiddleware
 from asgisession._types import Message
 from asgisession.integrations.quart import QuartSession, install
+from examples import quart_app
 
 from ..asgi_helpers import Recorder, client
-from .contract import STORES, check_contract, public, wrap
+from .contract import STORES, check_contract, wrap
 
 pytestmark = pytest.mark.integration
 
@@ -25,34 +26,10 @@ def current() -> QuartSession:
     return session
 
 
-def make_app() -> Quart:
+def ws_app() -> Quart:
+    """A Quart app with one WebSocket route that reads and writes the session."""
     app = Quart(__name__)
     install(app)
-
-    @app.get("/csrf")
-    async def csrf() -> dict[str, str]:
-        return {"token": csrf_token(request.scope)}
-
-    @app.post("/counter")
-    async def counter() -> dict[str, int]:
-        session["count"] = session.get("count", 0) + 1
-        return {"count": session["count"]}
-
-    @app.post("/login")
-    async def login() -> dict[str, Any]:
-        user = (await request.get_json())["user"]
-        current().regenerate()
-        session["user"] = user
-        return public(session)
-
-    @app.post("/logout")
-    async def logout() -> dict[str, Any]:
-        current().reset()
-        return {}
-
-    @app.get("/me")
-    async def me() -> dict[str, Any]:
-        return public(session)
 
     @app.websocket("/ws")
     async def ws() -> None:
@@ -67,13 +44,19 @@ def make_app() -> Quart:
 @pytest.mark.anyio
 @pytest.mark.parametrize("store", STORES)
 async def test_contract(secret: str, store: str) -> None:
-    await check_contract(wrap(make_app(), secret, store), server_side=store != "cookie")
+    await check_contract(wrap(quart_app.app, secret, store), server_side=store != "cookie")
+
+
+@pytest.mark.anyio
+async def test_example_create_app_serves_the_contract(secret: str) -> None:
+    await check_contract(quart_app.create_app(secret), server_side=False)
 
 
 @pytest.mark.anyio
 async def test_session_interface_reports_changes_and_newness(secret: str) -> None:
     """modified, new and permanent answer from asgisession's session."""
-    app = make_app()
+    app = Quart(__name__)
+    install(app)
     seen: dict[str, Any] = {}
 
     @app.get("/flags")
@@ -95,8 +78,7 @@ async def test_session_interface_reports_changes_and_newness(secret: str) -> Non
 @pytest.mark.anyio
 async def test_websocket_reads_the_session_and_writes_on_accept(secret: str) -> None:
     """A Quart WebSocket handler sees the login's session; its write rides on the accept."""
-    app = SessionMiddleware(make_app(), secret_key_base=secret)
-    async with client(app) as c:
+    async with client(quart_app.create_app(secret)) as c:
         token = (await c.get("/csrf")).json()["token"]
         await c.post("/login", json={"user": "alice"}, headers={"x-csrf-token": token})
         cookie = c.cookies["session"]
@@ -123,7 +105,7 @@ async def test_websocket_reads_the_session_and_writes_on_accept(secret: str) -> 
         "client": ("127.0.0.1", 1), "server": ("testserver", 80), "extensions": {},
     }  # fmt: skip
     with anyio.fail_after(10):
-        await app(scope, receive, send)
+        await SessionMiddleware(ws_app(), secret_key_base=secret)(scope, receive, send)
     types = [m["type"] for m in recorder.sent]
     assert "websocket.accept" == types[0]
     assert "alice" == recorder.sent[1].get("text")

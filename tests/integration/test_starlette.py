@@ -18,10 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from asgisession import Session, SessionMiddleware, csrf_token
+from asgisession import Session, SessionMiddleware
 from asgisession._types import Message, Scope
+from examples import starlette_app
 
-from .contract import STORES, check_contract, public, wrap
+from .contract import STORES, check_contract, wrap
 
 pytestmark = pytest.mark.integration
 
@@ -155,42 +156,14 @@ async def test_example_app_in_process(cookie_app: ModuleType) -> None:
         assert {} == (await c.get("/api/session")).json()
 
 
-def contract_app() -> Starlette:
-    """The contract's routes, with request.session and csrf_token(request.scope)."""
-
-    async def csrf(request: Request) -> JSONResponse:
-        return JSONResponse({"token": csrf_token(request.scope)})
-
-    async def counter(request: Request) -> JSONResponse:
-        request.session["count"] = request.session.get("count", 0) + 1
-        return JSONResponse({"count": request.session["count"]})
-
-    async def login(request: Request) -> JSONResponse:
-        session: Session = request.scope["session"]
-        session.regenerate()
-        session["user"] = (await request.json())["user"]
-        return JSONResponse(public(session))
-
-    async def logout(request: Request) -> JSONResponse:
-        session: Session = request.scope["session"]
-        session.reset()
-        return JSONResponse({})
-
-    async def me(request: Request) -> JSONResponse:
-        return JSONResponse(public(request.session))
-
-    return Starlette(
-        routes=[
-            Route("/csrf", csrf),
-            Route("/counter", counter, methods=["POST"]),
-            Route("/login", login, methods=["POST"]),
-            Route("/logout", logout, methods=["POST"]),
-            Route("/me", me),
-        ]
-    )
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("store", STORES)
 async def test_contract(secret: str, store: str) -> None:
-    await check_contract(wrap(contract_app(), secret, store), server_side=store != "cookie")
+    """examples/starlette_app.py's app, wrapped by the contract's middleware."""
+    await check_contract(wrap(starlette_app.app, secret, store), server_side=store != "cookie")
+
+
+@pytest.mark.anyio
+async def test_example_middleware_list_serves_the_contract(secret: str) -> None:
+    """The example's create_app (Starlette's middleware list) puts the session outside CSRF."""
+    await check_contract(starlette_app.create_app(secret), server_side=False)
