@@ -40,7 +40,7 @@ from .session import LoadedState, Session
 
 __all__ = ["CSRFMiddleware", "CSRFReason", "csrf_token"]
 
-logger = logging.getLogger("asgisession.csrf")
+logger: logging.Logger = logging.getLogger("asgisession.csrf")
 
 SESSION_KEY = "_csrf_token"
 FIELD_NAME = "authenticity_token"

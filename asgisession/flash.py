@@ -70,15 +70,15 @@ class Flash(MutableMapping[str, Any]):
     __slots__ = ("_discard", "_flashes", "_loaded", "now", "resets", "session")
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self.session: Session = session
         #: The session's reset count when this flash was made; a reset starts a new flash.
-        self.resets = session.resets
+        self.resets: int = session.resets
         self._loaded: Any = session.get(FLASH_KEY)
         self._flashes: dict[str, Any] = _stored_flashes(self._loaded)
         #: Keys that are dropped at commit: everything loaded, and everything set ``now``.
         self._discard: set[str] = set(self._flashes)
         #: Messages for this request only: ``flash(scope).now["alert"] = "..."``.
-        self.now = FlashNow(self)
+        self.now: FlashNow = FlashNow(self)
         session.before_commit(self._write_back)
 
     def keep(self, key: str | None = None) -> None:

@@ -42,7 +42,7 @@ from .errors import ConfigurationError, CookieOverflow, InvalidMessage
 
 __all__ = ["SCOPE_KEY", "CookieJar", "JarCodecs", "PermanentCookies", "SealedCookies", "cookies"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 #: Where SessionMiddleware puts the jar factory in the scope.
 SCOPE_KEY = "asgisession.cookies"
@@ -76,7 +76,7 @@ class JarCodecs:
     __slots__ = ("_encrypted", "_signed", "keyring")
 
     def __init__(self, keyring: Keyring) -> None:
-        self.keyring = keyring
+        self.keyring: Keyring = keyring
         self._signed: MessageVerifier | None = None
         self._encrypted: MessageEncryptor | None = None
 
@@ -130,7 +130,7 @@ class CookieJar(Mapping[str, str]):
         self._scheme = scheme
         self._pending: dict[tuple[str, str, str | None], str] = {}
         #: Whether the app read a request cookie (the response then varies on Cookie).
-        self.read = False
+        self.read: bool = False
 
     # -- reading -----------------------------------------------------------------------------
 

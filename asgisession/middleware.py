@@ -41,7 +41,7 @@ from .stores.server import ServerBackend
 
 __all__ = ["SessionMiddleware"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 DAY = 24 * 3600
 _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
@@ -131,7 +131,7 @@ class SessionMiddleware:
         backend: SessionBackend | None = None,
     ) -> None:
         self.app: ASGIApp = app
-        self.keyring = Keyring(secret_key_base)
+        self.keyring: Keyring = Keyring(secret_key_base)
         self.rejections: Counter[RejectReason] = Counter()
         self._on_reject = on_reject
         self._clock = clock

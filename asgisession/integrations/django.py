@@ -27,10 +27,10 @@ from typing import Any
 try:
     from asgiref.sync import iscoroutinefunction, markcoroutinefunction
     from django.contrib.sessions.backends.base import SessionBase
-except ImportError as exc:  # pragma: no cover - exercised without Django installed
+except ImportError as _missing:  # pragma: no cover - exercised without Django installed
     from ._common import missing_framework
 
-    raise missing_framework("django", "django", exc) from exc
+    raise missing_framework("django", "django", _missing) from _missing
 
 from ..errors import ConfigurationError
 from ..session import Session
@@ -45,6 +45,10 @@ class DjangoSession(SessionBase):  # type: ignore[misc]  # Django ships no type 
     .. versionadded:: 0.1
     """
 
+    #: Django's flags, kept for code that reads them; asgisession tracks changes itself.
+    accessed: bool
+    modified: bool
+
     def __init__(self, session: Session) -> None:
         super().__init__(session_key=None)
         #: The request's asgisession session.
@@ -55,7 +59,8 @@ class DjangoSession(SessionBase):  # type: ignore[misc]  # Django ships no type 
     def clear(self) -> None:
         """Remove every key, keeping the identity (``flush()`` also replaces it)."""
         self.asgi.clear()
-        self.accessed = self.modified = True
+        self.accessed = True
+        self.modified = True
 
     def is_empty(self) -> bool:
         """Whether the session holds no data."""
@@ -64,7 +69,8 @@ class DjangoSession(SessionBase):  # type: ignore[misc]  # Django ships no type 
     def flush(self) -> None:
         """Drop all data and the identity (``django.contrib.auth.logout`` calls it)."""
         self.asgi.reset()
-        self.accessed = self.modified = True
+        self.accessed = True
+        self.modified = True
 
     async def aflush(self) -> None:
         """Async :meth:`flush`."""
@@ -73,7 +79,8 @@ class DjangoSession(SessionBase):  # type: ignore[misc]  # Django ships no type 
     def cycle_key(self) -> None:
         """New identity, data kept (``django.contrib.auth.login`` calls it)."""
         self.asgi.regenerate()
-        self.accessed = self.modified = True
+        self.accessed = True
+        self.modified = True
 
     async def acycle_key(self) -> None:
         """Async :meth:`cycle_key`."""

@@ -20,10 +20,10 @@ from typing import Annotated
 try:
     from fastapi import Depends
     from starlette.requests import HTTPConnection
-except ImportError as exc:  # pragma: no cover - exercised without FastAPI installed
+except ImportError as _missing:  # pragma: no cover - exercised without FastAPI installed
     from ._common import missing_framework
 
-    raise missing_framework("fastapi", "fastapi", exc) from exc
+    raise missing_framework("fastapi", "fastapi", _missing) from _missing
 
 from ..csrf import csrf_token
 from ..session import Session

@@ -28,10 +28,10 @@ from typing import Any
 try:
     from litestar.connection import ASGIConnection
     from litestar.types import Empty
-except ImportError as exc:  # pragma: no cover - exercised without Litestar installed
+except ImportError as _missing:  # pragma: no cover - exercised without Litestar installed
     from ._common import missing_framework
 
-    raise missing_framework("litestar", "litestar", exc) from exc
+    raise missing_framework("litestar", "litestar", _missing) from _missing
 
 from .._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from ..session import Session

@@ -28,10 +28,10 @@ try:
     from quart.sessions import SessionInterface, SessionMixin
     from quart.wrappers import BaseRequestWebsocket, Response
     from werkzeug.wrappers import Response as WerkzeugResponse
-except ImportError as exc:  # pragma: no cover - exercised without Quart installed
+except ImportError as _missing:  # pragma: no cover - exercised without Quart installed
     from ._common import missing_framework
 
-    raise missing_framework("quart", "quart", exc) from exc
+    raise missing_framework("quart", "quart", _missing) from _missing
 
 from ..session import Session
 from ._common import session_from_scope
