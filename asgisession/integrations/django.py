@@ -86,6 +86,12 @@ class DjangoSession(SessionBase):  # type: ignore[misc]  # Django ships no type 
         """Async :meth:`cycle_key`."""
         self.cycle_key()
 
+    def set_expiry(self, value: Any) -> None:
+        """Nothing to do: the lifetime is ``SessionMiddleware``'s (``lifetime``, ``max_age``)."""
+
+    async def aset_expiry(self, value: Any) -> None:
+        """Nothing to do: the lifetime is ``SessionMiddleware``'s (``lifetime``, ``max_age``)."""
+
     # Storage is SessionMiddleware's: the methods a Django backend implements do nothing.
 
     def exists(self, session_key: str) -> bool:
