@@ -67,8 +67,7 @@ async def provide_session(request: ASGIConnection[Any, Any, Any, Any]) -> Sessio
 class SessionSync:
     """Make ``set_session()`` and ``clear_session()`` change asgisession's session.
 
-    Put it between :class:`~asgisession.SessionMiddleware` and the Litestar app (or in
-    Litestar's ``middleware=[...]``): it remembers the session the middleware put in the
+    Put it between :class:`~asgisession.SessionMiddleware` and the Litestar app: it remembers the session the middleware put in the
     scope and, when the app replaced it, applies the replacement before the response starts,
     which is when the middleware writes the cookie.
 
