@@ -67,9 +67,10 @@ async def provide_session(request: ASGIConnection[Any, Any, Any, Any]) -> Sessio
 class SessionSync:
     """Make ``set_session()`` and ``clear_session()`` change asgisession's session.
 
-    Put it between :class:`~asgisession.SessionMiddleware` and the Litestar app: it remembers the session the middleware put in the
-    scope and, when the app replaced it, applies the replacement before the response starts,
-    which is when the middleware writes the cookie.
+    Put it between :class:`~asgisession.SessionMiddleware` and the Litestar app: it
+    remembers the session the middleware put in the scope and, when the app replaced it,
+    applies the replacement before the response starts, which is when the middleware writes
+    the cookie.
 
     .. versionadded:: 0.1
     """
