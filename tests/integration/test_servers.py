@@ -90,3 +90,26 @@ def test_session_survives_requests_and_reaches_the_websocket(server: str, served
     with httpx.Client(base_url=f"http://{served}", timeout=10.0) as c:
         response = c.get("/me", headers={"cookie": f"session={parsed['session'].value}"})
     assert {"count": 3, "user": "alice", "ws_connects": 1} == response.json()
+
+
+@pytest.mark.parametrize("example", ["raw_asgi", "fastapi", "litestar", "quart", "django"])
+def test_every_example_under_uvicorn(
+    example: str, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each framework's example, served for real: the session survives requests and login."""
+    monkeypatch.setenv("SECRET_KEY_BASE", secret)
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--factory", f"examples.{example}_app:create_app",
+            "--host", LOOPBACK, "--port", str(port)]  # fmt: skip
+    process = ServerProcess(argv, port, cwd=ROOT).start()
+    try:
+        with httpx.Client(base_url=f"http://{LOOPBACK}:{port}", timeout=10.0) as c:
+            token = c.get("/csrf").json()["token"]
+            for expected in (1, 2):
+                response = c.post("/counter", headers={"x-csrf-token": token})
+                assert {"count": expected} == response.json()
+            response = c.post("/login", json={"user": "alice"}, headers={"x-csrf-token": token})
+            assert {"count": 2, "user": "alice"} == response.json()
+            assert {"count": 2, "user": "alice"} == c.get("/me").json()
+    finally:
+        process.stop()
