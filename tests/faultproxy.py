@@ -31,8 +31,9 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 LOOPBACK = "127.0.0.1"
 
@@ -77,7 +78,7 @@ class FaultProxy:
     chunks_to_server: int = 0
     chunks_to_client: int = 0
     #: The proxy's own tasks (one per connection, and its pumps).
-    tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _mode: Mode = "pass"
     _delay: float = 0.0
     _server: asyncio.Server | None = None
@@ -154,11 +155,16 @@ class FaultProxy:
 
     # -- relaying -----------------------------------------------------------------------
 
-    def _own(self) -> None:
-        task = asyncio.current_task()
+    def _own(self, task: asyncio.Task[Any] | None = None) -> None:
+        task = task or asyncio.current_task()
         assert task is not None
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _task(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coroutine)
+        self._own(task)
+        return task
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._own()
@@ -180,8 +186,8 @@ class FaultProxy:
                 link.reset()
                 return
             await asyncio.gather(
-                self._pump(reader, link.server, link, to_client=False),
-                self._pump(up_reader, writer, link, to_client=True),
+                self._task(self._pump(reader, link.server, link, to_client=False)),
+                self._task(self._pump(up_reader, writer, link, to_client=True)),
             )
         except asyncio.CancelledError:
             pass  # aclose(); a cancelled connection callback would be logged as an error

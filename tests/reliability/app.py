@@ -2,7 +2,8 @@
 
 Routes (raw ASGI, JSON bodies):
 
-* ``/health`` never touches the session: it must be served whatever the store does.
+* ``/health`` and ``/static`` never touch the session: they must be served whatever the
+  store does (the fault tests defer the session load of ``/health`` only).
 * ``/step?marker=M`` is a read-modify-write: it reports the session as it found it
   (``seen``: its marker and count), keeps the first marker it was given, and adds one to
   the count. A client that always sends its own marker therefore sees another client's
@@ -47,7 +48,7 @@ async def counter_app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "lifespan.shutdown.complete"})
         return
     path = scope["path"]
-    if path == "/health":
+    if path in ("/health", "/static"):
         await respond(send, 200, {"ok": True})
         return
     session: Session = scope["session"]
