@@ -38,6 +38,9 @@ def uvicorn_process(factory: str, env: Mapping[str, str], log: Path) -> Iterator
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", LOOPBACK]
     command += ["--port", str(port), "--no-access-log", "--log-level", "warning", "--ws", "none"]
+    # Longer than any pause of a client on a loaded machine: an idle connection closed by
+    # the server just as the client reuses it would fail the request (a harness race).
+    command += ["--timeout-keep-alive", "120"]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT

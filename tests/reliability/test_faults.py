@@ -55,7 +55,7 @@ from asgisession.stores import MemcachedStore, RedisStore, Store
 from ..faultproxy import FaultProxy
 from ..servers import LOOPBACK, ServerProcess, memcached_server, redis_server
 from .app import counter_app
-from .serving import served_in_loop
+from .serving import served_in_loop, write_results
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.anyio]
 
@@ -233,6 +233,13 @@ async def run_fault(
         newcomer = await timed(new_client(), "/step", marker="newcomer")
         assert 503 == newcomer.response.status_code  # its new session cannot be saved
         assert newcomer.seconds < TIMEOUT + MARGIN
+        figures = {
+            "store": kind, "fault": fault, "policy": policy, "store_timeout_s": TIMEOUT,
+            "session_requests_max_s": round(max(step.seconds for step in steps), 3),
+            "static_s": round(loaded_unused.seconds, 3),
+            "health_s": round(max(health.seconds, health_with_cookie.seconds), 3),
+            "newcomer_s": round(newcomer.seconds, 3),
+        }  # fmt: skip
 
         # -- healed: the same app, store and clients serve again ----------------------------
         served.heal(fault)
@@ -257,6 +264,9 @@ async def run_fault(
 
         await clients_stack.aclose()
         assert set() == await leftover_tasks(baseline, served.proxy)
+        figures["recovered_steps_per_client"] = count - (2 if fault != "stop" else 0)
+        write_results(f"faults-{kind}-{fault}-{policy}", figures)
+        print(f"\nfaults {figures}")  # the margins, for docs/reliability.md
 
 
 @pytest.mark.parametrize("fault", FAULTS)
