@@ -152,6 +152,9 @@ def test_200_clients_keep_their_own_sessions(
         "max_ms": round(max(tally.latencies) * 1000, 1),
         "statuses": {str(code): count for code, count in sorted(tally.statuses.items())},
         "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        # Other work on the machine shares the CPUs with the server and the clients.
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
     }
     path = write_results(f"load-{store}", results)
