@@ -156,8 +156,9 @@ class RedisStore(ClosingStore):
             client_kwargs.setdefault("socket_connect_timeout", timeout)
         # The client holds no connection yet, so dropping it on a refusal leaks nothing.
         client_kwargs.setdefault("timeout", timeout)  # the pool's wait for a free connection
-        pool = BlockingConnectionPool.from_url(url, **client_kwargs)
-        store = cls(Redis.from_pool(pool), namespace=namespace, timeout=timeout)
+        client = Redis(connection_pool=BlockingConnectionPool.from_url(url, **client_kwargs))
+        client.auto_close_connection_pool = True  # as Redis.from_url does: aclose() closes it
+        store = cls(client, namespace=namespace, timeout=timeout)
         store._owns_client = True
         return store
 
