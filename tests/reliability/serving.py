@@ -33,8 +33,13 @@ RESULTS_ENV = "ASGISESSION_RESULTS_DIR"
 
 
 @contextmanager
-def uvicorn_process(factory: str, env: Mapping[str, str], log: Path) -> Iterator[str]:
-    """Serve ``factory`` (``module:function``) with uvicorn in a child process; yield its URL."""
+def uvicorn_process(
+    factory: str, env: Mapping[str, str], log: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Serve ``factory`` (``module:function``) with uvicorn in a child process.
+
+    Yields its URL and the process (for :func:`cpu_seconds`).
+    """
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", LOOPBACK]
     command += ["--port", str(port), "--no-access-log", "--log-level", "warning", "--ws", "none"]
@@ -48,7 +53,7 @@ def uvicorn_process(factory: str, env: Mapping[str, str], log: Path) -> Iterator
         try:
             base_url = f"http://{LOOPBACK}:{port}"
             _wait_until_up(base_url, process, log)
-            yield base_url
+            yield base_url, process
         finally:
             process.terminate()
             try:
@@ -100,6 +105,16 @@ async def served_in_loop(app: ASGIApp) -> AsyncIterator[str]:
 @contextmanager
 def _no_signals() -> Iterator[None]:
     yield
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process ``pid`` has used, from /proc; ``None`` elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of proc(5), utime and stime, counted from after the ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -33,7 +33,7 @@ import pytest
 
 from ..servers import ServerProcess, memcached_server, redis_server
 from .app import STORE_ENV
-from .serving import percentile, uvicorn_process, write_results
+from .serving import cpu_seconds, percentile, uvicorn_process, write_results
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -123,8 +123,11 @@ def test_200_clients_keep_their_own_sessions(
     """No 5xx, no lost or repeated counter step, no foreign marker; rate and p99 recorded."""
     env = {STORE_ENV: store_spec(store, request, tmp_path), "SECRET_KEY_BASE": secret}
     tally = Tally()
+    load_before = os.getloadavg()[0]
     factory = "tests.reliability.app:app_from_env"
-    with uvicorn_process(factory, env, tmp_path / "uvicorn.log") as base_url:
+    with uvicorn_process(factory, env, tmp_path / "uvicorn.log") as (base_url, server):
+        server_cpu_before = cpu_seconds(server.pid)
+        client_cpu_before = time.process_time()
 
         async def run() -> float:
             start, tls = asyncio.Event(), ssl.create_default_context()
@@ -138,6 +141,8 @@ def test_200_clients_keep_their_own_sessions(
             return time.perf_counter() - began
 
         seconds = asyncio.run(run())
+        client_cpu = time.process_time() - client_cpu_before
+        server_cpu_after = cpu_seconds(server.pid)
 
     requests = sum(tally.statuses.values())
     results = {
@@ -150,10 +155,18 @@ def test_200_clients_keep_their_own_sessions(
         "p50_ms": round(percentile(tally.latencies, 0.50) * 1000, 1),
         "p99_ms": round(percentile(tally.latencies, 0.99) * 1000, 1),
         "max_ms": round(max(tally.latencies) * 1000, 1),
+        # CPU per request: where the time went, less dependent on the machine's other work.
+        "client_cpu_ms_per_request": round(client_cpu / requests * 1000, 2),
+        "server_cpu_ms_per_request": (
+            None
+            if server_cpu_before is None or server_cpu_after is None
+            else round((server_cpu_after - server_cpu_before) / requests * 1000, 2)
+        ),
         "statuses": {str(code): count for code, count in sorted(tally.statuses.items())},
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         # Other work on the machine shares the CPUs with the server and the clients.
+        "load_average_1m_before": round(load_before, 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
     }
@@ -161,7 +174,9 @@ def test_200_clients_keep_their_own_sessions(
     print(  # the figures are the point of this test
         f"\nload {store}: {requests} requests in {seconds:.2f} s = "
         f"{results['requests_per_second']} req/s, p50 {results['p50_ms']} ms, "
-        f"p99 {results['p99_ms']} ms (written to {path})"
+        f"p99 {results['p99_ms']} ms, CPU ms/request: server "
+        f"{results['server_cpu_ms_per_request']}, clients {results['client_cpu_ms_per_request']} "
+        f"(written to {path})"
     )
     assert {200: CLIENTS * (ROUNDS + 1)} == tally.statuses
     assert [] == tally.counter_errors
