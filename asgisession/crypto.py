@@ -35,16 +35,18 @@ import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from .errors import ConfigurationError, InvalidMessage, RejectReason
 
 __all__ = [
+    "CookieFormat",
     "KeyGenerator",
     "Keyring",
     "MessageCodec",
@@ -139,6 +141,22 @@ class KeyGenerator:
                 info=f"asgisession/v1/{purpose}/{length}".encode(),
             )
             cached = self._cache[(purpose, length)] = hkdf.derive(self.__secret)
+        return cached
+
+    def pbkdf2(
+        self, salt: bytes, length: int, hash_name: Literal["sha1", "sha256"], iterations: int
+    ) -> bytes:
+        """A key derived as Rails derives it: PBKDF2-HMAC over the secret, cached.
+
+        Only for reading and writing Rails' cookies (:mod:`asgisession.rails`); the
+        secret is the password exactly as given, as in ``ActiveSupport::KeyGenerator``.
+        """
+        label = f"pbkdf2/{hash_name}/{iterations}/{salt.hex()}"
+        cached = self._cache.get((label, length))
+        if cached is None:
+            algorithm = hashes.SHA256() if hash_name == "sha256" else hashes.SHA1()  # noqa: S303
+            kdf = PBKDF2HMAC(algorithm=algorithm, length=length, salt=salt, iterations=iterations)
+            cached = self._cache[(label, length)] = kdf.derive(self.__secret)
         return cached
 
     def __repr__(self) -> str:
@@ -266,6 +284,25 @@ class MessageCodec(Protocol):
 
     def open(self, token: str, *, purpose: str, now: int) -> Opened:
         """Return the opened message, or raise :class:`InvalidMessage` with the reason."""
+        ...
+
+
+@runtime_checkable
+class CookieFormat(Protocol):
+    """**Protocol:** a cookie format bound to the secrets later, e.g. ``RailsCookies()``.
+
+    :class:`~asgisession.SessionMiddleware` takes one as ``cookie_format`` and asks it for
+    the session cookie's codec and the cookie jar's.
+
+    .. versionadded:: 0.2
+    """
+
+    def session_codec(self, keyring: Keyring) -> MessageCodec:
+        """The codec of the session cookie."""
+        ...
+
+    def jar_codec(self, keyring: Keyring, kind: Literal["signed", "encrypted"]) -> MessageCodec:
+        """The codec of ``cookies(scope).signed`` or ``.encrypted``."""
         ...
 
 

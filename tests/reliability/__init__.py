@@ -1,0 +1,1 @@
+"""Reliability (issue 9): load, faults, abuse, crypto soundness and property-based tests."""

@@ -58,7 +58,7 @@ from ..servers import LOOPBACK, ServerProcess, memcached_server, redis_server
 from .app import counter_app
 from .serving import served_in_loop, write_results
 
-pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.anyio]
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 #: store_timeout, and each store's own timeout, in seconds. Not much less: on a loaded
 #: two-core machine a healthy store call can take a few hundred milliseconds.

@@ -35,7 +35,7 @@ from ..servers import ServerProcess, memcached_server, redis_server
 from .app import STORE_ENV
 from .serving import cpu_seconds, percentile, uvicorn_process, write_results
 
-pytestmark = [pytest.mark.reliability, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 CLIENTS = 200
 #: Steps per client: 5 in the default suite; the figures in docs/reliability.md used 10.
