@@ -128,7 +128,7 @@ class KeyGenerator:
         self.__secret = _secret_bytes(secret)
         self._cache: dict[tuple[str, int], bytes] = {}
         #: Names this secret in message headers without revealing anything about it.
-        self.key_id = self.derive("key-id", 4)
+        self.key_id: bytes = self.derive("key-id", 4)
 
     def derive(self, purpose: str, length: int = 32) -> bytes:
         """Return the key for ``purpose``; the same purpose always gives the same key."""
@@ -186,7 +186,7 @@ class Keyring:
             secrets = list(secret_key_base)
         if not secrets:
             raise ConfigurationError("secret_key_base is empty; give at least one secret.")
-        self.generators = tuple(KeyGenerator(s) for s in secrets)
+        self.generators: tuple[KeyGenerator, ...] = tuple(KeyGenerator(s) for s in secrets)
         self._by_id: dict[bytes, int] = {}
         for index, generator in enumerate(self.generators):
             if generator.key_id in self._by_id:
@@ -319,7 +319,7 @@ class _FramedCodec:
     trailer_size: int
 
     def __init__(self, keyring: Keyring, *, key_purpose: str) -> None:
-        self.keyring = keyring
+        self.keyring: Keyring = keyring
         self._key_purpose = key_purpose
 
     def _key(self, index: int, length: int) -> bytes:

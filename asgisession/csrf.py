@@ -35,14 +35,14 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from ._types import AnyASGIApp, AnyScope, ASGIApp, Message, Receive, Scope, Send
 from .crypto import b64url_decode, b64url_encode
 from .errors import ConfigurationError, InvalidMessage
 from .session import LoadedState, Session
 
 __all__ = ["CSRFMiddleware", "CSRFReason", "csrf_token"]
 
-logger = logging.getLogger("asgisession.csrf")
+logger: logging.Logger = logging.getLogger("asgisession.csrf")
 
 SESSION_KEY = "_csrf_token"
 FIELD_NAME = "authenticity_token"
@@ -158,7 +158,7 @@ def token_matches(
     return False
 
 
-def _session(scope: Scope) -> MutableMapping[str, Any]:
+def _session(scope: AnyScope) -> MutableMapping[str, Any]:
     session = scope.get("session")
     if session is None:
         raise ConfigurationError(
@@ -169,7 +169,7 @@ def _session(scope: Scope) -> MutableMapping[str, Any]:
     return session  # type: ignore[no-any-return]  # the scope is untyped
 
 
-def csrf_token(scope: Scope) -> str:
+def csrf_token(scope: AnyScope) -> str:
     """A masked authenticity token for this request's session, for a form or a header.
 
     Put it in a hidden field named ``authenticity_token`` or send it as ``X-CSRF-Token``.
@@ -471,7 +471,7 @@ class CSRFMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         *,
         trusted_origins: Sequence[str] = (),
         allow_same_site: bool = False,
@@ -482,7 +482,7 @@ class CSRFMiddleware:
         allow_unmasked: bool = False,
         check_websocket_origin: bool = False,
     ) -> None:
-        self.app = app
+        self.app: ASGIApp = app
         if isinstance(trusted_origins, str):
             raise ConfigurationError("trusted_origins takes a list of origins, not one string.")
         self._trusted = [_TrustedOrigin(pattern) for pattern in trusted_origins]

@@ -120,7 +120,7 @@ class CookieOverflow(AsgiSessionError):
         self.cookie_name = cookie_name
         self.size = size
         self.limit = limit
-        self.largest_keys = list(largest_keys)
+        self.largest_keys: list[tuple[str, int]] = list(largest_keys)
         biggest = ", ".join(f"{key!r} ({n} B)" for key, n in self.largest_keys)
         super().__init__(
             f"cookie {cookie_name!r} would be {size} bytes (name + value), over the "

@@ -36,14 +36,14 @@ from typing import Any, Literal
 import msgspec
 
 from . import serializer
-from ._types import Scope
+from ._types import AnyScope
 from .cookies import MAX_AGE_LIMIT, MAX_COOKIE_SIZE, CookieOptions, SameSite, iter_cookies
 from .crypto import CookieFormat, Keyring, MessageCodec, MessageEncryptor, MessageVerifier
 from .errors import ConfigurationError, CookieOverflow, InvalidMessage
 
 __all__ = ["SCOPE_KEY", "CookieJar", "JarCodecs", "PermanentCookies", "SealedCookies", "cookies"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 #: Where SessionMiddleware puts the jar factory in the scope.
 SCOPE_KEY = "asgisession.cookies"
@@ -55,7 +55,7 @@ _decoder = msgspec.json.Decoder()
 _Kind = Literal["signed", "encrypted"]
 
 
-def cookies(scope: Scope) -> CookieJar:
+def cookies(scope: AnyScope) -> CookieJar:
     """The cookie jar of this request (one per request, created on first call).
 
     :raises RuntimeError: when no :class:`~asgisession.SessionMiddleware` wraps the app.
@@ -77,7 +77,7 @@ class JarCodecs:
     __slots__ = ("_encrypted", "_format", "_formatted", "_signed", "keyring")
 
     def __init__(self, keyring: Keyring, cookie_format: CookieFormat | None = None) -> None:
-        self.keyring = keyring
+        self.keyring: Keyring = keyring
         self._signed: MessageVerifier | None = None
         self._encrypted: MessageEncryptor | None = None
         #: Another format (e.g. Rails'), whose jar codecs replace the native ones.
@@ -139,7 +139,7 @@ class CookieJar(Mapping[str, str]):
         self._scheme = scheme
         self._pending: dict[tuple[str, str, str | None], str] = {}
         #: Whether the app read a request cookie (the response then varies on Cookie).
-        self.read = False
+        self.read: bool = False
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backend import SessionBackend
 from .cookies import (
     MAX_AGE_LIMIT,
@@ -55,7 +55,7 @@ from .stores.server import ServerBackend
 
 __all__ = ["SessionMiddleware"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 DAY = 24 * 3600
 _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
@@ -121,7 +121,7 @@ class SessionMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         *,
         secret_key_base: SecretKeyBase,
         cookie_name: str = "session",
@@ -147,8 +147,8 @@ class SessionMiddleware:
         revocation_store: Store | None = None,
         backend: SessionBackend | None = None,
     ) -> None:
-        self.app = app
-        self.keyring = Keyring(secret_key_base)
+        self.app: ASGIApp = app
+        self.keyring: Keyring = Keyring(secret_key_base)
         self.rejections: Counter[RejectReason] = Counter()
         self._on_reject = on_reject
         self._clock = clock

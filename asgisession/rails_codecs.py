@@ -195,7 +195,7 @@ class _RailsCodec:
         self, keyring: Keyring, digests: Sequence[Digest], *, session: bool, metadata: bool
     ) -> None:
         self.keyring = keyring
-        self.digests = tuple(digests)
+        self.digests: tuple[Digest, ...] = tuple(digests)
         self._session = session
         self._metadata = metadata
 

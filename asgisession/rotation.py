@@ -56,8 +56,8 @@ class RotatingCodec:
 
     def __init__(self, write: MessageCodec, read: Sequence[MessageCodec]) -> None:
         self.write = write
-        self.read = tuple(read)
-        self.records_issued_at = all(
+        self.read: tuple[MessageCodec, ...] = tuple(read)
+        self.records_issued_at: bool = all(
             getattr(c, "records_issued_at", True) for c in (write, *self.read)
         )
 
@@ -110,7 +110,7 @@ class Rotation:
         if isinstance(read, str) or not read:
             raise ConfigurationError("Rotation(read=...) takes a non-empty list of formats.")
         self.write = write
-        self.read = tuple(read)
+        self.read: tuple[FormatSpec, ...] = tuple(read)
         for spec in (write, *self.read):
             _check_spec(spec)  # fail here, not per request
 
