@@ -32,7 +32,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import ConfigurationError, StoreUnavailable
@@ -136,12 +136,18 @@ class RedisStore(ClosingStore):
     ) -> RedisStore:
         """A store with its own ``redis.asyncio.Redis`` client, which it closes in aclose().
 
-        ``url`` and ``client_kwargs`` go to ``redis.asyncio.Redis.from_url``
+        ``url`` and ``client_kwargs`` go to ``redis.asyncio.BlockingConnectionPool.from_url``
         (``redis://``, ``rediss://`` or ``unix://``). Unless given, ``socket_timeout`` and
         ``socket_connect_timeout`` default to ``timeout``, so the client also gives up
         on a silent socket by itself. Nothing connects until the first operation. For a
         Redis Cluster, create a ``redis.asyncio.RedisCluster`` and pass it to the
         constructor. It then stays yours to close.
+
+        The pool holds at most ``max_connections`` connections (50 unless given). A
+        command that finds them all busy waits for one, within ``timeout``: redis-py's
+        default pool would instead fail it at once with ``MaxConnectionsError`` (past 100
+        concurrent commands), turning a burst of requests into 503s. A client you build
+        yourself should use a ``BlockingConnectionPool`` for the same reason.
 
         :raises ConfigurationError: as the constructor does (e.g. ``decode_responses=True``).
         """
@@ -149,7 +155,10 @@ class RedisStore(ClosingStore):
             client_kwargs.setdefault("socket_timeout", timeout)
             client_kwargs.setdefault("socket_connect_timeout", timeout)
         # The client holds no connection yet, so dropping it on a refusal leaks nothing.
-        store = cls(Redis.from_url(url, **client_kwargs), namespace=namespace, timeout=timeout)
+        client_kwargs.setdefault("timeout", timeout)  # the pool's wait for a free connection
+        client = Redis(connection_pool=BlockingConnectionPool.from_url(url, **client_kwargs))
+        client.auto_close_connection_pool = True  # as Redis.from_url does: aclose() closes it
+        store = cls(client, namespace=namespace, timeout=timeout)
         store._owns_client = True
         return store
 

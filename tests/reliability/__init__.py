@@ -1,1 +1,1 @@
-"""Reliability under abuse, crypto soundness and property-based tests (issue 9)."""
+"""Reliability (issue 9): load, faults, abuse, crypto soundness and property-based tests."""

@@ -320,6 +320,17 @@ class TestRedisStoreAdapter:
         finally:
             await client.aclose()
 
+    async def test_from_url_waits_for_a_free_connection(self, redis_proc: ServerProcess) -> None:
+        """More concurrent commands than pooled connections wait their turn; none fails.
+
+        redis-py's default pool raised MaxConnectionsError past its limit (100), so a burst
+        of 200 requests got 503s (found by tests/reliability/test_load.py).
+        """
+        store = RedisStore.from_url(url(redis_proc), namespace=fresh_namespace(), max_connections=2)
+        async with store:
+            await store.save("k", b"v", ttl=60)
+            assert [b"v"] * 50 == await asyncio.gather(*(store.load("k") for _ in range(50)))
+
     async def test_from_url_client_is_closed(self, redis_proc: ServerProcess, raw: Redis) -> None:
         """aclose() closes the client from_url() built; a second aclose() is a no-op."""
         name = f"owned-{uuid.uuid4().hex}"
