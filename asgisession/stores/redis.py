@@ -34,6 +34,7 @@ from typing import Any, TypeVar, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigurationError, StoreUnavailable
 from .base import ClosingStore, bounded, check_ttl
@@ -176,6 +177,12 @@ class RedisStore(ClosingStore):
             raise StoreUnavailable("this RedisStore is closed; create a new one")
         try:
             return await bounded(self._when_ready(operation), self.timeout, f"Redis {what}")
+        except RedisTimeoutError as exc:
+            # redis-py's socket_timeout (by default the same bound) can fire first; the
+            # operator should read the same "did not answer" either way.
+            raise StoreUnavailable(
+                f"the session store did not answer Redis {what} within {self.timeout} s"
+            ) from exc
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailable(f"Redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
