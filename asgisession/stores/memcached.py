@@ -288,6 +288,9 @@ class MemcachedStore(ClosingStore):
         self._owns_client = client is None
         self._client = client
         self._closed = False
+        # Commands in flight, at most the pool's size (see _run).
+        self._slots: asyncio.Semaphore | None = None
+        self._filling = asyncio.Lock()
         fits = len(namespace) + len(_HASH_MARK) + _SHA256_HEX <= MAX_KEY_LENGTH
         self._hash_prefix = (namespace if fits else "") + _HASH_MARK
         if client is not None:
@@ -454,11 +457,17 @@ class MemcachedStore(ClosingStore):
         if self._client is None:
             self._client = aiomcache.Client(self.host, self.port, pool_size=self.pool_size)
         pool = self._pool_of(self._client)
+        if self._slots is None:
+            # aiomcache's pool counts a connection only once it is open, so a burst of
+            # commands on an idle pool each open one (200 at once: 200 connections, the
+            # extras closed again). Queueing them here keeps to the pool's size, and
+            # _on_connection opens the pool's connections one acquire at a time.
+            self._slots = asyncio.Semaphore(getattr(pool, "_maxsize", self.pool_size))
         try:
             if sys.version_info >= (3, 11):
                 async with asyncio.timeout(self.timeout):
-                    return await self._on_connection(pool, command)
-            return await asyncio.wait_for(self._on_connection(pool, command), self.timeout)
+                    return await self._in_slot(self._slots, pool, command)
+            return await asyncio.wait_for(self._in_slot(self._slots, pool, command), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
             raise StoreUnavailable(
                 f"memcached at {self._address(pool)} did not answer {what} within {self.timeout} s"
@@ -468,10 +477,23 @@ class MemcachedStore(ClosingStore):
                 f"memcached at {self._address(pool)} failed {what}: {exc!r}"
             ) from exc
 
+    async def _in_slot(
+        self,
+        slots: asyncio.Semaphore,
+        pool: MemcachePool,
+        command: Callable[[Connection], Awaitable[_T]],
+    ) -> _T:
+        async with slots:
+            return await self._on_connection(pool, command)
+
     async def _on_connection(
         self, pool: MemcachePool, command: Callable[[Connection], Awaitable[_T]]
     ) -> _T:
-        conn = await pool.acquire()
+        if pool.size() < getattr(pool, "_maxsize", self.pool_size):
+            async with self._filling:
+                conn = await pool.acquire()
+        else:
+            conn = await pool.acquire()
         finished = False
         try:
             result = await command(conn)

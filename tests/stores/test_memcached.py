@@ -207,6 +207,22 @@ async def client_connections(port: int) -> int:
     return int(stats["curr_connections"]) - 1
 
 
+async def total_connections(port: int) -> int:
+    """memcached's count of connections accepted since it started, the asker's included."""
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    try:
+        writer.write(b"stats\r\n")
+        await writer.drain()
+        while (line := await reader.readline()) != b"END\r\n":
+            _, name, value = line.decode().split(maxsplit=2)
+            if name == "total_connections":
+                return int(value)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    raise AssertionError("memcached's stats have no total_connections")
+
+
 async def idle_connections(port: int) -> int:
     """The connection count once stray closes (the start-up probe, earlier askers) land."""
     counts = []
@@ -643,6 +659,20 @@ async def test_owned_client_is_built_on_first_use_and_closed(
     await wait_for_connections(port, base)
     with pytest.raises(StoreUnavailable, match="closed"):
         await store.load(new_key())
+
+
+async def test_a_burst_on_an_idle_pool_opens_no_more_than_the_pool(
+    own_memcached: ServerProcess,
+) -> None:
+    """200 concurrent commands on a fresh store share its pool_size connections."""
+    port = own_memcached.port
+    before = await total_connections(port)
+    async with MemcachedStore(port=port, pool_size=4) as store:
+        keys = [new_key() for _ in range(200)]
+        assert [None] * 200 == await asyncio.gather(*(store.load(key) for key in keys))
+        assert all(await asyncio.gather(*(store.save(k, b"v", ttl=60) for k in keys)))
+    # memcached's count of connections ever accepted; +1 for the one that asks after.
+    assert before + 4 + 1 >= await total_connections(port)
 
 
 async def test_passed_in_client_is_never_closed(own_memcached: ServerProcess) -> None:
