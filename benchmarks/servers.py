@@ -62,16 +62,35 @@ class Server:
             self.log.close()
 
 
-def start(name: str, argv: list[str], port: int, cwd: Path | None = None) -> Server:
+def start(
+    name: str,
+    argv: list[str],
+    port: int,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> Server:
+    """Start ``argv``; with ``wait``, return once it listens on ``port`` (else see ``ready``)."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by Server.stop()
-    process = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Server(name, port, process, log)
+    if wait:
+        ready(server)
+    return server
+
+
+def ready(server: Server) -> None:
+    """Block until ``server`` listens; stop it and raise with its output if it never does."""
+    name, port, process, log = server.name, server.port, server.process, server.log
     try:
         wait_for_port(port, process)
-    except BaseException:
+    except BaseException as exc:
+        log.seek(0)
+        output = log.read().decode(errors="replace")[-2000:]
         server.stop()
+        if isinstance(exc, RuntimeError):
+            raise RuntimeError(f"{name}: {exc}\n{output}") from None
         raise
-    return server
 
 
 def missing(binary: str, package: str) -> str | None:
