@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from . import serializer
+from . import _bench, serializer
 from .config import secret_key_base_from_env
 from .cookies import MAX_COOKIE_SIZE
 from .crypto import (
@@ -336,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the app's idle_timeout, to check it too",
     )
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    _bench.add_parser(commands)
     return parser
 
 
@@ -345,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "secret":
         print(secrets.token_hex(64))
         return 0
+    if args.command == "bench":
+        return _bench.run(args)
     try:
         keyring = Keyring(args.secret or secret_key_base_from_env())
     except ConfigurationError as exc:

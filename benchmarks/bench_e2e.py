@@ -84,7 +84,9 @@ def load(port: int, cookie: str | None, sizes: Sizes) -> dict[str, float]:
         ]  # fmt: skip
         if cookie:
             argv[1:1] = ["-H", f"Cookie: {cookie}"]
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+        out = subprocess.run(  # noqa: S603 - argv is built here
+            argv, capture_output=True, text=True, check=True, timeout=60
+        ).stdout
         rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
         bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
         return {
@@ -100,7 +102,7 @@ def load(port: int, cookie: str | None, sizes: Sizes) -> dict[str, float]:
     ]  # fmt: skip
     if cookie:
         argv += ["--cookie", cookie]
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603 - argv is built here
         argv, capture_output=True, text=True, check=True, timeout=60, cwd=ROOT
     ).stdout
     result: dict[str, float] = json.loads(out)
@@ -129,7 +131,9 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
                 env = {
                     **os.environ,
                     "ASGISESSION_BENCH_APP": app,
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                    "PYTHONPATH": os.pathsep.join(
+                        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+                    ),
                 }
                 kind = app.rpartition("-")[0]
                 if kind == "redis":

@@ -22,24 +22,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
-from typing import Any
 
 from asgisession import SessionMiddleware
+from asgisession._types import ASGIApp as App
+from asgisession._types import Message, Receive, Scope, Send
 
 from .codec import SECRET
 from .harness import AsyncBatch, Measure, Mode, Progress, SectionResult, rounds_async
 
 SECTION = "middleware"
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SCENARIOS = ("no cookie", "untouched", "read", "write")
 FRAMEWORKS = ("asgisession", "starlette", "litestar", "starsessions")
 BARE = "bare app"
-PASS = "pass-through middleware"
+FLOOR_MW = "pass-through middleware"
 USER_ID = 48213
 SCOPE: Scope = {
     "type": "http",
@@ -146,14 +142,14 @@ def stacks() -> dict[str, tuple[Callable[[App], App], Callable[[Scope], Awaitabl
         return SessionMiddleware(app, secret_key_base=SECRET)
 
     def starlette(app: App) -> App:
-        return StarletteSessions(app, secret_key=SECRET)  # type: ignore[arg-type]
+        return StarletteSessions(app, secret_key=SECRET)
 
     def litestar(app: App) -> App:
         return LitestarSessions(app, backend=litestar_backend)  # type: ignore[arg-type, return-value]
 
     def starsessions(app: App) -> App:
         store = CookieStore(secret_key=SECRET)
-        return StarSessions(app, store=store, lifetime=14 * 24 * 3600, cookie_https_only=False)  # type: ignore[arg-type]
+        return StarSessions(app, store=store, lifetime=14 * 24 * 3600, cookie_https_only=False)
 
     return {
         "asgisession": (asgisession, None),
@@ -200,7 +196,10 @@ async def prepare() -> list[tuple[Measure, AsyncBatch]]:
     """Every candidate as (measure, batch), each checked once: cookies set when they must be."""
     timed = [
         (Measure(SECTION, "request", BARE, "us/req"), batch(bare_app, HEADERS)),
-        (Measure(SECTION, "request", PASS, "us/req"), batch(PassThrough(bare_app), HEADERS)),
+        (
+            Measure(SECTION, "request", FLOOR_MW, "us/req"),
+            batch(PassThrough(bare_app), HEADERS),
+        ),
     ]
     for framework, (wrap, load) in stacks().items():
         seed = await call(wrap(session_app("seed", load)), HEADERS)
@@ -223,7 +222,7 @@ async def run(mode: Mode, progress: Progress) -> SectionResult:
     progress.begin(SECTION, f"{len(timed)} candidates x {mode.rounds} rounds")
     await rounds_async(timed, mode, progress)
     bare = result.measure("request", BARE)
-    floor = result.measure("request", PASS)
+    floor = result.measure("request", FLOOR_MW)
     result.overhead("pass-through floor: overhead over the bare app", floor, bare)
     for framework in FRAMEWORKS:
         for scenario in SCENARIOS:

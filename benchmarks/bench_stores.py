@@ -25,7 +25,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -168,7 +168,10 @@ async def redis_group(workdir: Path) -> AsyncIterator[Group]:
     store_client = aioredis.Redis(host=servers.LOOPBACK, port=server.port)
     raw_client = aioredis.Redis(host=servers.LOOPBACK, port=server.port)
     try:
-        yield {"asgisession RedisStore": RedisStore(store_client), "raw redis.asyncio": RawRedis(raw_client)}
+        yield {
+            "asgisession RedisStore": RedisStore(store_client),
+            "raw redis.asyncio": RawRedis(raw_client),
+        }
     finally:
         await store_client.aclose()
         await raw_client.aclose()
@@ -203,7 +206,9 @@ async def memory_group(workdir: Path) -> AsyncIterator[Group]:
         await store.aclose()
 
 
-GROUPS: dict[str, tuple[Callable[[Path], object], tuple[str, str] | None]] = {
+GROUPS: dict[
+    str, tuple[Callable[[Path], AbstractAsyncContextManager[Group]], tuple[str, str] | None]
+] = {
     "sqlite": (sqlite_group, None),
     "redis": (redis_group, ("redis-server", "redis-server")),
     "memcached": (memcached_group, ("memcached", "memcached")),
@@ -258,7 +263,9 @@ async def measure_group(
             )
         await sequential(kv, "load", 50, 0)  # warm-up, and the check that loads find it
     names = list(group)
-    latencies: dict[tuple[str, str], list[float]] = {(n, op): [] for n in names for op in ("load", "save")}
+    latencies: dict[tuple[str, str], list[float]] = {
+        (n, op): [] for n in names for op in ("load", "save")
+    }
     measures: dict[tuple[str, str, str], Measure] = {}
     for name in names:
         for op in ("load", "save"):
@@ -321,7 +328,6 @@ async def run(mode: Mode, progress: Progress) -> SectionResult:
                 continue
             workdir = Path(tmp) / kind
             workdir.mkdir()
-            async with AsyncExitStack() as stack:
-                group = await stack.enter_async_context(factory(workdir))  # type: ignore[arg-type]
+            async with factory(workdir) as group:
                 await measure_group(result, kind, group, sizes, progress)
     return result

@@ -13,17 +13,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgisession import SessionMiddleware
+from asgisession._types import Receive, Scope, Send
 from asgisession.stores.base import Store
 
 from .codec import SECRET
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 BODY = b"ok\n"
 HEADERS = [(b"content-type", b"text/plain"), (b"content-length", str(len(BODY)).encode())]
 

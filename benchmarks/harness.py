@@ -171,12 +171,16 @@ class SectionResult:
         target: float | None = None,
         note: str = "",
     ) -> Ratio:
-        """Add ``subject - base`` per round (in µs), or ``(subject - base) / (per - base)``."""
-        rounds = zip(subject.samples, base.samples, per.samples if per else base.samples, strict=True)
+        """Add ``subject - base`` per round (in µs), or the ratio of that to ``per - base``."""
+        differences = [s - b for s, b in zip(subject.samples, base.samples, strict=True)]
         if per is None:
-            values = [s - b for s, b, _ in rounds]
+            values = differences
         else:
-            values = [(s - b) / max(p - b, 1e-9) for s, b, p in rounds]
+            # A ratio of two overheads, each the median of its per-round differences: the
+            # floor's overhead is a fraction of a microsecond, so a per-round ratio would
+            # divide by noise (even by a negative number) in a busy round.
+            floor = [p - b for p, b in zip(per.samples, base.samples, strict=True)]
+            values = [quartiles(differences)[1] / max(quartiles(floor)[1], 1e-3)]
         ratio = Ratio(
             self.name,
             label,
@@ -255,7 +259,7 @@ def rounds_sync(
 ) -> None:
     """Time every ``fn`` in rounds; append µs per call to its measure's samples."""
     sizes = []
-    for measure, fn in candidates:
+    for _, fn in candidates:
         n = calibrate_sync(fn, mode.batch_ms)
         time_sync_batch(fn, n)  # warm-up
         sizes.append(n)

@@ -44,7 +44,9 @@ async def connection(
         writer.close()
 
 
-async def run(port: int, cookie: str | None, connections: int, duration: float) -> dict[str, object]:
+async def run(
+    port: int, cookie: str | None, connections: int, duration: float
+) -> dict[str, object]:
     lines = [b"GET / HTTP/1.1", b"Host: 127.0.0.1", b"User-Agent: asgisession-loadgen"]
     if cookie:
         lines.append(b"Cookie: " + cookie.encode("latin-1"))

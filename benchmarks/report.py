@@ -142,7 +142,12 @@ def markdown(doc: dict[str, Any], results: list[SectionResult]) -> str:
     ]
     rows = targets(results)
     if rows:
-        lines += ["## Targets", "", "| comparison | this run | target | |", "| --- | ---: | --- | --- |"]
+        lines += [
+            "## Targets",
+            "",
+            "| comparison | this run | target | |",
+            "| --- | ---: | --- | --- |",
+        ]
         for r in rows:
             lines.append(f"| {r.label} | {_ratio_text(r)} | {_target_text(r)} | {_verdict(r)} |")
         lines.append("")
@@ -152,7 +157,10 @@ def markdown(doc: dict[str, Any], results: list[SectionResult]) -> str:
             lines.append(f"- skipped: {reason}")
         if result.skipped:
             lines.append("")
-        lines += ["| case | candidate | median | unit | p25-p75 |", "| --- | --- | ---: | --- | --- |"]
+        lines += [
+            "| case | candidate | median | unit | p25-p75 |",
+            "| --- | --- | ---: | --- | --- |",
+        ]
         for m in result.measures:
             s = m.summary()
             lines.append(

@@ -72,7 +72,9 @@ def start(
 ) -> Server:
     """Start ``argv``; with ``wait``, return once it listens on ``port`` (else see ``ready``)."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by Server.stop()
-    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(  # noqa: S603 - argv is built here, from which() and numbers
+        argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     server = Server(name, port, process, log)
     if wait:
         ready(server)
