@@ -194,7 +194,7 @@ class SessionMiddleware:
         name = backend.cookie.name
         # Everything read from the scope is read now: after the hand-off it is the app's.
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
-        secure = backend.cookie.is_secure(scope.get("scheme", "http"))
+        scheme = scope.get("scheme", "http")
         now = int(self._clock())
 
         def load_sync() -> LoadedState:
@@ -220,7 +220,6 @@ class SessionMiddleware:
                     session.fail_with(exc)
         scope["session"] = session
         jar: list[CookieJar] = []  # filled by cookies(scope): no jar, no cost
-        scheme = scope.get("scheme", "http")
 
         def make_jar() -> CookieJar:
             if not jar:
@@ -240,6 +239,7 @@ class SessionMiddleware:
                 session.run_before_commit()
                 changes_at_commit = session.changes
                 if session.accessed and message.get("status", 200) < 500:
+                    secure = backend.cookie.is_secure(scheme)
                     await self._commit(session, message, secure)
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)
