@@ -199,7 +199,7 @@ def chart(results: list[SectionResult], path: Path) -> Path | None:
     ax.set_xlabel("measured / target (for 'at least' targets: target / measured); <= 1 meets it")
     ax.set_title("asgisession: issue #5 targets in this run")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
