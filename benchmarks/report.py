@@ -103,6 +103,8 @@ def document(
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
     machine["packages"] = versions
+    if machine.get("load_average_at_end"):
+        machine["load_average_at_end"] = [round(x, 2) for x in machine["load_average_at_end"]]
     return {
         "command": command,
         "started_at": started.isoformat(timespec="seconds"),
@@ -153,6 +155,10 @@ def markdown(doc: dict[str, Any], results: list[SectionResult]) -> str:
         lines.append("")
     for result in results:
         lines += [f"## {result.name}", ""]
+        for key, value in result.info.items():
+            lines.append(f"- {key}: {value}")
+        if result.info:
+            lines.append("")
         for reason in result.skipped:
             lines.append(f"- skipped: {reason}")
         if result.skipped:
