@@ -55,6 +55,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--only", action="append", choices=SECTIONS, metavar="SECTION",
         help=f"run only this section (repeatable): {', '.join(SECTIONS)}",
     )  # fmt: skip
+    bench.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="end-to-end load generator (default: wrk when on PATH, else the asyncio one)",
+    )
     bench.add_argument("--out", metavar="DIR", help="output directory (default benchmarks/results)")
 
 
@@ -78,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         argv.append("--quick")
     for section in args.only or ():
         argv += ["--only", section]
+    if getattr(args, "loadgen", "auto") != "auto":
+        argv += ["--loadgen", args.loadgen]
     if args.out:
         argv += ["--out", str(Path(args.out).resolve())]
     return subprocess.run(argv, cwd=root, check=False).returncode  # noqa: S603 - our own argv

@@ -74,9 +74,18 @@ def _wrk_latency(text: str, label: str) -> float:
     return float(match.group(1)) * _WRK_UNITS[match.group(2)] if match else float("nan")
 
 
-def load(port: int, cookie: str | None, sizes: Sizes) -> dict[str, float]:
-    """Run the load generator once against ``port``; requests/s and latency in µs."""
+def find_wrk(mode: Mode) -> str | None:
+    """The wrk binary to use, or ``None`` for ``loadgen.py``."""
+    if mode.loadgen == "python":
+        return None
     wrk = shutil.which("wrk")
+    if wrk is None and mode.loadgen == "wrk":
+        raise SystemExit("--loadgen wrk: wrk not found; install Debian's wrk (apt-get install wrk)")
+    return wrk
+
+
+def load(port: int, cookie: str | None, sizes: Sizes, wrk: str | None) -> dict[str, float]:
+    """Run the load generator once against ``port``; requests/s and latency in µs."""
     if wrk is not None:
         argv = [
             wrk, "-t1", f"-c{sizes.connections}", f"-d{max(1, round(sizes.seconds))}s",
@@ -112,7 +121,8 @@ def load(port: int, cookie: str | None, sizes: Sizes) -> dict[str, float]:
 def run(mode: Mode, progress: Progress) -> SectionResult:
     result = SectionResult(SECTION)
     sizes = Sizes.of(mode)
-    generator = "wrk" if shutil.which("wrk") else "benchmarks/loadgen.py (asyncio, no wrk on PATH)"
+    wrk = find_wrk(mode)
+    generator = "wrk" if wrk else "benchmarks/loadgen.py (asyncio)"
     result.info["load generator"] = f"{generator}, {sizes.connections} keep-alive connections"
     result.info["server"] = "uvicorn, 1 worker, 127.0.0.1, --no-access-log"
     progress.begin(SECTION, f"starting servers ({generator})")
@@ -166,11 +176,11 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
             p99s = {label: Measure(SECTION, "p99 latency", label, "us (p99)") for label in live}
             if not mode.quick:  # warm-up: first connections, lazy imports, caches
                 for label in live:
-                    load(ports[label], cookies[label], Sizes(1, 1.0, sizes.connections))
+                    load(ports[label], cookies[label], Sizes(1, 1.0, sizes.connections), wrk)
             for round_index in range(sizes.rounds):
                 for label in rotations(live, round_index):
                     progress.tick(f"round {round_index + 1}/{sizes.rounds}: {label}")
-                    figures = load(ports[label], cookies[label], sizes)
+                    figures = load(ports[label], cookies[label], sizes, wrk)
                     if figures.get("errors"):
                         raise RuntimeError(f"{label}: {figures['errors']} requests failed")
                     rates[label].samples.append(figures["requests_per_s"])

@@ -32,10 +32,13 @@ class Mode:
     quick: bool
     rounds: int
     batch_ms: float  # the target length of one timed batch
+    loadgen: str = "auto"  # end to end: "wrk", "python" (benchmarks/loadgen.py) or "auto"
 
     @classmethod
-    def make(cls, quick: bool) -> Mode:
-        return cls(quick=True, rounds=5, batch_ms=4.0) if quick else cls(False, 25, 20.0)
+    def make(cls, quick: bool, loadgen: str = "auto") -> Mode:
+        if quick:
+            return cls(quick=True, rounds=5, batch_ms=4.0, loadgen=loadgen)
+        return cls(quick=False, rounds=25, batch_ms=20.0, loadgen=loadgen)
 
 
 @dataclass

@@ -109,7 +109,12 @@ def document(
         "command": command,
         "started_at": started.isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
-        "mode": {"quick": mode.quick, "rounds": mode.rounds, "batch_ms": mode.batch_ms},
+        "mode": {
+            "quick": mode.quick,
+            "rounds": mode.rounds,
+            "batch_ms": mode.batch_ms,
+            "loadgen": mode.loadgen,
+        },
         "machine": machine,
         "sections": {
             result.name: {

@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"run only this section (repeatable): {', '.join(SECTIONS)}",
     )
     parser.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="end to end: wrk, the asyncio generator, or wrk when on PATH (default)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})"
     )
     return parser.parse_args(argv)
@@ -66,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    mode = Mode.make(args.quick)
+    mode = Mode.make(args.quick, args.loadgen)
     progress = Progress()
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()

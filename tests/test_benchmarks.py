@@ -40,7 +40,17 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     require_bench_group()
     out = tmp_path_factory.mktemp("bench")
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        # The asyncio load generator, so the run does not depend on wrk being installed.
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--loadgen",
+            "python",
+            "--out",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -63,6 +73,7 @@ def test_quick_run_writes_json_with_every_section_and_the_machine(
     doc = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     assert SECTIONS == set(doc["sections"])
     assert doc["mode"]["quick"] is True
+    assert "loadgen.py" in doc["sections"]["e2e"]["info"]["load generator"]
     machine = doc["machine"]
     assert machine["cpu_count"] >= 1
     assert machine["python"]
