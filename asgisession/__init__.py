@@ -6,6 +6,7 @@ The public names are re-exported here; each is defined in a small module of its 
 from .__about__ import __version__ as __version__
 from .config import secret_key_base_from_env as secret_key_base_from_env
 from .cookies import CookieOptions as CookieOptions
+from .crypto import CookieFormat as CookieFormat
 from .crypto import KeyGenerator as KeyGenerator
 from .crypto import Keyring as Keyring
 from .crypto import MessageCodec as MessageCodec
@@ -27,10 +28,12 @@ from .flash import flash as flash
 from .jar import CookieJar as CookieJar
 from .jar import cookies as cookies
 from .middleware import SessionMiddleware as SessionMiddleware
+from .rails import RailsCookies as RailsCookies
 from .revocation import UserSession as UserSession
 from .revocation import revoke_session as revoke_session
 from .revocation import revoke_user as revoke_user
 from .revocation import user_sessions as user_sessions
+from .rotation import Rotation as Rotation
 from .session import Session as Session
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "CSRFMiddleware",
     "CSRFReason",
     "ConfigurationError",
+    "CookieFormat",
     "CookieJar",
     "CookieOptions",
     "CookieOverflow",
@@ -48,7 +52,9 @@ __all__ = [
     "MessageCodec",
     "MessageEncryptor",
     "MessageVerifier",
+    "RailsCookies",
     "RejectReason",
+    "Rotation",
     "SerializationError",
     "Session",
     "SessionMiddleware",

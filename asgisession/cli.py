@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from . import _bench, serializer
 from .config import secret_key_base_from_env
@@ -31,7 +32,10 @@ from .crypto import (
     MessageVerifier,
 )
 from .crypto import b64url_decode as _b64url_decode
+from .demo.serve import add_demo_parser, run_demo
 from .errors import ConfigurationError, InvalidMessage, RejectReason
+from .rails import RailsCookies
+from .rails_codecs import NO_EXPIRY
 from .stores.base import hash_key
 from .stores.server import SESSION_ID_BYTES
 
@@ -41,7 +45,7 @@ __all__ = ["ADVICE", "main"]
 ADVICE: dict[RejectReason, str] = {
     RejectReason.MALFORMED: (
         "not a value asgisession wrote: copy the whole value, and check --format "
-        "(encrypted or signed)."
+        "(encrypted, signed, or rails-sha1 / rails-sha256 for a Rails app's cookie)."
     ),
     RejectReason.NON_CANONICAL: (
         "the base64 was re-encoded (padding or trailing bits): copy the value exactly as "
@@ -142,6 +146,21 @@ def clean_value(raw: str) -> tuple[str | None, str]:
     return name.strip(), rest.strip().strip(";").strip().strip("\"'").strip()
 
 
+def clean_rails_value(raw: str) -> tuple[str | None, str]:
+    """:func:`clean_value` for a Rails cookie, pasted escaped (``%2B``) or not (``+``)."""
+    text = raw.strip().strip(";").strip().strip("\"'").strip()
+    name, sep, rest = text.partition("=")
+    # Base64 padding is followed by more padding, "--" or the end; a name by its value.
+    if sep and rest and rest[0] not in "=-" and "--" not in name:
+        text = rest.strip().strip(";").strip().strip("\"'").strip()
+    else:
+        name = ""
+    # Unescaped base64 ("+", "/", "=") is escaped as the browser would carry it.
+    if any(char in text for char in "+/="):
+        text = quote(text, safe="*%")
+    return (name.strip() or None), text
+
+
 def inspect_cookie(
     value: str,
     *,
@@ -158,8 +177,13 @@ def inspect_cookie(
             raise InvalidMessage(RejectReason.OVERSIZED, f"{report.size} bytes")
         opened = codec.open(value, purpose=cookie_name, now=now)
         report.key_index = opened.key_index
-        report.key_id = keyring.generators[opened.key_index].key_id.hex()
+        generators = keyring.generators
+        # Rails' formats say "re-issue" with index 1 also for a read-only key digest.
+        report.key_id = generators[min(opened.key_index, len(generators) - 1)].key_id.hex()
         report.issued_at, report.expires_at = opened.issued_at, opened.expires_at
+        if not getattr(codec, "records_issued_at", True):  # Rails' format has no issue time
+            report.issued_at = None
+            report.expires_at = None if opened.expires_at >= NO_EXPIRY else opened.expires_at
         if idle_timeout is not None and now >= opened.issued_at + idle_timeout:
             raise InvalidMessage(
                 RejectReason.IDLE_TIMEOUT,
@@ -235,6 +259,7 @@ def _print_report(report: Report, now: int, out: TextIO) -> None:
         line("key", f"index {report.key_index}{newest}, key id {report.key_id}")
     if report.issued_at is not None:
         line("issued", when(report.issued_at))
+    if report.issued_at is not None or report.expires_at is not None:
         line("expires", when(report.expires_at))
     if report.store_key is not None:
         line("store key", report.store_key)
@@ -271,6 +296,7 @@ examples:
   python -m asgisession inspect 'session={_EXAMPLE_COOKIE}'
   python -m asgisession inspect --secret NEW --secret OLD --json '{_EXAMPLE_COOKIE}'
   python -m asgisession inspect --format signed --idle-timeout 1800 '{_EXAMPLE_COOKIE}'
+  python -m asgisession inspect --format rails-sha256 '_myapp_session=<value>'
 """
 
 
@@ -325,9 +351,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument(
         "--format",
-        choices=("encrypted", "signed"),
+        choices=("encrypted", "signed", "rails-sha1", "rails-sha256"),
         default="encrypted",
-        help="the cookie_format the app uses (default: encrypted)",
+        help="the cookie_format the app uses (default: encrypted); rails-sha1 or "
+        "rails-sha256 for a Rails session cookie (RailsCookies(digest=...))",
     )
     inspect.add_argument(
         "--idle-timeout",
@@ -336,6 +363,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the app's idle_timeout, to check it too",
     )
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    add_demo_parser(commands)
     _bench.add_parser(commands)
     return parser
 
@@ -346,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "secret":
         print(secrets.token_hex(64))
         return 0
+    if args.command == "demo":
+        return run_demo(args)
     if args.command == "bench":
         return _bench.run(args)
     try:
@@ -353,11 +383,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"asgisession: error: {exc}", file=sys.stderr)
         return 2
-    prefix, value = clean_value(args.value)
+    rails = args.format.startswith("rails-")
+    prefix, value = clean_rails_value(args.value) if rails else clean_value(args.value)
     cookie_name = args.cookie_name or prefix or "session"
-    codec: MessageCodec = (
-        MessageVerifier(keyring) if args.format == "signed" else MessageEncryptor(keyring)
-    )
+    codec: MessageCodec
+    if rails:
+        codec = RailsCookies(digest=args.format[len("rails-") :]).session_codec(keyring)
+    else:
+        codec = MessageVerifier(keyring) if args.format == "signed" else MessageEncryptor(keyring)
     now = int(time.time())
     report = inspect_cookie(
         value,

@@ -17,8 +17,10 @@ from .errors import ConfigurationError
 
 __all__ = [
     "MAX_AGE_LIMIT",
+    "MAX_COOKIE_HEADER_SIZE",
     "MAX_COOKIE_SIZE",
     "CookieOptions",
+    "cookie_header_size",
     "cookie_values",
     "http_date",
     "iter_cookies",
@@ -29,6 +31,11 @@ __all__ = [
 MAX_COOKIE_SIZE = 4096
 #: Browsers cap Max-Age at 400 days (RFC 6265bis section 5.5), so asgisession does too.
 MAX_AGE_LIMIT = 400 * 24 * 3600
+#: A request whose ``Cookie`` headers together pass this many bytes has none of its cookies
+#: read. Common servers and proxies refuse header lines of 8-16 KiB by default, so no site
+#: that works gets this much; and reading it would let one request buy tens of
+#: milliseconds of CPU per parse: a 1 MiB header of short pairs is 200,000 cookies.
+MAX_COOKIE_HEADER_SIZE = 64 * 1024
 
 SameSite = Literal["lax", "strict", "none"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -53,14 +60,29 @@ def http_date(timestamp: float) -> str:
     )
 
 
-def iter_cookies(headers: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, str]]:
+def cookie_header_size(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """Bytes in all of a request's ``Cookie`` header values together."""
+    return sum(len(value) for name, value in headers if name.lower() == b"cookie")
+
+
+def iter_cookies(
+    headers: Iterable[tuple[bytes, bytes]], *, max_size: int | None = MAX_COOKIE_HEADER_SIZE
+) -> Iterator[tuple[str, str]]:
     """Yield ``(name, value)`` for every cookie in every ``Cookie`` header, in order.
 
     All ``cookie`` headers are read, since HTTP/2 may split one into several. Parsing is
     forgiving (RFC 6265bis section 5.6 style) and linear in the header's size: pairs
     without ``=`` or with an empty name are skipped, and one pair of surrounding double
     quotes is removed from a value. Bytes are read as Latin-1 so no input can fail to decode.
+
+    :param max_size: when the ``Cookie`` headers together are longer than this many bytes,
+        nothing is yielded (see :data:`MAX_COOKIE_HEADER_SIZE`); ``None`` reads any size,
+        and reads ``headers`` lazily, as it goes.
     """
+    if max_size is not None:
+        headers = [(name, value) for name, value in headers if name.lower() == b"cookie"]
+        if sum(len(value) for _, value in headers) > max_size:
+            return
     for header_name, header_value in headers:
         if header_name.lower() != b"cookie":
             continue
@@ -79,7 +101,8 @@ def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str
     """Every value sent for the cookie ``name``, in the order the client sent them.
 
     Browsers send the cookie with the longest matching Path first (RFC 6265 section 5.4),
-    so the first value is the most specific one.
+    so the first value is the most specific one. Empty when the ``Cookie`` headers are
+    over :data:`MAX_COOKIE_HEADER_SIZE`.
     """
     return [value for cookie_name, value in iter_cookies(headers) if cookie_name == name]
 
@@ -207,5 +230,5 @@ class CookieOptions:
         return "; ".join(parts)
 
     def size(self, value: str) -> int:
-        """Bytes the browser counts against :data:`MAX_COOKIE_SIZE`: name plus value."""
+        """Bytes the browser counts against ``MAX_COOKIE_SIZE`` (4096): name plus value."""
         return len(self.name.encode()) + len(value.encode())

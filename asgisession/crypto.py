@@ -34,16 +34,18 @@ import hmac
 import os
 import struct
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from .errors import ConfigurationError, InvalidMessage, RejectReason
 
 __all__ = [
+    "CookieFormat",
     "KeyGenerator",
     "Keyring",
     "MessageCodec",
@@ -125,7 +127,7 @@ class KeyGenerator:
         self.__secret = _secret_bytes(secret)
         self._cache: dict[tuple[str, int], bytes] = {}
         #: Names this secret in message headers without revealing anything about it.
-        self.key_id = self.derive("key-id", 4)
+        self.key_id: bytes = self.derive("key-id", 4)
 
     def derive(self, purpose: str, length: int = 32) -> bytes:
         """Return the key for ``purpose``; the same purpose always gives the same key."""
@@ -138,6 +140,22 @@ class KeyGenerator:
                 info=f"asgisession/v1/{purpose}/{length}".encode(),
             )
             cached = self._cache[(purpose, length)] = hkdf.derive(self.__secret)
+        return cached
+
+    def pbkdf2(
+        self, salt: bytes, length: int, hash_name: Literal["sha1", "sha256"], iterations: int
+    ) -> bytes:
+        """A key derived as Rails derives it: PBKDF2-HMAC over the secret, cached.
+
+        Only for reading and writing Rails' cookies (:mod:`asgisession.rails`); the
+        secret is the password exactly as given, as in ``ActiveSupport::KeyGenerator``.
+        """
+        label = f"pbkdf2/{hash_name}/{iterations}/{salt.hex()}"
+        cached = self._cache.get((label, length))
+        if cached is None:
+            algorithm = hashes.SHA256() if hash_name == "sha256" else hashes.SHA1()  # noqa: S303
+            kdf = PBKDF2HMAC(algorithm=algorithm, length=length, salt=salt, iterations=iterations)
+            cached = self._cache[(label, length)] = kdf.derive(self.__secret)
         return cached
 
     def __repr__(self) -> str:
@@ -167,7 +185,7 @@ class Keyring:
             secrets = list(secret_key_base)
         if not secrets:
             raise ConfigurationError("secret_key_base is empty; give at least one secret.")
-        self.generators = tuple(KeyGenerator(s) for s in secrets)
+        self.generators: tuple[KeyGenerator, ...] = tuple(KeyGenerator(s) for s in secrets)
         self._by_id: dict[bytes, int] = {}
         for index, generator in enumerate(self.generators):
             if generator.key_id in self._by_id:
@@ -271,6 +289,25 @@ class MessageCodec(Protocol):
         ...
 
 
+@runtime_checkable
+class CookieFormat(Protocol):
+    """**Protocol:** a cookie format bound to the secrets later, e.g. ``RailsCookies()``.
+
+    :class:`~asgisession.SessionMiddleware` takes one as ``cookie_format`` and asks it for
+    the session cookie's codec and the cookie jar's.
+
+    .. versionadded:: 0.2
+    """
+
+    def session_codec(self, keyring: Keyring) -> MessageCodec:
+        """The codec of the session cookie."""
+        ...
+
+    def jar_codec(self, keyring: Keyring, kind: Literal["signed", "encrypted"]) -> MessageCodec:
+        """The codec of ``cookies(scope).signed`` or ``.encrypted``."""
+        ...
+
+
 @functools.lru_cache(maxsize=256)
 def _purpose_digest(purpose: str) -> bytes:
     return hashlib.sha256(purpose.encode()).digest()[:8]
@@ -284,7 +321,7 @@ class _FramedCodec:
     trailer_size: int
 
     def __init__(self, keyring: Keyring, *, key_purpose: str) -> None:
-        self.keyring = keyring
+        self.keyring: Keyring = keyring
         self._key_purpose = key_purpose
 
     def _key(self, index: int, length: int) -> bytes:

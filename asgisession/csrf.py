@@ -13,7 +13,9 @@ Rules, stated once:
    characters of unpadded base64url, as Rails 7 stores it). Pages get
    ``mask(HMAC-SHA256(secret, "!real_csrf_token"))``, a fresh one-time pad per call (BREACH),
    86 characters. It comes back in ``X-CSRF-Token`` or in the form field
-   ``authenticity_token``. Every comparison is constant-time.
+   ``authenticity_token``; Rails' per-form tokens (for this request's path and method) are
+   accepted too, so forms rendered by a Rails app sharing the session post here. Every
+   comparison is constant-time.
 4. A form body is read only when the header token is missing or wrong, only for the two form
    content types, at most ``max_body_size`` bytes (else 413), and replayed byte for byte.
    Anything malformed (encoding, length, repeats, non-string values) is a rejection, never
@@ -33,14 +35,14 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from ._types import AnyASGIApp, AnyScope, ASGIApp, Message, Receive, Scope, Send
 from .crypto import b64url_decode, b64url_encode
 from .errors import ConfigurationError, InvalidMessage
 from .session import LoadedState, Session
 
 __all__ = ["CSRFMiddleware", "CSRFReason", "csrf_token"]
 
-logger = logging.getLogger("asgisession.csrf")
+logger: logging.Logger = logging.getLogger("asgisession.csrf")
 
 SESSION_KEY = "_csrf_token"
 FIELD_NAME = "authenticity_token"
@@ -104,18 +106,37 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
-def mask_token(secret: bytes) -> str:
-    """The masked global token for ``secret``: a fresh pad each call, so no two are equal."""
+def _per_form_token(secret: bytes, path: str, method: str) -> bytes:
+    """Rails' per-form token: HMAC-SHA256(secret, "<path without one trailing />#<method>")."""
+    path = path[:-1] if path.endswith("/") else path
+    return hmac.digest(secret, f"{path}#{method.lower()}".encode(), "sha256")
+
+
+def mask_token(secret: bytes, *, action: str | None = None, method: str = "post") -> str:
+    """The masked global token for ``secret``: a fresh pad each call, so no two are equal.
+
+    With ``action`` (a form's action path), Rails' per-form token for that action and
+    ``method`` instead, valid only for a request to that path with that method.
+    """
     pad = secrets.token_bytes(TOKEN_LENGTH)
-    return b64url_encode(pad + _xor(pad, _global_token(secret)))
+    real = _global_token(secret) if action is None else _per_form_token(secret, action, method)
+    return b64url_encode(pad + _xor(pad, real))
 
 
-def token_matches(secret: bytes, token: str, *, allow_unmasked: bool = False) -> bool:
+def token_matches(
+    secret: bytes,
+    token: str,
+    *,
+    allow_unmasked: bool = False,
+    path: str | None = None,
+    method: str | None = None,
+) -> bool:
     """Whether ``token`` (as sent by a client) proves knowledge of ``secret``.
 
     A masked token (86 characters) may carry the global token (what :func:`csrf_token`
-    hands out) or the raw secret (older Rails); an unmasked raw secret (43 characters) only
-    with ``allow_unmasked``.
+    hands out), the raw secret (older Rails) or, given the request's ``path`` and
+    ``method``, Rails' per-form token for them (what Rails' ``form_with`` embeds); an
+    unmasked raw secret (43 characters) only with ``allow_unmasked``.
     """
     if not token.isascii() or len(token) not in (43, 86):
         return False
@@ -128,13 +149,16 @@ def token_matches(secret: bytes, token: str, *, allow_unmasked: bool = False) ->
         # Both comparisons always run, so timing says nothing about which one matched.
         global_ok = hmac.compare_digest(unmasked, _global_token(secret))
         raw_ok = hmac.compare_digest(unmasked, secret)
-        return global_ok | raw_ok
+        form_ok = False
+        if path is not None and method is not None:
+            form_ok = hmac.compare_digest(unmasked, _per_form_token(secret, path, method))
+        return global_ok | raw_ok | form_ok
     if len(decoded) == TOKEN_LENGTH and allow_unmasked:
         return hmac.compare_digest(decoded, secret)
     return False
 
 
-def _session(scope: Scope) -> MutableMapping[str, Any]:
+def _session(scope: AnyScope) -> MutableMapping[str, Any]:
     session = scope.get("session")
     if session is None:
         raise ConfigurationError(
@@ -145,7 +169,7 @@ def _session(scope: Scope) -> MutableMapping[str, Any]:
     return session  # type: ignore[no-any-return]  # the scope is untyped
 
 
-def csrf_token(scope: Scope) -> str:
+def csrf_token(scope: AnyScope) -> str:
     """A masked authenticity token for this request's session, for a form or a header.
 
     Put it in a hidden field named ``authenticity_token`` or send it as ``X-CSRF-Token``.
@@ -447,7 +471,7 @@ class CSRFMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         *,
         trusted_origins: Sequence[str] = (),
         allow_same_site: bool = False,
@@ -458,7 +482,7 @@ class CSRFMiddleware:
         allow_unmasked: bool = False,
         check_websocket_origin: bool = False,
     ) -> None:
-        self.app = app
+        self.app: ASGIApp = app
         if isinstance(trusted_origins, str):
             raise ConfigurationError("trusted_origins takes a list of origins, not one string.")
         self._trusted = [_TrustedOrigin(pattern) for pattern in trusted_origins]
@@ -617,7 +641,7 @@ class CSRFMiddleware:
         sent = _header(headers, HEADER_NAME)
         if len(sent) > 1:
             return CSRFReason.AMBIGUOUS_TOKEN, receive
-        if sent and self._matches(secret, sent[0]):
+        if sent and self._matches(secret, sent[0], scope):
             return None, receive
         content_types = _header(headers, b"content-type")
         if len(content_types) != 1 or not _is_form(content_types[0]):
@@ -632,14 +656,17 @@ class CSRFMiddleware:
             return (CSRFReason.BAD_TOKEN if sent else CSRFReason.MISSING_TOKEN), receive
         value = found[0]
         assert value is not None
-        if self._matches(secret, value):
+        if self._matches(secret, value, scope):
             return None, receive
         return CSRFReason.BAD_TOKEN, receive
 
-    def _matches(self, secret: bytes | None, token: bytes) -> bool:
+    def _matches(self, secret: bytes | None, token: bytes, scope: Scope) -> bool:
         if secret is None or not token.isascii():
             return False
-        return token_matches(secret, token.decode("ascii"), allow_unmasked=self._allow_unmasked)
+        return token_matches(
+            secret, token.decode("ascii"), allow_unmasked=self._allow_unmasked,
+            path=str(scope.get("path", "")), method=str(scope.get("method", "")),
+        )  # fmt: skip
 
     async def _read_body(
         self, headers: Sequence[tuple[bytes, bytes]], receive: Receive

@@ -56,7 +56,8 @@ class RejectReason(str, enum.Enum):
     IDLE_TIMEOUT = "idle_timeout"
     #: Authentic, but the payload is not a JSON object.
     BAD_PAYLOAD = "bad_payload"
-    #: Larger than any cookie this format writes; refused before any decoding.
+    #: Larger than any cookie this format writes, or ``Cookie`` headers over
+    #: ``MAX_COOKIE_HEADER_SIZE`` (64 KiB); refused before any decoding.
     OVERSIZED = "oversized"
     #: Authentic, but the server-side store no longer has it: expired, deleted or evicted.
     NOT_FOUND = "not_found"
@@ -119,7 +120,7 @@ class CookieOverflow(AsgiSessionError):
         self.cookie_name = cookie_name
         self.size = size
         self.limit = limit
-        self.largest_keys = list(largest_keys)
+        self.largest_keys: list[tuple[str, int]] = list(largest_keys)
         biggest = ", ".join(f"{key!r} ({n} B)" for key, n in self.largest_keys)
         super().__init__(
             f"cookie {cookie_name!r} would be {size} bytes (name + value), over the "

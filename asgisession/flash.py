@@ -18,9 +18,9 @@ A request that never calls :func:`flash` touches neither the session nor the fla
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, cast
 
-from ._types import Scope
+from ._types import AnyScope, Scope
 from .session import Session
 
 __all__ = ["FLASH_KEY", "Flash", "FlashNow", "flash"]
@@ -31,7 +31,7 @@ FLASH_KEY = "flash"
 SCOPE_KEY = "asgisession.flash"
 
 
-def flash(scope: Scope) -> Flash:
+def flash(scope: AnyScope) -> Flash:
     """The flash of this request: one :class:`Flash` per request, cached in the scope.
 
     The first call reads the stored flash from ``scope["session"]`` (which marks the
@@ -52,7 +52,7 @@ def flash(scope: Scope) -> Flash:
     cached = scope.get(SCOPE_KEY)
     if isinstance(cached, Flash) and cached.session is session and cached.resets == session.resets:
         return cached
-    current = scope[SCOPE_KEY] = Flash(session)
+    current = cast(Scope, scope)[SCOPE_KEY] = Flash(session)
     return current
 
 
@@ -70,15 +70,15 @@ class Flash(MutableMapping[str, Any]):
     __slots__ = ("_discard", "_flashes", "_loaded", "now", "resets", "session")
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self.session: Session = session
         #: The session's reset count when this flash was made; a reset starts a new flash.
-        self.resets = session.resets
+        self.resets: int = session.resets
         self._loaded: Any = session.get(FLASH_KEY)
         self._flashes: dict[str, Any] = _stored_flashes(self._loaded)
         #: Keys that are dropped at commit: everything loaded, and everything set ``now``.
         self._discard: set[str] = set(self._flashes)
         #: Messages for this request only: ``flash(scope).now["alert"] = "..."``.
-        self.now = FlashNow(self)
+        self.now: FlashNow = FlashNow(self)
         session.before_commit(self._write_back)
 
     def keep(self, key: str | None = None) -> None:

@@ -35,14 +35,15 @@ from typing import Any, Literal
 
 import msgspec
 
-from ._types import Scope
+from . import serializer
+from ._types import AnyScope
 from .cookies import MAX_AGE_LIMIT, MAX_COOKIE_SIZE, CookieOptions, SameSite, iter_cookies
-from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier
+from .crypto import CookieFormat, Keyring, MessageCodec, MessageEncryptor, MessageVerifier
 from .errors import ConfigurationError, CookieOverflow, InvalidMessage
 
 __all__ = ["SCOPE_KEY", "CookieJar", "JarCodecs", "PermanentCookies", "SealedCookies", "cookies"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 #: Where SessionMiddleware puts the jar factory in the scope.
 SCOPE_KEY = "asgisession.cookies"
@@ -54,7 +55,7 @@ _decoder = msgspec.json.Decoder()
 _Kind = Literal["signed", "encrypted"]
 
 
-def cookies(scope: Scope) -> CookieJar:
+def cookies(scope: AnyScope) -> CookieJar:
     """The cookie jar of this request (one per request, created on first call).
 
     :raises RuntimeError: when no :class:`~asgisession.SessionMiddleware` wraps the app.
@@ -73,15 +74,23 @@ class JarCodecs:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_encrypted", "_signed", "keyring")
+    __slots__ = ("_encrypted", "_format", "_formatted", "_signed", "keyring")
 
-    def __init__(self, keyring: Keyring) -> None:
-        self.keyring = keyring
+    def __init__(self, keyring: Keyring, cookie_format: CookieFormat | None = None) -> None:
+        self.keyring: Keyring = keyring
         self._signed: MessageVerifier | None = None
         self._encrypted: MessageEncryptor | None = None
+        #: Another format (e.g. Rails'), whose jar codecs replace the native ones.
+        self._format = cookie_format
+        self._formatted: dict[_Kind, MessageCodec] = {}
 
     def get(self, kind: _Kind) -> MessageCodec:
         """The codec for ``"signed"`` or ``"encrypted"`` cookies."""
+        if self._format is not None:
+            codec = self._formatted.get(kind)
+            if codec is None:
+                codec = self._formatted[kind] = self._format.jar_codec(self.keyring, kind)
+            return codec
         if kind == "signed":
             if self._signed is None:
                 self._signed = MessageVerifier(self.keyring, key_purpose=SIGNING_PURPOSE)
@@ -130,7 +139,7 @@ class CookieJar(Mapping[str, str]):
         self._scheme = scheme
         self._pending: dict[tuple[str, str, str | None], str] = {}
         #: Whether the app read a request cookie (the response then varies on Cookie).
-        self.read = False
+        self.read: bool = False
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -307,7 +316,7 @@ class SealedCookies:
             return _decoder.decode(opened.payload)
         except InvalidMessage as exc:
             logger.debug("%s cookie %r refused: %s", self._kind, name, exc)
-        except msgspec.DecodeError:  # authentic but not JSON: cannot happen for our seals
+        except serializer.DECODE_ERRORS:  # authentic but not JSON: not for our own seals
             logger.debug("%s cookie %r refused: not JSON", self._kind, name)
         return default
 
@@ -347,7 +356,7 @@ class SealedCookies:
         )  # fmt: skip
         try:
             payload = _encoder.encode(value)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise TypeError(
                 f"cookie {name!r}: the value cannot be written as JSON ({exc}); signed and "
                 "encrypted cookies hold JSON only (dict with str keys, list, str, int, "

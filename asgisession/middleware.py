@@ -26,10 +26,24 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backend import SessionBackend
-from .cookies import MAX_AGE_LIMIT, CookieOptions, SameSite, cookie_values
-from .crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier, SecretKeyBase
+from .cookies import (
+    MAX_AGE_LIMIT,
+    MAX_COOKIE_HEADER_SIZE,
+    CookieOptions,
+    SameSite,
+    cookie_header_size,
+    cookie_values,
+)
+from .crypto import (
+    CookieFormat,
+    Keyring,
+    MessageCodec,
+    MessageEncryptor,
+    MessageVerifier,
+    SecretKeyBase,
+)
 from .errors import ConfigurationError, RejectReason, StoreUnavailable
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
@@ -41,7 +55,7 @@ from .stores.server import ServerBackend
 
 __all__ = ["SessionMiddleware"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 DAY = 24 * 3600
 _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
@@ -61,8 +75,11 @@ class SessionMiddleware:
         re-issued under the newest on that response.
     :param cookie_name: the session cookie's name, also the purpose its seal is bound to.
     :param cookie_format: ``"encrypted"`` (AES-256-GCM, the default), ``"signed"``
-        (HMAC-SHA256: readable by the client, not changeable), or a
-        :class:`~asgisession.crypto.MessageCodec` of your own.
+        (HMAC-SHA256: readable by the client, not changeable), a
+        :class:`~asgisession.crypto.MessageCodec` of your own, or a
+        :class:`~asgisession.crypto.CookieFormat` such as
+        :class:`~asgisession.rails.RailsCookies` (Rails' session cookie and cookie jar) or
+        :class:`~asgisession.rotation.Rotation` (write one format, read several).
     :param lifetime: absolute session lifetime in seconds (default 14 days), counted from
         the first write or the last :meth:`~asgisession.session.Session.regenerate`.
     :param idle_timeout: seconds of inactivity after which the session expires, or ``None``.
@@ -104,11 +121,11 @@ class SessionMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         *,
         secret_key_base: SecretKeyBase,
         cookie_name: str = "session",
-        cookie_format: Literal["encrypted", "signed"] | MessageCodec = "encrypted",
+        cookie_format: Literal["encrypted", "signed"] | MessageCodec | CookieFormat = "encrypted",
         lifetime: int = 14 * DAY,
         idle_timeout: int | None = None,
         refresh_after: int | None = None,
@@ -130,12 +147,13 @@ class SessionMiddleware:
         revocation_store: Store | None = None,
         backend: SessionBackend | None = None,
     ) -> None:
-        self.app = app
-        self.keyring = Keyring(secret_key_base)
+        self.app: ASGIApp = app
+        self.keyring: Keyring = Keyring(secret_key_base)
         self.rejections: Counter[RejectReason] = Counter()
         self._on_reject = on_reject
         self._clock = clock
-        self._jar_codecs = JarCodecs(self.keyring)
+        jar_format = cookie_format if isinstance(cookie_format, CookieFormat) else None
+        self._jar_codecs = JarCodecs(self.keyring, jar_format)
         if on_store_error not in ("unavailable", "anonymous"):
             raise ConfigurationError(
                 f"on_store_error={on_store_error!r}; use 'unavailable' or 'anonymous'."
@@ -153,6 +171,7 @@ class SessionMiddleware:
                 httponly=httponly, samesite=samesite, partitioned=partitioned,
             )  # fmt: skip
             codec = _codec(cookie_format, self.keyring)
+            _check_issue_time(codec, idle_timeout, user_key)
             if store is None:
                 if user_key is not None and revocation_store is None:
                     raise ConfigurationError(
@@ -185,6 +204,13 @@ class SessionMiddleware:
                 self._on_reject(state.rejection)
         return state
 
+    def _refused_oversized(self) -> LoadedState:
+        logger.debug(
+            "Cookie headers over %d bytes: no cookie read, the session starts empty",
+            MAX_COOKIE_HEADER_SIZE,
+        )
+        return self._counted(LoadedState(had_cookie=True, rejection=RejectReason.OVERSIZED))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -196,11 +222,17 @@ class SessionMiddleware:
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
         scheme = scope.get("scheme", "http")
         now = int(self._clock())
+        # Oversized Cookie headers are refused whole, before any parsing or crypto.
+        oversized = cookie_header_size(headers) > MAX_COOKIE_HEADER_SIZE
 
         def load_sync() -> LoadedState:
+            if oversized:
+                return self._refused_oversized()
             return self._counted(backend.open(cookie_values(headers, name), now))
 
         async def load() -> LoadedState:
+            if oversized:
+                return self._refused_oversized()
             try:
                 return self._counted(await backend.load(cookie_values(headers, name), now))
             except StoreUnavailable:
@@ -211,7 +243,9 @@ class SessionMiddleware:
 
         session = Session(load_sync if backend.loads_in_line else None, load)
         if not backend.loads_in_line:
-            if not any(cookie_values(headers, name)):
+            if oversized:
+                session.attach(self._refused_oversized())
+            elif not any(cookie_values(headers, name)):
                 session.attach(LoadedState())  # a new session: nothing to fetch
             elif not self._defer_load(scope):
                 try:
@@ -294,8 +328,10 @@ class SessionMiddleware:
 
 
 def _codec(
-    cookie_format: Literal["encrypted", "signed"] | MessageCodec, keyring: Keyring
+    cookie_format: Literal["encrypted", "signed"] | MessageCodec | CookieFormat, keyring: Keyring
 ) -> MessageCodec:
+    if isinstance(cookie_format, CookieFormat):
+        return cookie_format.session_codec(keyring)
     if cookie_format == "encrypted":
         return MessageEncryptor(keyring)
     if cookie_format == "signed":
@@ -305,6 +341,18 @@ def _codec(
             f"cookie_format={cookie_format!r}; use 'encrypted', 'signed' or a MessageCodec."
         )
     return cookie_format
+
+
+def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: str | None) -> None:
+    """Refuse settings that need an issue time from a format that records none (Rails')."""
+    if getattr(codec, "records_issued_at", True):
+        return
+    if idle_timeout is not None or user_key is not None:
+        raise ConfigurationError(
+            "idle_timeout and user_key need the time a cookie was issued, and Rails' cookie "
+            "format does not record it. Use lifetime= (written as Rails' 'exp'), or move to "
+            "the native format first (see docs/rails.md, 'Leaving the Rails format')."
+        )
 
 
 def _deferral(defer_load: Sequence[str] | Callable[[Scope], bool]) -> Callable[[Scope], bool]:

@@ -24,6 +24,13 @@ __all__ = ["dumps", "loads", "sizes_by_key"]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
+# msgspec recurses on the C stack and raises RecursionError for nesting deeper than the
+# interpreter's recursion limit allows at the moment of the call, so a value written in a
+# shallow call stack may be too deep to read back in a deeper one: that is bad data too,
+# never a crash.
+_ENCODE_ERRORS = (TypeError, OverflowError, ValueError, RecursionError)
+#: What decoding untrusted-shaped JSON may raise; all of it means "not session data".
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def dumps(data: Mapping[str, Any]) -> bytes:
@@ -33,11 +40,11 @@ def dumps(data: Mapping[str, Any]) -> bytes:
     """
     try:
         return _encoder.encode(data)
-    except (TypeError, OverflowError, ValueError) as exc:
+    except _ENCODE_ERRORS as exc:
         for key, value in data.items():
             try:
                 _encoder.encode(value)
-            except (TypeError, OverflowError, ValueError) as item_exc:
+            except _ENCODE_ERRORS as item_exc:
                 raise SerializationError(str(key), str(item_exc)) from item_exc
         raise SerializationError("?", str(exc)) from exc  # pragma: no cover - keys are str
 
@@ -46,7 +53,7 @@ def loads(payload: bytes) -> dict[str, Any]:
     """Decode a JSON object; raise :class:`ValueError` when it is not one."""
     try:
         data = _decoder.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise ValueError(str(exc)) from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")

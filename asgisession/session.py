@@ -219,7 +219,7 @@ class Session(MutableMapping[str, Any]):
         It defeats session fixation: whatever identity an attacker planted before login is
         not the one that becomes authenticated. For cookie sessions it also starts a new
         absolute lifetime; server-side stores also issue a new id and drop the old record.
-        Secrets bound to the old identity (the keys in :data:`IDENTITY_KEYS`, such as the
+        Secrets bound to the old identity (the keys in ``IDENTITY_KEYS``, such as the
         CSRF token secret) are dropped, so tokens handed out before login stop working.
         """
         data = self._load_sync()

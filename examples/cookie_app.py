@@ -1,6 +1,6 @@
 """A small Starlette app on asgisession's default (encrypted) cookie store.
 
-Serve it with ``./scripts/demo``, or::
+Serve it with::
 
     SECRET_KEY_BASE=$(python -c 'import secrets; print(secrets.token_hex(64))') \
         python -m uvicorn examples.cookie_app:app
@@ -48,7 +48,7 @@ def secret_key_base() -> list[str]:
     try:
         return secret_key_base_from_env()
     except ConfigurationError as exc:
-        raise SystemExit(f"{exc}\nOr run ./scripts/demo, which makes one for you.") from None
+        raise SystemExit(f"{exc}\nOr run `python -m asgisession secret` to make one.") from None
 
 
 def session_of(request: Request) -> Session:

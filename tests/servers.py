@@ -7,6 +7,7 @@ fail instead, so CI can never pass by skipping.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -32,6 +33,17 @@ def require_binary(name: str, package: str) -> str:
             pytest.fail(message + "; ASGISESSION_REQUIRE_SERVERS=1 forbids skipping")
         pytest.skip(message)
     return path
+
+
+def require_module(name: str, install: str) -> None:
+    """Skip (or fail, in CI) when the Python module ``name`` cannot be imported."""
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        message = f"the Python module {name} is missing: {install}"
+        if os.environ.get("ASGISESSION_REQUIRE_SERVERS") == "1":
+            pytest.fail(message + "; ASGISESSION_REQUIRE_SERVERS=1 forbids skipping")
+        pytest.skip(message)
 
 
 def free_port() -> int:
@@ -124,3 +136,35 @@ def memcached_server(*extra: str) -> ServerProcess:
     if os.geteuid() == 0:
         argv += ["-u", "root"]
     return ServerProcess(argv, port).start()
+
+
+#: The Debian 12 packages the Rails interop tests need (real Rails code, run by ruby).
+RAILS_PACKAGES = "ruby-actionpack ruby-activesupport ruby-rack ruby-webrick"
+RAILS_TOOLS = Path(__file__).parent / "data" / "rails"
+
+
+def require_ruby_rails() -> str:
+    """The path of ``ruby`` with Rails' ActionPack loadable; skip (or fail, in CI) if not."""
+    ruby = require_binary("ruby", RAILS_PACKAGES)
+    probe = subprocess.run(
+        [ruby, "-e", 'require "action_controller"; require "rack/handler/webrick"'],
+        capture_output=True,
+        timeout=120,
+    )
+    if probe.returncode != 0:
+        message = (
+            f"ruby cannot load Rails' ActionPack: install Debian's {RAILS_PACKAGES} "
+            f"(apt-get install -y {RAILS_PACKAGES}): {probe.stderr.decode(errors='replace')[:200]}"
+        )
+        if os.environ.get("ASGISESSION_REQUIRE_SERVERS") == "1":
+            pytest.fail(message + "; ASGISESSION_REQUIRE_SERVERS=1 forbids skipping")
+        pytest.skip(message)
+    return ruby
+
+
+def rails_server(secret_key_base: str, digest: str) -> ServerProcess:
+    """``server.rb``: real Rails cookies, CookieStore session and CSRF on a free loopback port."""
+    ruby = require_ruby_rails()
+    port = free_port()
+    argv = [ruby, "server.rb", str(port), secret_key_base, digest]
+    return ServerProcess(argv, port, cwd=RAILS_TOOLS).start()

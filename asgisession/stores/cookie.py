@@ -21,7 +21,7 @@ from .base import bounded, refresh_interval
 
 __all__ = ["MAX_CANDIDATES", "CookieBackend", "SealedCookie"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 #: How many values of a duplicated session cookie are tried before giving up.
 MAX_CANDIDATES = 3
@@ -107,7 +107,7 @@ class CookieBackend(SealedCookie):
         self._refresh_after = refresh_interval(idle_timeout, refresh_after)
         #: Opening a cookie needs no I/O, so sessions load on first access; unless
         #: revocations must be checked, which takes a store lookup.
-        self.loads_in_line = revocations is None or user_key is None
+        self.loads_in_line: bool = revocations is None or user_key is None
 
     async def load(self, values: list[str], now: int) -> LoadedState:
         """Open the session (see :meth:`open`) and refuse it if its user was revoked since."""

@@ -67,7 +67,7 @@ from .base import ClosingStore, check_ttl
 
 __all__ = ["IndexContention", "ItemTooLarge", "MemcachedStore", "exptime"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 _T = TypeVar("_T")
 
@@ -277,11 +277,12 @@ class MemcachedStore(ClosingStore):
         ):
             raise ConfigurationError(f"timeout={timeout!r}; give seconds > 0.")
         self.host = host
-        self.port = _setting("port", port, 1, 65535)
-        self.pool_size = _setting("pool_size", pool_size, 1)
-        self.max_item_size = _setting("max_item_size", max_item_size, 1024)  # memcached's least -I
+        self.port: int = _setting("port", port, 1, 65535)
+        self.pool_size: int = _setting("pool_size", pool_size, 1)
+        # 1024: memcached's least -I
+        self.max_item_size: int = _setting("max_item_size", max_item_size, 1024)
         self.namespace = namespace
-        self.timeout = float(timeout)
+        self.timeout: float = float(timeout)
         self._clock = clock
         self._owns_client = client is None
         self._client = client

@@ -69,7 +69,7 @@ class RedisStore(ClosingStore):
     stops working when the store closes.
 
     **Timeouts.** When ``timeout`` is set, every operation runs under an asyncio timeout
-    (:func:`~asgisession.stores.base.bounded`), for clients passed in and built alike.
+    (``asgisession.stores.base.bounded``), for clients passed in and built alike.
     That bounds the whole operation: waiting for a pooled connection, connecting,
     redis-py's own retries with their backoff (10 by default in redis-py 8), and
     cluster redirects. A ``socket_timeout`` bounds each socket read only, so with retries

@@ -42,7 +42,7 @@ from .cookie import MAX_CANDIDATES, SealedCookie
 
 __all__ = ["SESSION_ID_BYTES", "ServerBackend"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 #: Bytes of randomness in a session id (256 bits).
 SESSION_ID_BYTES = 32
@@ -97,7 +97,7 @@ class ServerBackend(SealedCookie):
         self.timeout = timeout
         self.namespace = namespace
         self.user_key = user_key
-        self.revocations = Revocations(store) if user_key is not None else None
+        self.revocations: Revocations | None = Revocations(store) if user_key is not None else None
         if self.revocations is not None and not self.revocations.indexed:
             raise ConfigurationError(
                 f"user_key={user_key!r} needs a store with a per-user index "

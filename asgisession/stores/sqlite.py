@@ -59,7 +59,7 @@ from .base import ClosingStore, check_ttl
 
 __all__ = ["META_TABLE", "SCHEMA_VERSION", "SQLiteStore"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 #: The schema version this code writes. A table of a newer version is refused.
 SCHEMA_VERSION = 1
@@ -126,7 +126,7 @@ class SQLiteStore(ClosingStore):
         _check_number("sweep_interval", sweep_interval, minimum=0.0, exclusive=True)
         if isinstance(sweep_batch, bool) or not isinstance(sweep_batch, int) or sweep_batch < 1:
             raise ConfigurationError(f"sweep_batch={sweep_batch!r}; give a whole number > 0.")
-        self.path = os.fspath(path)
+        self.path: str = os.fspath(path)
         self.table = table
         self.busy_timeout = busy_timeout
         self.sweep_interval = sweep_interval

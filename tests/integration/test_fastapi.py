@@ -3,14 +3,23 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from pydantic import BaseModel
 
 from asgisession import Session, SessionMiddleware
+from asgisession.errors import ConfigurationError
+from asgisession.integrations.fastapi import CSRFToken
+from asgisession.integrations.fastapi import SessionDep as LoadedSession
+from asgisession.stores.memory import MemoryStore
+from examples import fastapi_app
+
+from ..asgi_helpers import Recorder, client
+from .contract import STORES, check_contract, wrap
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +96,62 @@ async def test_validation_error_leaves_session_alone(secret: str) -> None:
         response = await c.post("/login", json={"name": "alice"})
     assert 422 == response.status_code
     assert [] == response.headers.get_list("set-cookie")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("store", STORES)
+async def test_contract(secret: str, store: str) -> None:
+    await check_contract(wrap(fastapi_app.app, secret, store), server_side=store != "cookie")
+
+
+@pytest.mark.anyio
+async def test_session_dependency_loads_a_deferred_session(secret: str) -> None:
+    """With defer_load, get_session awaits the store, so the handler can read synchronously."""
+    store = MemoryStore()
+    app = SessionMiddleware(
+        fastapi_app.app, secret_key_base=secret, store=store, defer_load=["/me", "/counter"]
+    )
+    async with client(app) as c:
+        assert {"count": 1} == (await c.post("/counter")).json()
+        assert {"count": 2} == (await c.post("/counter")).json()
+        assert {"count": 2} == (await c.get("/me")).json()
+
+
+@pytest.mark.anyio
+async def test_session_dependency_without_middleware_names_the_fix() -> None:
+    """Forgetting SessionMiddleware is a ConfigurationError that says what to wrap."""
+    async with client(fastapi_app.app) as c:
+        with pytest.raises(ConfigurationError, match="SessionMiddleware"):
+            await c.get("/me")
+
+
+@pytest.mark.anyio
+async def test_example_create_app_serves_the_contract(secret: str) -> None:
+    await check_contract(fastapi_app.create_app(secret), server_side=False)
+
+
+@pytest.mark.anyio
+async def test_dependencies_work_in_a_websocket_route(secret: str) -> None:
+    """SessionDep and CSRFToken in a WebSocket route: read at the handshake, saved on accept."""
+    app = FastAPI()
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, session: LoadedSession, token: CSRFToken) -> None:
+        session["ws"] = True
+        await websocket.accept()
+        await websocket.send_json({"user": session.get("user"), "token": len(token)})
+        await websocket.close()
+
+    wrapped = SessionMiddleware(app, secret_key_base=secret)
+    recorder = Recorder([{"type": "websocket.connect"}])
+    scope = {
+        "type": "websocket", "path": "/ws", "raw_path": b"/ws", "root_path": "",
+        "scheme": "ws", "query_string": b"", "headers": [(b"host", b"testserver")],
+        "subprotocols": [], "asgi": {"version": "3.0"},
+    }  # fmt: skip
+    await wrapped(scope, recorder.receive, recorder.send)
+    assert ["websocket.accept", "websocket.send", "websocket.close"] == [
+        m["type"] for m in recorder.sent
+    ]
+    assert {"user": None, "token": 86} == json.loads(recorder.sent[1]["text"])
+    assert 1 == len(recorder.headers(b"set-cookie"))

@@ -20,6 +20,9 @@ from starlette.websockets import WebSocket
 
 from asgisession import Session, SessionMiddleware
 from asgisession._types import Message, Scope
+from examples import starlette_app
+
+from .contract import STORES, check_contract, wrap
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +154,16 @@ async def test_example_app_in_process(cookie_app: ModuleType) -> None:
         assert 400 == (await c.post("/login", data={"username": " "})).status_code
         await c.post("/logout")
         assert {} == (await c.get("/api/session")).json()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("store", STORES)
+async def test_contract(secret: str, store: str) -> None:
+    """examples/starlette_app.py's app, wrapped by the contract's middleware."""
+    await check_contract(wrap(starlette_app.app, secret, store), server_side=store != "cookie")
+
+
+@pytest.mark.anyio
+async def test_example_middleware_list_serves_the_contract(secret: str) -> None:
+    """The example's create_app (Starlette's middleware list) puts the session outside CSRF."""
+    await check_contract(starlette_app.create_app(secret), server_side=False)

@@ -167,6 +167,11 @@ async def seed(store: RedisStore) -> tuple[str, str]:
     return first, second
 
 
+#: The store's bound in the cancellation tests: long enough that seeding through the
+#: proxy on a loaded machine never trips it, short enough to keep the "timeout" cases quick.
+STORE_TIMEOUT = 1.0
+
+
 async def interrupt(store: RedisStore, proxy: HoldingProxy, key: str, how: str, op: str) -> None:
     """Run ``op`` with its reply held in the proxy, interrupt it, then let the reply go.
 
@@ -204,7 +209,7 @@ class TestCancellationSafety:
         # socket_timeout well above the store's timeout: the store's own bound cuts the
         # command off, not redis-py's socket read timeout.
         store = RedisStore.from_url(
-            proxy_url, namespace=fresh_namespace(), timeout=0.3, socket_timeout=5
+            proxy_url, namespace=fresh_namespace(), timeout=STORE_TIMEOUT, socket_timeout=5
         )
         try:
             first, second = await seed(store)
@@ -229,7 +234,7 @@ class TestCancellationSafety:
 
         startup = proxy.ports[redis_cluster.ports[0]]
         client = RedisCluster(host=LOOPBACK, port=startup, address_remap=through_proxy)
-        store = RedisStore(client, namespace=fresh_namespace(), timeout=0.3)
+        store = RedisStore(client, namespace=fresh_namespace(), timeout=STORE_TIMEOUT)
         try:
             first, _ = await seed(store)
             # The next GET must go to the same node, or it could not meet the stale reply.

@@ -1,0 +1,1 @@
+"""Reliability under abuse, crypto soundness and property-based tests (issue 9)."""
