@@ -66,11 +66,11 @@ MINIMAL = "floor: minimal composition"
 
 def _django_signing() -> Any:
     """``django.core.signing`` with settings configured in this process (once)."""
-    from django.conf import settings  # type: ignore[import-untyped]
+    from django.conf import settings
 
     if not settings.configured:
         settings.configure(SECRET_KEY=SECRET, USE_TZ=True)
-    from django.core import signing  # type: ignore[import-untyped]
+    from django.core import signing
 
     return signing
 
