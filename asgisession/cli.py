@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from . import serializer
+from . import _bench, serializer
 from .config import secret_key_base_from_env
 from .cookies import MAX_COOKIE_SIZE
 from .crypto import (
@@ -364,6 +364,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     add_demo_parser(commands)
+    _bench.add_parser(commands)
     return parser
 
 
@@ -375,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return run_demo(args)
+    if args.command == "bench":
+        return _bench.run(args)
     try:
         keyring = Keyring(args.secret or secret_key_base_from_env())
     except ConfigurationError as exc:

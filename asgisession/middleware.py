@@ -220,7 +220,7 @@ class SessionMiddleware:
         name = backend.cookie.name
         # Everything read from the scope is read now: after the hand-off it is the app's.
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
-        secure = backend.cookie.is_secure(scope.get("scheme", "http"))
+        scheme = scope.get("scheme", "http")
         now = int(self._clock())
         # Oversized Cookie headers are refused whole, before any parsing or crypto.
         oversized = cookie_header_size(headers) > MAX_COOKIE_HEADER_SIZE
@@ -254,7 +254,6 @@ class SessionMiddleware:
                     session.fail_with(exc)
         scope["session"] = session
         jar: list[CookieJar] = []  # filled by cookies(scope): no jar, no cost
-        scheme = scope.get("scheme", "http")
 
         def make_jar() -> CookieJar:
             if not jar:
@@ -274,6 +273,7 @@ class SessionMiddleware:
                 session.run_before_commit()
                 changes_at_commit = session.changes
                 if session.accessed and message.get("status", 200) < 500:
+                    secure = backend.cookie.is_secure(scheme)
                     await self._commit(session, message, secure)
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)

@@ -139,6 +139,8 @@ class Session(MutableMapping[str, Any]):
 
     def run_before_commit(self) -> None:
         """Run (and forget) the callbacks registered with :meth:`before_commit`."""
+        if not self._before_commit:  # the usual case: nothing registered
+            return
         callbacks, self._before_commit = self._before_commit, []
         for callback in callbacks:
             callback(self)

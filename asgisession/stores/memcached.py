@@ -189,10 +189,9 @@ async def _command(
     conn: Connection, line: bytes, *expected: bytes, data: bytes | None = None
 ) -> bytes:
     """Send one command (with its data block, if any); return its reply, one of ``expected``."""
-    conn.writer.write(line + b"\r\n")
-    if data is not None:
-        conn.writer.write(data)
-        conn.writer.write(b"\r\n")
+    # One write per command: asyncio sockets are TCP_NODELAY, so each write() can leave as
+    # a packet of its own, and a set split in three costs memcached three reads.
+    conn.writer.write(line + b"\r\n" if data is None else b"".join((line, b"\r\n", data, b"\r\n")))
     await conn.writer.drain()
     reply = await _reply(conn)
     if reply not in expected:

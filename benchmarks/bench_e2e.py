@@ -1,0 +1,200 @@
+"""Section 4, end to end: requests/s and p99 through uvicorn on 127.0.0.1.
+
+Every candidate app (``e2e_app.py``) runs in its own uvicorn process at once (idle ones
+cost nothing), so rounds can interleave them: in each round, in a rotating order, the load
+generator hits each for a few seconds over keep-alive connections. The generator is
+``wrk`` when it is on ``PATH`` (Debian's ``wrk``), else ``loadgen.py`` in a separate
+process. A session app is primed with one request first, and its ``Set-Cookie`` is sent
+on every request after, so every measured request reads (and writes) a real session.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import servers
+from .harness import Measure, Mode, Progress, SectionResult, rotations
+
+SECTION = "e2e"
+ROOT = Path(__file__).resolve().parent.parent
+BARE = "bare app"
+COOKIE_READ = "cookie store, session read"
+#: (label, e2e_app name, the server it needs: (binary, Debian package) or None)
+CANDIDATES: list[tuple[str, str, tuple[str, str] | None]] = [
+    (BARE, "bare", None),
+    (COOKIE_READ, "cookie-read", None),
+    ("cookie store, read+write", "cookie-write", None),
+    ("MemoryStore, read+write", "memory-write", None),
+    ("SQLiteStore, read+write", "sqlite-write", None),
+    ("RedisStore, read+write", "redis-write", ("redis-server", "redis-server")),
+    ("MemcachedStore, read+write", "memcached-write", ("memcached", "memcached")),
+]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    seconds: float  # per candidate per round
+    connections: int
+
+    @classmethod
+    def of(cls, mode: Mode) -> Sizes:
+        return cls(1, 0.6, 8) if mode.quick else cls(5, 3.0, 16)
+
+
+def prime(port: int) -> str | None:
+    """One request; the ``name=value`` of its Set-Cookie (``None`` when it sets none)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"priming request answered {response.status}")
+        cookie = response.getheader("set-cookie")
+    finally:
+        conn.close()
+    return None if cookie is None else cookie.split(";", 1)[0]
+
+
+_WRK_UNITS = {"us": 1.0, "ms": 1000.0, "s": 1e6}
+
+
+def _wrk_latency(text: str, label: str) -> float:
+    match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    return float(match.group(1)) * _WRK_UNITS[match.group(2)] if match else float("nan")
+
+
+def find_wrk(mode: Mode) -> str | None:
+    """The wrk binary to use, or ``None`` for ``loadgen.py``."""
+    if mode.loadgen == "python":
+        return None
+    wrk = shutil.which("wrk")
+    if wrk is None and mode.loadgen == "wrk":
+        raise SystemExit("--loadgen wrk: wrk not found; install Debian's wrk (apt-get install wrk)")
+    return wrk
+
+
+def load(port: int, cookie: str | None, sizes: Sizes, wrk: str | None) -> dict[str, float]:
+    """Run the load generator once against ``port``; requests/s and latency in µs."""
+    if wrk is not None:
+        argv = [
+            wrk, "-t1", f"-c{sizes.connections}", f"-d{max(1, round(sizes.seconds))}s",
+            "--latency", f"http://127.0.0.1:{port}/",
+        ]  # fmt: skip
+        if cookie:
+            argv[1:1] = ["-H", f"Cookie: {cookie}"]
+        out = subprocess.run(  # noqa: S603 - argv is built here
+            argv, capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+        rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+        return {
+            "requests_per_s": float(rate.group(1)) if rate else float("nan"),
+            "p50_us": _wrk_latency(out, "50"),
+            "p90_us": _wrk_latency(out, "90"),
+            "p99_us": _wrk_latency(out, "99"),
+            "errors": float(bad.group(1)) if bad else 0.0,
+        }
+    argv = [
+        sys.executable, "-m", "benchmarks.loadgen", "--port", str(port),
+        "--connections", str(sizes.connections), "--duration", str(sizes.seconds),
+    ]  # fmt: skip
+    if cookie:
+        argv += ["--cookie", cookie]
+    out = subprocess.run(  # noqa: S603 - argv is built here
+        argv, capture_output=True, text=True, check=True, timeout=60, cwd=ROOT
+    ).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def run(mode: Mode, progress: Progress) -> SectionResult:
+    result = SectionResult(SECTION)
+    sizes = Sizes.of(mode)
+    wrk = find_wrk(mode)
+    generator = "wrk" if wrk else "benchmarks/loadgen.py (asyncio)"
+    result.info["load generator"] = f"{generator}, {sizes.connections} keep-alive connections"
+    result.info["server"] = "uvicorn, 1 worker, 127.0.0.1, --no-access-log"
+    progress.begin(SECTION, f"starting servers ({generator})")
+    started: list[servers.Server] = []
+    ports: dict[str, int] = {}
+    cookies: dict[str, str | None] = {}
+    with tempfile.TemporaryDirectory(prefix="asgisession-bench-") as tmp:
+        try:
+            backing: dict[str, servers.Server] = {}
+            live = []
+            for label, app, needs in CANDIDATES:
+                if needs is not None and (why := servers.missing(*needs)):
+                    result.skipped.append(f"{label}: {why}")
+                    progress.note(f"e2e: skipping {label}: {why}")
+                    continue
+                env = {
+                    **os.environ,
+                    "ASGISESSION_BENCH_APP": app,
+                    "PYTHONPATH": os.pathsep.join(
+                        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+                    ),
+                }
+                kind = app.rpartition("-")[0]
+                if kind == "redis":
+                    backing[kind] = backing.get(kind) or servers.redis_server(Path(tmp))
+                elif kind == "memcached":
+                    backing[kind] = backing.get(kind) or servers.memcached_server()
+                if kind in backing:
+                    env["ASGISESSION_BENCH_PORT"] = str(backing[kind].port)
+                if kind == "sqlite":
+                    env["ASGISESSION_BENCH_DB"] = str(Path(tmp) / "e2e.db")
+                port = servers.free_port()
+                argv = [
+                    sys.executable, "-m", "uvicorn", "benchmarks.e2e_app:factory", "--factory",
+                    "--host", servers.LOOPBACK, "--port", str(port), "--log-level", "warning",
+                    "--no-access-log",
+                ]  # fmt: skip
+                started.append(
+                    servers.start(f"uvicorn {app}", argv, port, cwd=ROOT, env=env, wait=False)
+                )
+                ports[label] = port
+                live.append(label)
+            for server in started:  # they start in parallel; wait for all of them here
+                servers.ready(server)
+            started += backing.values()
+            for label in live:
+                cookies[label] = prime(ports[label])
+                if label != BARE and cookies[label] is None:
+                    raise RuntimeError(f"{label}: the priming request set no session cookie")
+            rates = {label: Measure(SECTION, "requests/s", label, "req/s") for label in live}
+            p99s = {label: Measure(SECTION, "p99 latency", label, "us (p99)") for label in live}
+            if not mode.quick:  # warm-up: first connections, lazy imports, caches
+                for label in live:
+                    load(ports[label], cookies[label], Sizes(1, 1.0, sizes.connections), wrk)
+            for round_index in range(sizes.rounds):
+                for label in rotations(live, round_index):
+                    progress.tick(f"round {round_index + 1}/{sizes.rounds}: {label}")
+                    figures = load(ports[label], cookies[label], sizes, wrk)
+                    if figures.get("errors"):
+                        raise RuntimeError(f"{label}: {figures['errors']} requests failed")
+                    rates[label].samples.append(figures["requests_per_s"])
+                    p99s[label].samples.append(figures["p99_us"])
+            result.measures += list(rates.values()) + list(p99s.values())
+            bare = rates[BARE]
+            for label in live[1:]:
+                result.ratio(
+                    f"{label}: req/s / bare app",
+                    rates[label],
+                    bare,
+                    target=0.9 if label == COOKIE_READ else None,
+                )
+        finally:
+            for server in reversed(started):
+                server.stop()
+    return result

@@ -1,0 +1,87 @@
+"""The apps that ``bench_e2e.py`` serves with uvicorn: a bare app, and the same app with sessions.
+
+``uvicorn --factory benchmarks.e2e_app:factory`` builds the app named by the environment:
+
+``ASGISESSION_BENCH_APP``
+    ``bare``; ``cookie-read`` (cookie store, the session read); or ``<store>-write`` for
+    ``cookie``, ``memory``, ``sqlite``, ``redis``, ``memcached`` (the session read, and one
+    key written, on every request).
+``ASGISESSION_BENCH_PORT``
+    the redis-server or memcached port; ``ASGISESSION_BENCH_DB`` the SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from asgisession import SessionMiddleware
+from asgisession._types import Receive, Scope, Send
+from asgisession.stores.base import Store
+
+from .codec import SECRET
+
+BODY = b"ok\n"
+HEADERS = [(b"content-type", b"text/plain"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def _respond(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": list(HEADERS)})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+async def bare(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await _respond(send)
+
+
+async def reads(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the session (and creates one on a request without a cookie, for the priming)."""
+    if scope["type"] == "http":
+        session = scope["session"]
+        if session.get("user_id") is None:
+            session["user_id"] = 48213
+        await _respond(send)
+
+
+async def writes(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        session = scope["session"]
+        session["user_id"] = 48213
+        session["n"] = session.get("n", 0) + 1
+        await _respond(send)
+
+
+def _store(kind: str) -> Store | None:
+    port = int(os.environ.get("ASGISESSION_BENCH_PORT", "0"))
+    if kind == "cookie":
+        return None
+    if kind == "memory":
+        from asgisession.stores import MemoryStore
+
+        return MemoryStore()
+    if kind == "sqlite":
+        from asgisession.stores import SQLiteStore
+
+        return SQLiteStore(os.environ["ASGISESSION_BENCH_DB"])
+    if kind == "redis":
+        import redis.asyncio as aioredis
+
+        from asgisession.stores import RedisStore
+
+        return RedisStore(aioredis.Redis(host="127.0.0.1", port=port))
+    if kind == "memcached":
+        from asgisession.stores import MemcachedStore
+
+        return MemcachedStore("127.0.0.1", port)
+    raise SystemExit(f"unknown store {kind!r}")
+
+
+def factory() -> Any:
+    """The app named by ``ASGISESSION_BENCH_APP``."""
+    name = os.environ.get("ASGISESSION_BENCH_APP", "bare")
+    if name == "bare":
+        return bare
+    kind, _, action = name.rpartition("-")
+    app = reads if action == "read" else writes
+    return SessionMiddleware(app, secret_key_base=SECRET, store=_store(kind))
