@@ -60,8 +60,8 @@ autodoc_type_aliases = {
 }
 
 # There is no network in CI, so no intersphinx: references into the standard library and
-# the store clients' and frameworks' packages have no target. They are named in signatures only, so they
-# are let through by module; anything under asgisession must resolve.
+# the store clients' and frameworks' packages have no target. They are named in signatures
+# only, so they are let through by module; anything under asgisession must resolve.
 nitpick_ignore_regex = [
     (r"py:.*", r"(collections\.abc|typing|typing_extensions|types|enum|datetime|os)\..*"),
     (r"py:.*", r"(redis|aiomcache|aiosqlite|sqlite3|cryptography)\..*"),
