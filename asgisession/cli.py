@@ -275,13 +275,19 @@ def _print_report(report: Report, now: int, out: TextIO) -> None:
         line("check", ADVICE[report.reason])
 
 
-_DESCRIPTION = "Tools for asgisession: make a secret_key_base, or look inside a session cookie."
+_DESCRIPTION = (
+    "Tools for asgisession: make a secret_key_base, look inside a session cookie, "
+    "serve the demo, run the benchmarks."
+)
 _EPILOG = f"""\
 examples:
   python -m asgisession secret
   SECRET_KEY_BASE=... python -m asgisession inspect '{_EXAMPLE_COOKIE}'
+  python -m asgisession demo --store cookie
+  python -m asgisession bench --quick
 
-exit codes: 0 opened, 1 could not be opened (the reason is shown), 2 usage or configuration.
+exit codes (inspect): 0 opened, 1 could not be opened (the reason is shown);
+2 for a usage or configuration error, for every command.
 """
 _KEYGEN_EPILOG = """\
 example:
