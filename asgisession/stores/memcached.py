@@ -27,7 +27,9 @@ is ``touch``, ``delete`` is ``delete``. Rules on top of those in :mod:`.base`:
    (aio-libs/aiomcache#502). So this store borrows connections from the client's pool
    itself, speaks the eight text commands it needs, checks every reply against the key it
    asked for, and closes (never pools) a connection whose command did not finish, whatever
-   stopped it. Every command is bounded by ``timeout``.
+   stopped it. Every command is bounded by ``timeout``: on Python 3.11+ by one timer per
+   store (:mod:`.deadlines`), which cuts a command off between ``timeout`` and
+   ``timeout * 1.125`` seconds; on 3.10 by ``asyncio.wait_for``.
 5. **User index.** memcached has no sets: an index is one item holding a compact JSON object,
    member -> expires_at. Updates are ``gets`` + ``cas`` (``add`` when there is no item),
    pruning members expired by the store's clock; a try that loses the race is retried after
@@ -64,6 +66,7 @@ from aiomcache.pool import Connection, MemcachePool
 
 from ..errors import AsgiSessionError, ConfigurationError, StoreUnavailable
 from .base import ClosingStore, check_ttl
+from .deadlines import Deadlines
 
 __all__ = ["IndexContention", "ItemTooLarge", "MemcachedStore", "exptime"]
 
@@ -283,6 +286,7 @@ class MemcachedStore(ClosingStore):
         self.max_item_size: int = _setting("max_item_size", max_item_size, 1024)
         self.namespace = namespace
         self.timeout: float = float(timeout)
+        self._deadlines = Deadlines(self.timeout)
         self._clock = clock
         self._owns_client = client is None
         self._client = client
@@ -464,7 +468,7 @@ class MemcachedStore(ClosingStore):
             self._slots = asyncio.Semaphore(getattr(pool, "_maxsize", self.pool_size))
         try:
             if sys.version_info >= (3, 11):
-                async with asyncio.timeout(self.timeout):
+                with self._deadlines.bound():
                     return await self._in_slot(self._slots, pool, command)
             return await asyncio.wait_for(self._in_slot(self._slots, pool, command), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
