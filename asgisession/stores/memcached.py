@@ -188,24 +188,36 @@ async def _reply(conn: Connection) -> bytes:
     return line
 
 
+async def _send(conn: Connection, request: bytes) -> None:
+    """Write one whole request; wait for the socket only if it did not all go out at once."""
+    # One write per command: asyncio sockets are TCP_NODELAY, so each write() can leave as
+    # a packet of its own, and a set split in three costs memcached three reads.
+    writer = conn.writer
+    writer.write(request)
+    # A small request goes straight into the socket, leaving nothing to drain; drain()
+    # would only cost a few calls. A large value that is still buffered is waited for.
+    if writer.transport.get_write_buffer_size():
+        await writer.drain()
+
+
 async def _command(
     conn: Connection, line: bytes, *expected: bytes, data: bytes | None = None
 ) -> bytes:
     """Send one command (with its data block, if any); return its reply, one of ``expected``."""
-    # One write per command: asyncio sockets are TCP_NODELAY, so each write() can leave as
-    # a packet of its own, and a set split in three costs memcached three reads.
-    conn.writer.write(line + b"\r\n" if data is None else b"".join((line, b"\r\n", data, b"\r\n")))
-    await conn.writer.drain()
+    await _send(conn, line + b"\r\n" if data is None else b"".join((line, b"\r\n", data, b"\r\n")))
     reply = await _reply(conn)
     if reply not in expected:
         raise _Unexpected(f"unexpected reply {reply[:60]!r} to {line.split(b' ', 1)[0]!r}")
     return reply
 
 
+#: What follows a value's bytes in a one-key get reply: the block's CRLF, then END.
+_VALUE_END = b"\r\nEND\r\n"
+
+
 async def _retrieve(conn: Connection, key: bytes, *, cas: bool) -> tuple[bytes | None, int]:
     """``get`` (or ``gets``) one key: its value or ``None``, and its CAS token (0 if none)."""
-    conn.writer.write((b"gets " if cas else b"get ") + key + b"\r\n")
-    await conn.writer.drain()
+    await _send(conn, (b"gets " if cas else b"get ") + key + b"\r\n")
     line = await _reply(conn)
     if line == b"END":
         return None, 0
@@ -218,10 +230,13 @@ async def _retrieve(conn: Connection, key: bytes, *, cas: bool) -> tuple[bytes |
         or not all(part.isdigit() for part in parts[2:])
     ):
         raise _Unexpected(f"unexpected reply {line[:60]!r} to a get")
-    block = await conn.reader.readexactly(int(parts[3]) + 2)
-    if not block.endswith(b"\r\n") or await _reply(conn) != b"END":
+    # The value, its CRLF and the closing END in one read: exactly what is left of the
+    # reply to a one-key get, so nothing of a later reply is consumed.
+    size = int(parts[3])
+    block = await conn.reader.readexactly(size + len(_VALUE_END))
+    if not block.endswith(_VALUE_END):
         raise _Unexpected("malformed value block")
-    return block[:-2], int(parts[4]) if cas else 0
+    return block[:size], int(parts[4]) if cas else 0
 
 
 class MemcachedStore(ClosingStore):
