@@ -28,7 +28,9 @@ the original error as ``__cause__``.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -37,7 +39,8 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigurationError, StoreUnavailable
-from .base import ClosingStore, bounded, check_ttl
+from .base import ClosingStore, check_ttl
+from .deadlines import Deadlines
 
 __all__ = ["RedisStore"]
 
@@ -69,8 +72,10 @@ class RedisStore(ClosingStore):
     reach into such a store for its :attr:`client` to use it elsewhere, because it
     stops working when the store closes.
 
-    **Timeouts.** When ``timeout`` is set, every operation runs under an asyncio timeout
-    (``asgisession.stores.base.bounded``), for clients passed in and built alike.
+    **Timeouts.** When ``timeout`` is set, every operation is cut off after it, for
+    clients passed in and built alike: on Python 3.11+ by one timer per store
+    (``asgisession.stores.deadlines``), between ``timeout`` and ``timeout * 1.125``
+    seconds; on 3.10 by ``asyncio.wait_for``.
     That bounds the whole operation: waiting for a pooled connection, connecting,
     redis-py's own retries with their backoff (10 by default in redis-py 8), and
     cluster redirects. A ``socket_timeout`` bounds each socket read only, so with retries
@@ -121,8 +126,10 @@ class RedisStore(ClosingStore):
         ):
             raise ConfigurationError(f"timeout={timeout!r}; give seconds > 0, or None.")
         self._client = client
+        self._cluster = isinstance(client, RedisCluster)
         self.namespace = namespace
         self.timeout = timeout
+        self._deadlines = None if timeout is None else Deadlines(timeout)
         self._owns_client = False
         self._closed = False
 
@@ -175,8 +182,20 @@ class RedisStore(ClosingStore):
         """Run ``operation`` under the timeout; redis-py errors become StoreUnavailable."""
         if self._closed:
             raise StoreUnavailable("this RedisStore is closed; create a new one")
+        deadlines = self._deadlines
         try:
-            return await bounded(self._when_ready(operation), self.timeout, f"Redis {what}")
+            if deadlines is None:
+                return await self._when_ready(operation)
+            if sys.version_info >= (3, 11):
+                with deadlines.bound():
+                    if self._cluster:
+                        await self._cluster_ready()
+                    return await operation()
+            return await asyncio.wait_for(self._when_ready(operation), deadlines.timeout)
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+            raise StoreUnavailable(
+                f"the session store did not answer Redis {what} within {self.timeout} s"
+            ) from None
         except RedisTimeoutError as exc:
             # redis-py's socket_timeout (by default the same bound) can fire first; the
             # operator should read the same "did not answer" either way.
@@ -187,14 +206,18 @@ class RedisStore(ClosingStore):
             raise StoreUnavailable(f"Redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
     async def _when_ready(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        if isinstance(self._client, RedisCluster):
-            # Commands sent to an async RedisCluster before initialize() has found the
-            # slots go to random nodes (redis-py 8.1). Concurrent ones then draw MOVED
-            # replies, and every fifth MOVED makes the client close all its connections,
-            # in-flight ones included: other commands fail with AttributeError. So every
-            # call first awaits initialize(), which returns at once once initialized.
-            await self._client.initialize()
+        if self._cluster:
+            await self._cluster_ready()
         return await operation()
+
+    async def _cluster_ready(self) -> None:
+        # Commands sent to an async RedisCluster before initialize() has found the
+        # slots go to random nodes (redis-py 8.1). Concurrent ones then draw MOVED
+        # replies, and every fifth MOVED makes the client close all its connections,
+        # in-flight ones included: other commands fail with AttributeError. So every
+        # call first awaits initialize(), which returns at once once initialized.
+        # A single-server client never awaits this (checked once, in __init__).
+        await cast("RedisCluster", self._client).initialize()
 
     async def load(self, key: str) -> bytes | None:
         """Return the bytes under ``key`` (GET), or ``None`` when missing or expired."""

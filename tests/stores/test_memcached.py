@@ -22,6 +22,7 @@ from asgisession.stores.memcached import (
     IndexContention,
     ItemTooLarge,
     MemcachedStore,
+    _Slots,
     exptime,
 )
 
@@ -692,3 +693,32 @@ async def test_passed_in_client_is_never_closed(own_memcached: ServerProcess) ->
     finally:
         await client.close()
     await wait_for_connections(port, base)
+
+
+async def test_slots_serve_waiters_in_order_and_survive_cancellation() -> None:
+    """The in-flight limit: FIFO hand-over, and a cancelled waiter never loses a slot."""
+    slots = _Slots(1)
+    assert slots.take_now()
+    assert not slots.take_now()  # none free
+    took: list[str] = []
+
+    async def waiter(name: str) -> None:
+        await slots.take()
+        took.append(name)
+
+    cancelled = asyncio.create_task(waiter("cancelled while waiting"))
+    handed = asyncio.create_task(waiter("handed a slot, then cancelled"))
+    last = asyncio.create_task(waiter("last"))
+    await asyncio.sleep(0)  # all three wait now
+    cancelled.cancel()  # it leaves the queue
+    await asyncio.sleep(0)
+    assert not slots.take_now()  # a newcomer does not overtake the waiters
+    slots.give()  # to the first live waiter, "handed" ...
+    handed.cancel()  # ... cancelled before it runs: it must pass the slot on
+    results = await asyncio.gather(cancelled, handed, return_exceptions=True)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)
+    await asyncio.wait_for(last, 10)  # a lost slot would leave it waiting forever
+    assert took == ["last"]
+    slots.give()
+    assert slots.take_now()  # the one slot is free again, not lost nor doubled
+    assert not slots.take_now()
