@@ -20,6 +20,7 @@ __all__ = [
     "MAX_COOKIE_HEADER_SIZE",
     "MAX_COOKIE_SIZE",
     "CookieOptions",
+    "RequestCookies",
     "cookie_header_size",
     "cookie_values",
     "http_date",
@@ -84,17 +85,23 @@ def iter_cookies(
         if sum(len(value) for _, value in headers) > max_size:
             return
     for header_name, header_value in headers:
-        if header_name.lower() != b"cookie":
+        if header_name.lower() == b"cookie":
+            yield from _parse(header_value)
+
+
+def _parse(header_value: bytes) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of one ``Cookie`` header value (see :func:`iter_cookies`)."""
+    pairs = []
+    for part in header_value.decode("latin-1").split(";"):
+        name, eq, value = part.partition("=")
+        name = name.strip(" \t")
+        if not eq or not name:
             continue
-        for part in header_value.decode("latin-1").split(";"):
-            name, eq, value = part.partition("=")
-            name = name.strip(" \t")
-            if not eq or not name:
-                continue
-            value = value.strip(" \t")
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            yield name, value
+        value = value.strip(" \t")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        pairs.append((name, value))
+    return pairs
 
 
 def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str]:
@@ -105,6 +112,54 @@ def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str
     over :data:`MAX_COOKIE_HEADER_SIZE`.
     """
     return [value for cookie_name, value in iter_cookies(headers) if cookie_name == name]
+
+
+class RequestCookies:
+    """One request's cookies: its ``Cookie`` headers found at most once, parsed at most once.
+
+    The middleware makes one per request and shares it between the session and the cookie
+    jar; nothing is scanned until one of them needs a cookie, so a request that uses
+    neither pays for none of it. Oversized headers (over :data:`MAX_COOKIE_HEADER_SIZE`
+    together) are refused whole before any parsing: they then hold no cookies at all.
+
+    :param headers: the request's header pairs (any case); kept, and read on first use.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_cookie_headers", "_headers", "_oversized", "_pairs")
+
+    def __init__(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        self._headers = headers
+        self._cookie_headers: list[bytes] = []
+        self._oversized: bool | None = None
+        self._pairs: list[tuple[str, str]] | None = None
+
+    @property
+    def oversized(self) -> bool:
+        """Whether the ``Cookie`` headers together pass :data:`MAX_COOKIE_HEADER_SIZE`."""
+        if self._oversized is None:
+            # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
+            self._cookie_headers = [
+                value
+                for name, value in self._headers
+                if len(name) == 6 and name.lower() == b"cookie"
+            ]
+            self._oversized = sum(map(len, self._cookie_headers)) > MAX_COOKIE_HEADER_SIZE
+        return self._oversized
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)``, in order, as :func:`iter_cookies` yields them."""
+        if self._pairs is None:
+            self._pairs = []
+            if not self.oversized:
+                for header_value in self._cookie_headers:
+                    self._pairs += _parse(header_value)
+        return self._pairs
+
+    def values(self, name: str) -> list[str]:
+        """Every value sent for the cookie ``name``, as :func:`cookie_values` lists them."""
+        return [value for cookie_name, value in self.pairs() if cookie_name == name]
 
 
 @dataclass(frozen=True, slots=True)

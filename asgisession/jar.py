@@ -37,7 +37,14 @@ import msgspec
 
 from . import serializer
 from ._types import AnyScope
-from .cookies import MAX_AGE_LIMIT, MAX_COOKIE_SIZE, CookieOptions, SameSite, iter_cookies
+from .cookies import (
+    MAX_AGE_LIMIT,
+    MAX_COOKIE_SIZE,
+    CookieOptions,
+    RequestCookies,
+    SameSite,
+    iter_cookies,
+)
 from .crypto import CookieFormat, Keyring, MessageCodec, MessageEncryptor, MessageVerifier
 from .errors import ConfigurationError, CookieOverflow, InvalidMessage
 
@@ -113,7 +120,8 @@ class CookieJar(Mapping[str, str]):
 
     Built by the middleware; get it with :func:`cookies`.
 
-    :param headers: the request headers.
+    :param headers: the request headers, or the middleware's already-found
+        :class:`~asgisession.cookies.RequestCookies`.
     :param codecs: the signing and encrypting codecs.
     :param clock: returns unix time.
     :param scheme: the request's URL scheme, for ``secure="auto"``.
@@ -125,14 +133,15 @@ class CookieJar(Mapping[str, str]):
 
     def __init__(
         self,
-        headers: Iterable[tuple[bytes, bytes]],
+        headers: Iterable[tuple[bytes, bytes]] | RequestCookies,
         *,
         codecs: JarCodecs,
         clock: Callable[[], float],
         scheme: str = "http",
     ) -> None:
         self._values: dict[str, str] = {}
-        for name, value in iter_cookies(headers):
+        pairs = headers.pairs() if isinstance(headers, RequestCookies) else iter_cookies(headers)
+        for name, value in pairs:
             self._values.setdefault(name, value)
         self._codecs = codecs
         self._clock = clock
