@@ -377,7 +377,9 @@ class _FramedCodec:
             raise InvalidMessage(RejectReason.WRONG_PURPOSE, "sealed for another cookie")
         if now >= expires_at:
             raise InvalidMessage(RejectReason.EXPIRED, f"expired at {expires_at}")
-        return Opened(payload, issued_at, expires_at, index)
+        # tuple.__new__ builds the same Opened without the named tuple's generated Python
+        # __new__, a frame of its own: about a tenth of opening a small cookie.
+        return tuple.__new__(Opened, (payload, issued_at, expires_at, index))
 
 
 class MessageEncryptor(_FramedCodec):
