@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import ConfigurationError
@@ -190,6 +190,10 @@ class CookieOptions:
     httponly: bool = True
     samesite: SameSite = "lax"
     partitioned: bool = False
+    # What render() puts around the value and lifetime, joined once here rather than per
+    # Set-Cookie: "Path=..[; Domain=..]", and the flags without and with Secure.
+    _scope: str = field(init=False, repr=False, compare=False)
+    _flags: tuple[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or _TOKEN.fullmatch(self.name) is None:
@@ -242,6 +246,20 @@ class CookieOptions:
                 f"cookie {self.name!r}: a __Secure- cookie needs secure=True, or browsers "
                 "refuse it."
             )
+        scope = [f"Path={self.path}"]
+        if self.domain is not None:
+            scope.append(f"Domain={self.domain}")
+        object.__setattr__(self, "_scope", "; ".join(scope))
+        object.__setattr__(self, "_flags", (self._flags_for(False), self._flags_for(True)))
+
+    def _flags_for(self, secure: bool) -> str:
+        flags = ["Secure"] if secure else []
+        if self.httponly:
+            flags.append("HttpOnly")
+        flags.append(f"SameSite={self.samesite.capitalize()}")
+        if self.partitioned:
+            flags.append("Partitioned")
+        return "; ".join(flags)
 
     def is_secure(self, scheme: str) -> bool:
         """Whether the Secure attribute applies to a request with this URL scheme."""
@@ -270,19 +288,9 @@ class CookieOptions:
         return self._join("", "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT", secure)
 
     def _join(self, value: str, lifetime: str | None, secure: bool) -> str:
-        parts = [f"{self.name}={value}", f"Path={self.path}"]
-        if self.domain is not None:
-            parts.append(f"Domain={self.domain}")
-        if lifetime is not None:
-            parts.append(lifetime)
-        if secure:
-            parts.append("Secure")
-        if self.httponly:
-            parts.append("HttpOnly")
-        parts.append(f"SameSite={self.samesite.capitalize()}")
-        if self.partitioned:
-            parts.append("Partitioned")
-        return "; ".join(parts)
+        if lifetime is None:
+            return f"{self.name}={value}; {self._scope}; {self._flags[secure]}"
+        return f"{self.name}={value}; {self._scope}; {lifetime}; {self._flags[secure]}"
 
     def size(self, value: str) -> int:
         """Bytes the browser counts against ``MAX_COOKIE_SIZE`` (4096): name plus value."""
