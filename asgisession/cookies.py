@@ -140,11 +140,9 @@ class RequestCookies:
         """Whether the ``Cookie`` headers together pass :data:`MAX_COOKIE_HEADER_SIZE`."""
         if self._oversized is None:
             # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
-            self._cookie_headers = [
-                value
-                for name, value in self._headers
-                if len(name) == 6 and name.lower() == b"cookie"
-            ]
+            for name, value in self._headers:
+                if len(name) == 6 and name.lower() == b"cookie":
+                    self._cookie_headers.append(value)
             self._oversized = sum(map(len, self._cookie_headers)) > MAX_COOKIE_HEADER_SIZE
         return self._oversized
 

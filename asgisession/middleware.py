@@ -227,7 +227,8 @@ class SessionMiddleware:
         def load_sync() -> LoadedState:
             if request_cookies.oversized:
                 return self._refused_oversized()
-            return self._counted(backend.open(request_cookies.values(name), now))
+            state = backend.open(request_cookies.values(name), now)
+            return state if state.rejection is None else self._counted(state)
 
         async def load() -> LoadedState:
             if request_cookies.oversized:

@@ -127,7 +127,7 @@ class CookieBackend(SealedCookie):
     def open(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid value; an empty session (with the reason) when none is."""
         # An empty value is what a deletion leaves behind in some clients: no cookie at all.
-        values = [value for value in values if value]
+        values = list(filter(None, values))
         rejection: RejectReason | None = None
         for value in values[:MAX_CANDIDATES]:
             try:
