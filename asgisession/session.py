@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from .errors import RejectReason, SessionNotLoaded
 
@@ -263,7 +263,12 @@ class Session(MutableMapping[str, Any]):
             self._exposed = True
         return value
 
-    def get(self, key: str, default: Any = None) -> Any:
+    @overload
+    def get(self, key: str, /) -> Any | None: ...
+    @overload
+    def get(self, key: str, /, default: Any) -> Any: ...
+
+    def get(self, key: str, /, default: Any = None) -> Any:
         """``session[key]``, or ``default`` when the key is missing."""
         value = self._load_sync().get(key, _MISSING)
         if value is _MISSING:
