@@ -26,7 +26,6 @@ changed without failing authentication.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import hashlib
@@ -218,7 +217,8 @@ class Keyring:
 
 def b64url_encode(data: bytes) -> str:
     """Unpadded base64url (RFC 4648 section 5), the only spelling :func:`b64url_decode` takes."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # binascii directly: base64.urlsafe_b64encode is the same call under two Python frames.
+    return binascii.b2a_base64(data, newline=False).translate(_STD_TO_URL).rstrip(b"=").decode()
 
 
 def b64url_decode(text: str | bytes) -> bytes:
@@ -278,6 +278,7 @@ def _checked_decode(raw: bytes) -> bytes:
 _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B64URL_VALUE = {char: value for value, char in enumerate(_B64URL_ALPHABET)}
 _URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+_STD_TO_URL = bytes.maketrans(b"+/", b"-_")
 _URL_TO_STD_STRICT = bytes.maketrans(b"-_+/=", b"+/!!!")
 #: The padding that completes unpadded base64 of each length modulo 4 (1 is impossible).
 _PADDING = (b"", b"", b"==", b"=")
@@ -344,20 +345,21 @@ def _purpose_digest(purpose: str) -> bytes:
 class _FramedCodec:
     """The frame handling both native formats share."""
 
-    __slots__ = ("_key_purpose", "keyring")
+    __slots__ = ("_key_id", "_key_purpose", "keyring")
     version: int
     trailer_size: int
 
     def __init__(self, keyring: Keyring, *, key_purpose: str) -> None:
         self.keyring: Keyring = keyring
         self._key_purpose = key_purpose
+        self._key_id = keyring.newest.key_id  # the ring never changes: looked up once
 
     def _key(self, index: int, length: int) -> bytes:
         return self.keyring.generators[index].derive(self._key_purpose, length)
 
     def _header(self, purpose: str, issued_at: int, expires_at: int) -> bytes:
         return HEADER.pack(
-            self.version, self.keyring.newest.key_id, _purpose_digest(purpose),
+            self.version, self._key_id, _purpose_digest(purpose),
             issued_at, expires_at,
         )  # fmt: skip
 
