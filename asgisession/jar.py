@@ -41,7 +41,6 @@ from .cookies import (
     MAX_AGE_LIMIT,
     MAX_COOKIE_SIZE,
     CookieOptions,
-    RequestCookies,
     SameSite,
     iter_cookies,
 )
@@ -120,11 +119,12 @@ class CookieJar(Mapping[str, str]):
 
     Built by the middleware; get it with :func:`cookies`.
 
-    :param headers: the request headers, or the middleware's already-found
-        :class:`~asgisession.cookies.RequestCookies`.
+    :param headers: the request headers.
     :param codecs: the signing and encrypting codecs.
     :param clock: returns unix time.
     :param scheme: the request's URL scheme, for ``secure="auto"``.
+    :param pairs: the request's cookies, already parsed from ``headers`` (the middleware
+        shares its own parse); ``None`` parses ``headers`` here.
 
     .. versionadded:: 0.1
     """
@@ -133,15 +133,15 @@ class CookieJar(Mapping[str, str]):
 
     def __init__(
         self,
-        headers: Iterable[tuple[bytes, bytes]] | RequestCookies,
+        headers: Iterable[tuple[bytes, bytes]],
         *,
         codecs: JarCodecs,
         clock: Callable[[], float],
         scheme: str = "http",
+        pairs: Iterable[tuple[str, str]] | None = None,
     ) -> None:
         self._values: dict[str, str] = {}
-        pairs = headers.pairs() if isinstance(headers, RequestCookies) else iter_cookies(headers)
-        for name, value in pairs:
+        for name, value in iter_cookies(headers) if pairs is None else pairs:
             self._values.setdefault(name, value)
         self._codecs = codecs
         self._clock = clock

@@ -220,7 +220,8 @@ class SessionMiddleware:
         # Everything read from the scope is read now: after the hand-off it is the app's.
         # The Cookie headers are found and parsed at most once, on first use, for the session
         # and the cookie jar alike. Oversized ones are refused whole, unparsed.
-        request_cookies = RequestCookies(scope.get("headers") or ())
+        headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
+        request_cookies = RequestCookies(headers)
         scheme = scope.get("scheme", "http")
         now = int(self._clock())
 
@@ -259,7 +260,11 @@ class SessionMiddleware:
             if not jar:
                 jar.append(
                     CookieJar(
-                        request_cookies, codecs=self._jar_codecs, clock=self._clock, scheme=scheme
+                        headers,
+                        codecs=self._jar_codecs,
+                        clock=self._clock,
+                        scheme=scheme,
+                        pairs=request_cookies.pairs(),
                     )
                 )
             return jar[0]
