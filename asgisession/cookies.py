@@ -292,4 +292,6 @@ class CookieOptions:
 
     def size(self, value: str) -> int:
         """Bytes the browser counts against ``MAX_COOKIE_SIZE`` (4096): name plus value."""
-        return len(self.name.encode()) + len(value.encode())
+        # The name is a token, so ASCII; so is every sealed value. For ASCII, characters are
+        # bytes: isascii() reads a flag, where encode() would copy up to 4 KiB per call.
+        return len(self.name) + (len(value) if value.isascii() else len(value.encode()))
