@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import ConfigurationError
@@ -20,6 +20,7 @@ __all__ = [
     "MAX_COOKIE_HEADER_SIZE",
     "MAX_COOKIE_SIZE",
     "CookieOptions",
+    "RequestCookies",
     "cookie_header_size",
     "cookie_values",
     "http_date",
@@ -84,17 +85,23 @@ def iter_cookies(
         if sum(len(value) for _, value in headers) > max_size:
             return
     for header_name, header_value in headers:
-        if header_name.lower() != b"cookie":
+        if header_name.lower() == b"cookie":
+            yield from _parse(header_value)
+
+
+def _parse(header_value: bytes) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of one ``Cookie`` header value (see :func:`iter_cookies`)."""
+    pairs = []
+    for part in header_value.decode("latin-1").split(";"):
+        name, eq, value = part.partition("=")
+        name = name.strip(" \t")
+        if not eq or not name:
             continue
-        for part in header_value.decode("latin-1").split(";"):
-            name, eq, value = part.partition("=")
-            name = name.strip(" \t")
-            if not eq or not name:
-                continue
-            value = value.strip(" \t")
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            yield name, value
+        value = value.strip(" \t")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        pairs.append((name, value))
+    return pairs
 
 
 def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str]:
@@ -105,6 +112,52 @@ def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: str) -> list[str
     over :data:`MAX_COOKIE_HEADER_SIZE`.
     """
     return [value for cookie_name, value in iter_cookies(headers) if cookie_name == name]
+
+
+class RequestCookies:
+    """One request's cookies: its ``Cookie`` headers found at most once, parsed at most once.
+
+    The middleware makes one per request and shares it between the session and the cookie
+    jar; nothing is scanned until one of them needs a cookie, so a request that uses
+    neither pays for none of it. Oversized headers (over :data:`MAX_COOKIE_HEADER_SIZE`
+    together) are refused whole before any parsing: they then hold no cookies at all.
+
+    :param headers: the request's header pairs (any case); kept, and read on first use.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_cookie_headers", "_headers", "_oversized", "_pairs")
+
+    def __init__(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        self._headers = headers
+        self._cookie_headers: list[bytes] = []
+        self._oversized: bool | None = None
+        self._pairs: list[tuple[str, str]] | None = None
+
+    @property
+    def oversized(self) -> bool:
+        """Whether the ``Cookie`` headers together pass :data:`MAX_COOKIE_HEADER_SIZE`."""
+        if self._oversized is None:
+            # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
+            for name, value in self._headers:
+                if len(name) == 6 and name.lower() == b"cookie":
+                    self._cookie_headers.append(value)
+            self._oversized = sum(map(len, self._cookie_headers)) > MAX_COOKIE_HEADER_SIZE
+        return self._oversized
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)``, in order, as :func:`iter_cookies` yields them."""
+        if self._pairs is None:
+            self._pairs = []
+            if not self.oversized:
+                for header_value in self._cookie_headers:
+                    self._pairs += _parse(header_value)
+        return self._pairs
+
+    def values(self, name: str) -> list[str]:
+        """Every value sent for the cookie ``name``, as :func:`cookie_values` lists them."""
+        return [value for cookie_name, value in self.pairs() if cookie_name == name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +188,10 @@ class CookieOptions:
     httponly: bool = True
     samesite: SameSite = "lax"
     partitioned: bool = False
+    # What render() puts around the value and lifetime, joined once here rather than per
+    # Set-Cookie: "Path=..[; Domain=..]", and the flags without and with Secure.
+    _scope: str = field(init=False, repr=False, compare=False)
+    _flags: tuple[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or _TOKEN.fullmatch(self.name) is None:
@@ -187,6 +244,20 @@ class CookieOptions:
                 f"cookie {self.name!r}: a __Secure- cookie needs secure=True, or browsers "
                 "refuse it."
             )
+        scope = [f"Path={self.path}"]
+        if self.domain is not None:
+            scope.append(f"Domain={self.domain}")
+        object.__setattr__(self, "_scope", "; ".join(scope))
+        object.__setattr__(self, "_flags", (self._flags_for(False), self._flags_for(True)))
+
+    def _flags_for(self, secure: bool) -> str:
+        flags = ["Secure"] if secure else []
+        if self.httponly:
+            flags.append("HttpOnly")
+        flags.append(f"SameSite={self.samesite.capitalize()}")
+        if self.partitioned:
+            flags.append("Partitioned")
+        return "; ".join(flags)
 
     def is_secure(self, scheme: str) -> bool:
         """Whether the Secure attribute applies to a request with this URL scheme."""
@@ -215,20 +286,12 @@ class CookieOptions:
         return self._join("", "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT", secure)
 
     def _join(self, value: str, lifetime: str | None, secure: bool) -> str:
-        parts = [f"{self.name}={value}", f"Path={self.path}"]
-        if self.domain is not None:
-            parts.append(f"Domain={self.domain}")
-        if lifetime is not None:
-            parts.append(lifetime)
-        if secure:
-            parts.append("Secure")
-        if self.httponly:
-            parts.append("HttpOnly")
-        parts.append(f"SameSite={self.samesite.capitalize()}")
-        if self.partitioned:
-            parts.append("Partitioned")
-        return "; ".join(parts)
+        if lifetime is None:
+            return f"{self.name}={value}; {self._scope}; {self._flags[secure]}"
+        return f"{self.name}={value}; {self._scope}; {lifetime}; {self._flags[secure]}"
 
     def size(self, value: str) -> int:
         """Bytes the browser counts against ``MAX_COOKIE_SIZE`` (4096): name plus value."""
-        return len(self.name.encode()) + len(value.encode())
+        # The name is a token, so ASCII; so is every sealed value. For ASCII, characters are
+        # bytes: isascii() reads a flag, where encode() would copy up to 4 KiB per call.
+        return len(self.name) + (len(value) if value.isascii() else len(value.encode()))

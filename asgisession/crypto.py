@@ -26,13 +26,13 @@ changed without failing authentication.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import hashlib
 import hmac
 import os
 import struct
+import sys
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -217,7 +217,8 @@ class Keyring:
 
 def b64url_encode(data: bytes) -> str:
     """Unpadded base64url (RFC 4648 section 5), the only spelling :func:`b64url_decode` takes."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # binascii directly: base64.urlsafe_b64encode is the same call under two Python frames.
+    return binascii.b2a_base64(data, newline=False).translate(_STD_TO_URL).rstrip(b"=").decode()
 
 
 def b64url_decode(text: str | bytes) -> bytes:
@@ -230,6 +231,33 @@ def b64url_decode(text: str | bytes) -> bytes:
         ``NON_CANONICAL`` for padding or non-zero trailing bits.
     """
     raw = text.encode("ascii", "replace") if isinstance(text, str) else bytes(text)
+    if sys.version_info >= (3, 11):
+        # The fast path, for every valid cookie: one translation and the standard library's
+        # strict decoder, which refuses any character outside the alphabet ("+", "/" and "="
+        # are translated to "!" first, so the standard alphabet's own are refused too) and
+        # any impossible length. Only the trailing bits are left to check by hand. Anything
+        # it refuses goes through _checked_decode, which names the reason.
+        try:
+            data = binascii.a2b_base64(
+                raw.translate(_URL_TO_STD_STRICT) + _PADDING[len(raw) % 4], strict_mode=True
+            )
+        except binascii.Error:
+            pass
+        else:
+            if not _nonzero_trailing_bits(raw):
+                return data
+    return _checked_decode(raw)
+
+
+def _nonzero_trailing_bits(raw: bytes) -> bool:
+    # The last character of a 2- or 3-character group carries 4 or 2 unused low bits;
+    # canonical encoders leave them zero.
+    tail = len(raw) % 4
+    return bool(tail) and bool(_B64URL_VALUE[raw[-1]] & (0b1111 if tail == 2 else 0b11))
+
+
+def _checked_decode(raw: bytes) -> bytes:
+    """:func:`b64url_decode` check by check, so a refusal names its reason."""
     if raw.translate(None, _B64URL_ALPHABET):  # anything left is not in the alphabet
         reason = (
             RejectReason.NON_CANONICAL
@@ -237,15 +265,12 @@ def b64url_decode(text: str | bytes) -> bytes:
             else RejectReason.MALFORMED
         )
         raise InvalidMessage(reason, "not unpadded base64url")
-    tail = len(raw) % 4
-    if tail == 1:
+    if len(raw) % 4 == 1:
         raise InvalidMessage(RejectReason.MALFORMED, "impossible base64 length")
-    # The last character of a 2- or 3-character group carries 4 or 2 unused low bits;
-    # canonical encoders leave them zero.
-    if tail and _B64URL_VALUE[raw[-1]] & (0b1111 if tail == 2 else 0b11):
+    if _nonzero_trailing_bits(raw):
         raise InvalidMessage(RejectReason.NON_CANONICAL, "trailing bits are not zero")
     try:
-        return binascii.a2b_base64(raw.translate(_URL_TO_STD) + b"=" * (-len(raw) % 4))
+        return binascii.a2b_base64(raw.translate(_URL_TO_STD) + _PADDING[len(raw) % 4])
     except binascii.Error as exc:  # the checks above leave no known input for this
         raise InvalidMessage(RejectReason.MALFORMED, str(exc)) from None
 
@@ -253,6 +278,10 @@ def b64url_decode(text: str | bytes) -> bytes:
 _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B64URL_VALUE = {char: value for value, char in enumerate(_B64URL_ALPHABET)}
 _URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+_STD_TO_URL = bytes.maketrans(b"+/", b"-_")
+_URL_TO_STD_STRICT = bytes.maketrans(b"-_+/=", b"+/!!!")
+#: The padding that completes unpadded base64 of each length modulo 4 (1 is impossible).
+_PADDING = (b"", b"", b"==", b"=")
 
 
 class Opened(NamedTuple):
@@ -316,20 +345,21 @@ def _purpose_digest(purpose: str) -> bytes:
 class _FramedCodec:
     """The frame handling both native formats share."""
 
-    __slots__ = ("_key_purpose", "keyring")
+    __slots__ = ("_key_id", "_key_purpose", "keyring")
     version: int
     trailer_size: int
 
     def __init__(self, keyring: Keyring, *, key_purpose: str) -> None:
         self.keyring: Keyring = keyring
         self._key_purpose = key_purpose
+        self._key_id = keyring.newest.key_id  # the ring never changes: looked up once
 
     def _key(self, index: int, length: int) -> bytes:
         return self.keyring.generators[index].derive(self._key_purpose, length)
 
     def _header(self, purpose: str, issued_at: int, expires_at: int) -> bytes:
         return HEADER.pack(
-            self.version, self.keyring.newest.key_id, _purpose_digest(purpose),
+            self.version, self._key_id, _purpose_digest(purpose),
             issued_at, expires_at,
         )  # fmt: skip
 
@@ -349,7 +379,9 @@ class _FramedCodec:
             raise InvalidMessage(RejectReason.WRONG_PURPOSE, "sealed for another cookie")
         if now >= expires_at:
             raise InvalidMessage(RejectReason.EXPIRED, f"expired at {expires_at}")
-        return Opened(payload, issued_at, expires_at, index)
+        # tuple.__new__ builds the same Opened without the named tuple's generated Python
+        # __new__, a frame of its own: about a tenth of opening a small cookie.
+        return tuple.__new__(Opened, (payload, issued_at, expires_at, index))
 
 
 class MessageEncryptor(_FramedCodec):

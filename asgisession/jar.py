@@ -37,7 +37,13 @@ import msgspec
 
 from . import serializer
 from ._types import AnyScope
-from .cookies import MAX_AGE_LIMIT, MAX_COOKIE_SIZE, CookieOptions, SameSite, iter_cookies
+from .cookies import (
+    MAX_AGE_LIMIT,
+    MAX_COOKIE_SIZE,
+    CookieOptions,
+    SameSite,
+    iter_cookies,
+)
 from .crypto import CookieFormat, Keyring, MessageCodec, MessageEncryptor, MessageVerifier
 from .errors import ConfigurationError, CookieOverflow, InvalidMessage
 
@@ -117,6 +123,8 @@ class CookieJar(Mapping[str, str]):
     :param codecs: the signing and encrypting codecs.
     :param clock: returns unix time.
     :param scheme: the request's URL scheme, for ``secure="auto"``.
+    :param pairs: the request's cookies, already parsed from ``headers`` (the middleware
+        shares its own parse); ``None`` parses ``headers`` here.
 
     .. versionadded:: 0.1
     """
@@ -130,9 +138,10 @@ class CookieJar(Mapping[str, str]):
         codecs: JarCodecs,
         clock: Callable[[], float],
         scheme: str = "http",
+        pairs: Iterable[tuple[str, str]] | None = None,
     ) -> None:
         self._values: dict[str, str] = {}
-        for name, value in iter_cookies(headers):
+        for name, value in iter_cookies(headers) if pairs is None else pairs:
             self._values.setdefault(name, value)
         self._codecs = codecs
         self._clock = clock

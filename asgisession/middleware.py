@@ -32,9 +32,8 @@ from .cookies import (
     MAX_AGE_LIMIT,
     MAX_COOKIE_HEADER_SIZE,
     CookieOptions,
+    RequestCookies,
     SameSite,
-    cookie_header_size,
-    cookie_values,
 )
 from .crypto import (
     CookieFormat,
@@ -219,22 +218,24 @@ class SessionMiddleware:
         backend = self.backend
         name = backend.cookie.name
         # Everything read from the scope is read now: after the hand-off it is the app's.
+        # The Cookie headers are found and parsed at most once, on first use, for the session
+        # and the cookie jar alike. Oversized ones are refused whole, unparsed.
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
+        request_cookies = RequestCookies(headers)
         scheme = scope.get("scheme", "http")
         now = int(self._clock())
-        # Oversized Cookie headers are refused whole, before any parsing or crypto.
-        oversized = cookie_header_size(headers) > MAX_COOKIE_HEADER_SIZE
 
         def load_sync() -> LoadedState:
-            if oversized:
+            if request_cookies.oversized:
                 return self._refused_oversized()
-            return self._counted(backend.open(cookie_values(headers, name), now))
+            state = backend.open(request_cookies.values(name), now)
+            return state if state.rejection is None else self._counted(state)
 
         async def load() -> LoadedState:
-            if oversized:
+            if request_cookies.oversized:
                 return self._refused_oversized()
             try:
-                return self._counted(await backend.load(cookie_values(headers, name), now))
+                return self._counted(await backend.load(request_cookies.values(name), now))
             except StoreUnavailable:
                 if not self._anonymous_on_error:
                     raise
@@ -243,9 +244,9 @@ class SessionMiddleware:
 
         session = Session(load_sync if backend.loads_in_line else None, load)
         if not backend.loads_in_line:
-            if oversized:
+            if request_cookies.oversized:
                 session.attach(self._refused_oversized())
-            elif not any(cookie_values(headers, name)):
+            elif not any(request_cookies.values(name)):
                 session.attach(LoadedState())  # a new session: nothing to fetch
             elif not self._defer_load(scope):
                 try:
@@ -258,7 +259,13 @@ class SessionMiddleware:
         def make_jar() -> CookieJar:
             if not jar:
                 jar.append(
-                    CookieJar(headers, codecs=self._jar_codecs, clock=self._clock, scheme=scheme)
+                    CookieJar(
+                        headers,
+                        codecs=self._jar_codecs,
+                        clock=self._clock,
+                        scheme=scheme,
+                        pairs=request_cookies.pairs(),
+                    )
                 )
             return jar[0]
 

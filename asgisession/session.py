@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from .errors import RejectReason, SessionNotLoaded
 
@@ -60,6 +60,9 @@ NOT_LOADED = (
 #: Session keys that belong to the session's identity, not its data: regenerate() drops them.
 #: ``_csrf_token`` is the CSRF token secret (the name Rails uses).
 IDENTITY_KEYS: tuple[str, ...] = ("_csrf_token",)
+#: Values that can change in place once handed out (see :attr:`Session.exposed`).
+_MUTABLE = (dict, list)
+_MISSING: Any = object()
 SyncLoader = Callable[[], LoadedState]
 AsyncLoader = Callable[[], Awaitable[LoadedState]]
 
@@ -250,9 +253,27 @@ class Session(MutableMapping[str, Any]):
 
     # -- the mapping -------------------------------------------------------------------------
 
+    # get, __getitem__, __setitem__ and __contains__ are written out rather than left to the
+    # MutableMapping mixins: an app calls them on most requests, and the mixins' chains
+    # (get -> __getitem__ -> KeyError) cost a Python call or an exception each.
+
     def __getitem__(self, key: str) -> Any:
         value = self._load_sync()[key]
-        if isinstance(value, dict | list):
+        if isinstance(value, _MUTABLE):
+            self._exposed = True
+        return value
+
+    @overload
+    def get(self, key: str, /) -> Any | None: ...
+    @overload
+    def get(self, key: str, /, default: Any) -> Any: ...
+
+    def get(self, key: str, /, default: Any = None) -> Any:
+        """``session[key]``, or ``default`` when the key is missing."""
+        value = self._load_sync().get(key, _MISSING)
+        if value is _MISSING:
+            return default
+        if isinstance(value, _MUTABLE):
             self._exposed = True
         return value
 

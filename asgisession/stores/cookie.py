@@ -127,7 +127,7 @@ class CookieBackend(SealedCookie):
     def open(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid value; an empty session (with the reason) when none is."""
         # An empty value is what a deletion leaves behind in some clients: no cookie at all.
-        values = [value for value in values if value]
+        values = list(filter(None, values))
         rejection: RejectReason | None = None
         for value in values[:MAX_CANDIDATES]:
             try:
@@ -165,16 +165,16 @@ class CookieBackend(SealedCookie):
         if not session.accessed or not session.loaded:
             return None
         state = session.state
-        data = session.raw()
         payload: bytes | None = None
         write = session.modified or session.regenerated
         if not write and session.exposed:
-            payload = serializer.dumps(data)
+            payload = serializer.dumps(session.raw())
             write = payload != state.serialized
         if not write and state.present:
             write = state.key_index != 0 or self._refresh_due(state.issued_at, now)
         if not write:
             return None
+        data = session.raw()
         if not data:
             return self.cookie.render_deletion(secure=secure) if state.had_cookie else None
         if payload is None:
