@@ -168,3 +168,22 @@ def rails_server(secret_key_base: str, digest: str) -> ServerProcess:
     port = free_port()
     argv = [ruby, "server.rb", str(port), secret_key_base, digest]
     return ServerProcess(argv, port, cwd=RAILS_TOOLS).start()
+
+
+def wait_until_serving(
+    url: str, process: subprocess.Popen[bytes], log: Path, *, seconds: float = 15.0
+) -> None:
+    """Poll ``url`` until ``process`` answers; fail with its log if it exits or stalls."""
+    import httpx  # only the served tests need it
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            httpx.get(url, timeout=1.0)
+        except httpx.TransportError:
+            time.sleep(0.1)
+        else:
+            return
+    pytest.fail(f"the server did not answer {url} within {seconds} s:\n{log.read_text()}")

@@ -4,41 +4,20 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from ..servers import free_port, wait_until_serving
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 15.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_up(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            httpx.get(f"{base_url}/api/session", timeout=1.0)
-        except httpx.TransportError:
-            time.sleep(0.1)
-        else:
-            return
-    pytest.fail(f"uvicorn did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
 @pytest.fixture
@@ -55,7 +34,7 @@ def served(secret: str, tmp_path: Path) -> Iterator[str]:
         )
         try:
             base_url = f"http://127.0.0.1:{port}"
-            wait_until_up(base_url, process, log)
+            wait_until_serving(f"{base_url}/api/session", process, log, seconds=STARTUP_SECONDS)
             yield base_url
         finally:
             process.terminate()

@@ -13,19 +13,17 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 
 from asgisession._types import ASGIApp
 
-from ..servers import LOOPBACK, free_port
+from ..servers import LOOPBACK, free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 20.0
@@ -52,7 +50,7 @@ def uvicorn_process(
         )
         try:
             base_url = f"http://{LOOPBACK}:{port}"
-            _wait_until_up(base_url, process, log)
+            wait_until_serving(f"{base_url}/health", process, log, seconds=STARTUP_SECONDS)
             yield base_url, process
         finally:
             process.terminate()
@@ -61,20 +59,6 @@ def uvicorn_process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            httpx.get(f"{base_url}/health", timeout=1.0)
-        except httpx.TransportError:
-            time.sleep(0.1)
-        else:
-            return
-    pytest.fail(f"uvicorn did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
 @asynccontextmanager
