@@ -358,7 +358,7 @@ def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: s
         raise ConfigurationError(
             "idle_timeout and user_key need the time a cookie was issued, and Rails' cookie "
             "format does not record it. Use lifetime= (written as Rails' 'exp'), or move to "
-            "the native format first (see docs/rails.md, 'Leaving the Rails format')."
+            "the native format first (see docs/rails.md, 'Migration runbook')."
         )
 
 
