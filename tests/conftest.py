@@ -1,10 +1,13 @@
-"""Shared fixtures: the anyio backend and a fresh secret per test."""
+"""Shared fixtures: the anyio backend, a fresh secret per test, and real store servers."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 
 import pytest
+
+from .servers import ServerProcess, memcached_server, redis_server
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +26,23 @@ def secret() -> str:
 def other_secret() -> str:
     """A second random secret, for rotation and foreign-key tests."""
     return secrets.token_hex(32)
+
+
+@pytest.fixture(scope="module")
+def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real redis-server on a free loopback port, one per test module that asks for it."""
+    server = redis_server(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def memcached_proc() -> Iterator[ServerProcess]:
+    """A real memcached on a free loopback port, one per test module that asks for it."""
+    server = memcached_server()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -25,24 +25,10 @@ from asgisession.demo.serve import DEFAULT_SQLITE_PATH, StoreChoice, parse_store
 from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore, Store
 
 from .asgi_helpers import client
-from .servers import LOOPBACK, ServerProcess, free_port, memcached_server, redis_server
+from .servers import LOOPBACK, ServerProcess, free_port
 
 ORIGIN = "http://127.0.0.1:8000"
 TOKEN = re.compile(r'name="authenticity_token" value="([^"]+)"')
-
-
-@pytest.fixture(scope="module")
-def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = redis_server(tmp_path_factory.mktemp("demo-redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def memcached_proc() -> Iterator[ServerProcess]:
-    server = memcached_server()
-    yield server
-    server.stop()
 
 
 def open_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store | None:

@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from asgisession.stores.server import SESSION_ID_BYTES
 from asgisession.stores.sqlite import SQLiteStore
 
 from ..asgi_helpers import Recorder
-from ..servers import LOOPBACK, ServerProcess, memcached_server, redis_server
+from ..servers import LOOPBACK, ServerProcess, memcached_server
 from .stores import (
     CountingStore,
     Probed,
@@ -124,24 +124,6 @@ def assert_plain_200s(recorders: Sequence[Recorder]) -> None:
     statuses = Counter(r.sent[0]["status"] for r in recorders)
     assert {200: len(recorders)} == statuses
     assert not any(r.headers(b"set-cookie") for r in recorders)
-
-
-@pytest.fixture(scope="module")
-def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = redis_server(tmp_path_factory.mktemp("redis"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def memcached_proc() -> Iterator[ServerProcess]:
-    server = memcached_server()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "redis", "memcached"])

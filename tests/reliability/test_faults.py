@@ -42,7 +42,7 @@ import asyncio
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -54,7 +54,7 @@ from asgisession import SessionMiddleware
 from asgisession.stores import MemcachedStore, RedisStore, Store
 
 from ..faultproxy import FaultProxy
-from ..servers import LOOPBACK, ServerProcess, memcached_server, redis_server
+from ..servers import LOOPBACK, ServerProcess
 from .app import counter_app
 from .serving import served_in_loop, write_results
 
@@ -72,24 +72,6 @@ RESPONSIVE = 1.0
 CLIENTS = 8
 FAULTS = ["cut", "blackhole", "delay", "reset", "stop"]
 Policy = Literal["unavailable", "anonymous"]
-
-
-@pytest.fixture(scope="module")
-def fault_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = redis_server(tmp_path_factory.mktemp("fault-redis"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def fault_memcached() -> Iterator[ServerProcess]:
-    server = memcached_server()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -282,7 +264,7 @@ async def test_fault_gives_503_then_recovers(
     kind: str, fault: str, request: pytest.FixtureRequest, secret: str
 ) -> None:
     """Default policy: 503 + Retry-After within the timeout, then full recovery."""
-    server: ServerProcess = request.getfixturevalue(f"fault_{kind}")
+    server: ServerProcess = request.getfixturevalue(f"{kind}_proc")
     await run_fault(kind, fault, "unavailable", server, secret)
 
 
@@ -292,5 +274,5 @@ async def test_fault_gives_anonymous_sessions_then_recovers(
     kind: str, fault: str, request: pytest.FixtureRequest, secret: str
 ) -> None:
     """on_store_error="anonymous": empty unsaved sessions within the timeout, then recovery."""
-    server: ServerProcess = request.getfixturevalue(f"fault_{kind}")
+    server: ServerProcess = request.getfixturevalue(f"{kind}_proc")
     await run_fault(kind, fault, "anonymous", server, secret)

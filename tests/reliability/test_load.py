@@ -24,14 +24,13 @@ import platform
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from ..servers import ServerProcess, memcached_server, redis_server
+from ..servers import ServerProcess
 from .app import STORE_ENV
 from .serving import cpu_seconds, percentile, uvicorn_process, write_results
 
@@ -89,29 +88,11 @@ async def one_client(
         tally.cookies.add(client.cookies.get("session") or "")
 
 
-@pytest.fixture(scope="module")
-def load_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = redis_server(tmp_path_factory.mktemp("load-redis"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def load_memcached() -> Iterator[ServerProcess]:
-    server = memcached_server()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def store_spec(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if name == "sqlite":
         return f"sqlite:{tmp_path / 'sessions.db'}"
     if name in ("redis", "memcached"):
-        server: ServerProcess = request.getfixturevalue(f"load_{name}")
+        server: ServerProcess = request.getfixturevalue(f"{name}_proc")
         return f"{name}:{server.port}"
     return name
 
