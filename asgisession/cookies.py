@@ -81,9 +81,8 @@ def iter_cookies(
         and reads ``headers`` lazily, as it goes.
     """
     if max_size is not None:
-        headers = [(name, value) for name, value in headers if name.lower() == b"cookie"]
-        if sum(len(value) for _, value in headers) > max_size:
-            return
+        yield from RequestCookies(headers, max_size=max_size).pairs()
+        return
     for header_name, header_value in headers:
         if header_name.lower() == b"cookie":
             yield from _parse(header_value)
@@ -123,27 +122,31 @@ class RequestCookies:
     together) are refused whole before any parsing: they then hold no cookies at all.
 
     :param headers: the request's header pairs (any case); kept, and read on first use.
+    :param max_size: the limit on the ``Cookie`` headers' bytes together.
 
     .. versionadded:: 0.2
     """
 
-    __slots__ = ("_cookie_headers", "_headers", "_oversized", "_pairs")
+    __slots__ = ("_cookie_headers", "_headers", "_max_size", "_oversized", "_pairs")
 
-    def __init__(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self, headers: Iterable[tuple[bytes, bytes]], *, max_size: int = MAX_COOKIE_HEADER_SIZE
+    ) -> None:
         self._headers = headers
+        self._max_size = max_size
         self._cookie_headers: list[bytes] = []
         self._oversized: bool | None = None
         self._pairs: list[tuple[str, str]] | None = None
 
     @property
     def oversized(self) -> bool:
-        """Whether the ``Cookie`` headers together pass :data:`MAX_COOKIE_HEADER_SIZE`."""
+        """Whether the ``Cookie`` headers together pass ``max_size`` bytes."""
         if self._oversized is None:
             # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
             for name, value in self._headers:
                 if len(name) == 6 and name.lower() == b"cookie":
                     self._cookie_headers.append(value)
-            self._oversized = sum(map(len, self._cookie_headers)) > MAX_COOKIE_HEADER_SIZE
+            self._oversized = sum(map(len, self._cookie_headers)) > self._max_size
         return self._oversized
 
     def pairs(self) -> list[tuple[str, str]]:
