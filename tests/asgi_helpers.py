@@ -1,4 +1,4 @@
-"""Helpers the ASGI-level tests share: a hand-moved clock, a recording server side, a client."""
+"""What the ASGI-level tests share: a hand-moved clock, a scope, a recording server, a client."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from asgisession._types import ASGIApp, Message
+from asgisession._types import ASGIApp, Message, Scope
 
 
 class Clock:
@@ -22,6 +22,32 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def http_scope(
+    *cookie_headers: str | bytes,
+    path: str = "/",
+    scheme: str = "http",
+    scope_type: str = "http",
+) -> Scope:
+    """A hand-made ``http`` (or ``websocket``) scope with one ``Cookie`` header per argument."""
+    headers = [(b"host", b"testserver")] + [
+        (b"cookie", c.encode("latin-1") if isinstance(c, str) else c) for c in cookie_headers
+    ]
+    return {
+        "type": scope_type,
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": scheme,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
 
 
 class Recorder:

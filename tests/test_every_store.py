@@ -45,7 +45,7 @@ from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 from asgisession.crypto import Opened, SecretKeyBase, b64url_decode, b64url_encode
 from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
 
-from .asgi_helpers import Recorder, client
+from .asgi_helpers import Recorder, client, http_scope
 from .redis_cluster import RedisClusterProcesses, start_redis_cluster
 from .servers import LOOPBACK, ServerProcess, memcached_server, redis_server
 
@@ -269,24 +269,6 @@ async def info(mw: SessionMiddleware, value: str) -> Any:
 
 
 EMPTY = {"data": {}, "is_new": True, "rejection": None}
-
-
-def raw_scope(*cookies: str, path: str = "/", scheme: str = "http", kind: str = "http") -> Scope:
-    headers = [(b"host", b"testserver")] + [(b"cookie", c.encode("latin-1")) for c in cookies]
-    return {
-        "type": kind,
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": scheme,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-    }
 
 
 # -- quiet when nothing happens ---------------------------------------------------------------
@@ -745,7 +727,7 @@ async def test_websocket_reads_session_in_handshake(make_app: MakeApp, secret: s
     """The handshake sees the session; reading it leaves websocket.accept as the app sent it."""
     value = await issue(make_app(secret))
     recorder = Recorder([{"type": "websocket.connect"}])
-    scope = raw_scope(f"session={value}", kind="websocket", scheme="ws")
+    scope = http_scope(f"session={value}", scope_type="websocket", scheme="ws")
     await make_app(secret, ws_app(write=False))(scope, recorder.receive, recorder.send)
     assert {"type": "websocket.accept", "headers": [(b"x-app", b"1")]} == recorder.sent[0]
     assert "alice" == recorder.sent[1]["text"]
@@ -754,7 +736,7 @@ async def test_websocket_reads_session_in_handshake(make_app: MakeApp, secret: s
 async def test_websocket_new_session_sets_cookie_on_accept(make_app: MakeApp, secret: str) -> None:
     """A handshake that writes a new session adds one Set-Cookie to websocket.accept."""
     recorder = Recorder([{"type": "websocket.connect"}])
-    scope = raw_scope(kind="websocket", scheme="wss")
+    scope = http_scope(scope_type="websocket", scheme="wss")
     mw = make_app(secret, ws_app(write=True))
     await mw(scope, recorder.receive, recorder.send)
     accept, text, _ = recorder.sent
@@ -773,7 +755,7 @@ async def test_websocket_write_to_existing_session_is_saved(make_app: MakeApp, s
     """A handshake that changes an existing session saves it (a new cookie only if needed)."""
     value = await issue(make_app(secret))
     recorder = Recorder([{"type": "websocket.connect"}])
-    scope = raw_scope(f"session={value}", kind="websocket", scheme="ws")
+    scope = http_scope(f"session={value}", scope_type="websocket", scheme="ws")
     await make_app(secret, ws_app(write=True))(scope, recorder.receive, recorder.send)
     assert "alice" == recorder.sent[1]["text"]
     cookies = recorder.headers(b"set-cookie")
@@ -801,7 +783,7 @@ async def test_body_is_streamed_not_buffered(make_app: MakeApp, secret: str) -> 
             await send(chunk)
             assert 2 + index == len(recorder.sent)
 
-    await make_app(secret, streaming)(raw_scope(), recorder.receive, recorder.send)
+    await make_app(secret, streaming)(http_scope(), recorder.receive, recorder.send)
     assert 4 == len(recorder.sent)
     (set_cookie,) = recorder.headers(b"set-cookie")
     for sent, chunk in zip(recorder.sent[1:], chunks, strict=True):

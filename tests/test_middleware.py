@@ -37,7 +37,7 @@ from asgisession.crypto import Opened, b64url_decode, b64url_encode
 from asgisession.session import LoadedState
 from asgisession.stores.cookie import CookieBackend
 
-from .asgi_helpers import Clock, Recorder, client
+from .asgi_helpers import Clock, Recorder, client, http_scope
 
 NOW = 1_750_000_000
 HOUR = 3600
@@ -59,31 +59,6 @@ class SpyCodec:
     def open(self, token: str, *, purpose: str, now: int) -> Opened:
         self.opens += 1
         return self.inner.open(token, purpose=purpose, now=now)
-
-
-def http_scope(
-    *cookie_headers: str | bytes,
-    path: str = "/read",
-    scheme: str = "http",
-    scope_type: str = "http",
-) -> Scope:
-    headers = [(b"host", b"testserver")] + [
-        (b"cookie", c.encode("latin-1") if isinstance(c, str) else c) for c in cookie_headers
-    ]
-    return {
-        "type": scope_type,
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": scheme,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-    }
 
 
 def cookie_value(set_cookie: str | bytes) -> str:
@@ -209,7 +184,9 @@ async def test_session_is_put_in_the_scope(secret: str) -> None:
 
     recorder = Recorder()
     send = recorder.send
-    await SessionMiddleware(inner, secret_key_base=secret)(http_scope(), recorder.receive, send)
+    await SessionMiddleware(inner, secret_key_base=secret)(
+        http_scope(path="/read"), recorder.receive, send
+    )
     ((session, got_send),) = seen
     assert isinstance(session, Session)
     assert not session.accessed
@@ -339,7 +316,7 @@ async def test_write_after_response_started_is_not_saved(
 
     recorder = Recorder()
     await SessionMiddleware(late, secret_key_base=secret)(
-        http_scope(), recorder.receive, recorder.send
+        http_scope(path="/read"), recorder.receive, recorder.send
     )
     assert [] == recorder.headers(b"set-cookie")
     assert any("after the response started" in r.getMessage() for r in caplog.records)
@@ -392,7 +369,9 @@ async def test_every_cookie_header_is_read(secret: str) -> None:
     mw = SessionMiddleware(app, secret_key_base=secret)
     value = await issue(mw)
     recorder = Recorder()
-    await mw(http_scope("theme=dark", f"session={value}"), recorder.receive, recorder.send)
+    await mw(
+        http_scope("theme=dark", f"session={value}", path="/read"), recorder.receive, recorder.send
+    )
     assert {"user": "alice"} == recorder.body_json()
 
 
@@ -643,7 +622,7 @@ async def test_cookie_overflow_raises_before_anything_is_sent(secret: str) -> No
     recorder = Recorder()
     with pytest.raises(CookieOverflow) as info:
         await SessionMiddleware(big, secret_key_base=secret)(
-            http_scope(), recorder.receive, recorder.send
+            http_scope(path="/read"), recorder.receive, recorder.send
         )
     assert [] == recorder.sent
     assert "blob" == info.value.largest_keys[0][0]
@@ -663,7 +642,7 @@ async def test_non_json_value_raises_serialization_error(secret: str) -> None:
     recorder = Recorder()
     with pytest.raises(SerializationError) as info:
         await SessionMiddleware(bad, secret_key_base=secret)(
-            http_scope(), recorder.receive, recorder.send
+            http_scope(path="/read"), recorder.receive, recorder.send
         )
     assert ("when", []) == (info.value.key, recorder.sent)
 
@@ -766,7 +745,7 @@ async def test_websocket_reads_session_and_sets_cookie_on_accept(secret: str) ->
     """The handshake sees the session; a change adds Set-Cookie to websocket.accept."""
     value = await issue(SessionMiddleware(app, secret_key_base=secret))
     recorder = Recorder([{"type": "websocket.connect"}])
-    scope = http_scope(f"session={value}", scheme="wss", scope_type="websocket")
+    scope = http_scope(f"session={value}", scheme="wss", scope_type="websocket", path="/read")
     await SessionMiddleware(ws_app(write=True), secret_key_base=secret)(
         scope, recorder.receive, recorder.send
     )
@@ -785,7 +764,7 @@ async def test_websocket_unchanged_session_adds_nothing(secret: str) -> None:
     """A handshake that only reads the session leaves websocket.accept as the app sent it."""
     value = await issue(SessionMiddleware(app, secret_key_base=secret))
     recorder = Recorder([{"type": "websocket.connect"}])
-    scope = http_scope(f"session={value}", scope_type="websocket")
+    scope = http_scope(f"session={value}", scope_type="websocket", path="/read")
     await SessionMiddleware(ws_app(write=False), secret_key_base=secret)(
         scope, recorder.receive, recorder.send
     )
@@ -814,7 +793,7 @@ async def test_body_is_streamed_not_buffered(secret: str) -> None:
             assert 2 + index == len(recorder.sent)
 
     await SessionMiddleware(streaming, secret_key_base=secret)(
-        http_scope(), recorder.receive, recorder.send
+        http_scope(path="/read"), recorder.receive, recorder.send
     )
     assert 4 == len(recorder.sent)
     assert 1 == len(recorder.headers(b"set-cookie"))
@@ -879,7 +858,7 @@ async def test_fuzz_baseline_cookie_opens() -> None:
     """The unmutated fuzzing cookie does open (so the fuzz test checks something)."""
     mw = SessionMiddleware(app, secret_key_base=FUZZ_SECRET, clock=lambda: NOW)
     recorder = Recorder()
-    await mw(http_scope(f"session={FUZZ_COOKIE}"), recorder.receive, recorder.send)
+    await mw(http_scope(f"session={FUZZ_COOKIE}", path="/read"), recorder.receive, recorder.send)
     assert {"user": "alice", "role": "admin"} == recorder.body_json()
 
 
@@ -961,7 +940,7 @@ async def test_second_change_after_start_is_logged(
     mw = SessionMiddleware(late_writer, secret_key_base=secret)
     recorder = Recorder()
     with caplog.at_level(logging.DEBUG, logger="asgisession"):
-        await mw(http_scope(), recorder.receive, recorder.send)
+        await mw(http_scope(path="/read"), recorder.receive, recorder.send)
     (set_cookie,) = recorder.headers(b"set-cookie")
     assert b'{"a":1}' == open_cookie(secret, cookie_value(set_cookie)).payload
     assert any("after the response started" in r.getMessage() for r in caplog.records)
@@ -989,7 +968,7 @@ async def test_vary_across_several_headers(
 
     recorder = Recorder()
     await SessionMiddleware(varying, secret_key_base=secret)(
-        http_scope(), recorder.receive, recorder.send
+        http_scope(path="/read"), recorder.receive, recorder.send
     )
     assert expected == recorder.headers(b"vary")
 
@@ -1005,7 +984,7 @@ async def test_before_commit_writes_are_saved(secret: str) -> None:
 
     recorder = Recorder()
     await SessionMiddleware(deferred_writer, secret_key_base=secret)(
-        http_scope(), recorder.receive, recorder.send
+        http_scope(path="/read"), recorder.receive, recorder.send
     )
     (set_cookie,) = recorder.headers(b"set-cookie")
     assert b'{"late":true}' == open_cookie(secret, cookie_value(set_cookie)).payload
