@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from . import _bench, serializer
+from .backends.server import SESSION_ID_BYTES
 from .config import secret_key_base_from_env
 from .cookies import MAX_COOKIE_SIZE
 from .crypto import (
@@ -37,7 +38,6 @@ from .errors import ConfigurationError, InvalidMessage, RejectReason
 from .rails import RailsCookies
 from .rails_codecs import NO_EXPIRY
 from .stores.base import hash_key
-from .stores.server import SESSION_ID_BYTES
 
 __all__ = ["ADVICE", "main"]
 

@@ -27,7 +27,9 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
-from .backend import SessionBackend
+from .backends.base import SessionBackend
+from .backends.cookie import CookieBackend
+from .backends.server import ServerBackend
 from .cookies import (
     MAX_AGE_LIMIT,
     MAX_COOKIE_HEADER_SIZE,
@@ -49,8 +51,6 @@ from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
 from .session import LoadedState, Session
 from .stores.base import Store
-from .stores.cookie import CookieBackend
-from .stores.server import ServerBackend
 
 __all__ = ["SessionMiddleware"]
 
@@ -111,7 +111,7 @@ class SessionMiddleware:
         sessions are then listed per user (the store needs a per-user index).
     :param revocation_store: with the cookie store and ``user_key``: the store that keeps
         per-user "not before" times. A cookie that names a user then costs one lookup.
-    :param backend: a custom :class:`~asgisession.backend.SessionBackend`, which brings its
+    :param backend: a custom :class:`~asgisession.backends.base.SessionBackend`, which brings its
         own cookie options, lifetime and idle timeout (those parameters are then ignored).
     :raises ConfigurationError: for any invalid setting, here rather than per request.
 

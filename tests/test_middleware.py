@@ -32,10 +32,10 @@ from asgisession import (
     SessionMiddleware,
 )
 from asgisession._types import ASGIApp, Message, Receive, Scope, Send
+from asgisession.backends.cookie import CookieBackend
 from asgisession.cookies import cookie_values
 from asgisession.crypto import Opened, b64url_decode, b64url_encode
 from asgisession.session import LoadedState
-from asgisession.stores.cookie import CookieBackend
 
 from .asgi_helpers import Clock, Recorder, client, http_scope
 

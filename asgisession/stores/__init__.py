@@ -1,8 +1,9 @@
-"""Where session data lives.
+"""Server-side stores: bytes under a key, with a time to live. Nothing here knows sessions.
 
-The cookie store (:mod:`asgisession.stores.cookie`) keeps the whole session in the cookie
-and is the default. Server-side stores implement :class:`~asgisession.stores.base.Store`
-and are passed as ``SessionMiddleware(app, ..., store=...)``::
+The default keeps the whole session in the cookie (:mod:`asgisession.backends.cookie`)
+and needs no store. Server-side stores implement :class:`~asgisession.stores.base.Store`
+and are passed as ``SessionMiddleware(app, ..., store=...)``; they are usable on their own
+as async key-value stores too::
 
     from asgisession.stores import SQLiteStore, RedisStore, MemcachedStore, MemoryStore, NullStore
 

@@ -1,8 +1,8 @@
 """The protocols server-side stores implement: bytes under a key, with a time to live.
 
 Stores are deliberately dumb. Session logic (ids, hashing, expiry inside the payload,
-change tracking) lives above them, so an adapter is a few dozen lines and any object with
-these methods works, with no base class to inherit.
+change tracking) lives above them, in :mod:`asgisession.backends`; any object with these
+methods works, with no base class to inherit.
 
 Rules every store keeps:
 
@@ -41,7 +41,6 @@ __all__ = [
     "bounded",
     "check_ttl",
     "hash_key",
-    "refresh_interval",
 ]
 
 
@@ -166,32 +165,6 @@ class ClosingStore:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def refresh_interval(idle_timeout: int | None, refresh_after: int | None) -> int | None:
-    """Seconds after which an active session's expiry is pushed forward; ``None``: never.
-
-    Only an idle timeout needs refreshing. By default it is refreshed once a tenth of it
-    has passed, so a read-only request costs a write (a touch, or a re-issued cookie) at
-    most that often, and a session never ends while its user is active.
-
-    :raises ConfigurationError: for ``refresh_after`` without an idle timeout, or not
-        shorter than it.
-    """
-    if idle_timeout is None:
-        if refresh_after is not None:
-            raise ConfigurationError("refresh_after needs an idle_timeout to refresh.")
-        return None
-    if refresh_after is None:
-        return max(1, idle_timeout // 10)
-    if isinstance(refresh_after, bool) or not isinstance(refresh_after, int):
-        raise ConfigurationError(f"refresh_after={refresh_after!r}; give whole seconds.")
-    if not 0 < refresh_after < idle_timeout:
-        raise ConfigurationError(
-            f"refresh_after={refresh_after} must be between 1 and idle_timeout - 1 "
-            f"({idle_timeout - 1}) seconds, or the session would end while in use."
-        )
-    return refresh_after
 
 
 def check_ttl(ttl: int) -> int:

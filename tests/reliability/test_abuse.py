@@ -21,6 +21,7 @@ import pytest
 
 from asgisession import SessionMiddleware
 from asgisession._types import ASGIApp, Receive, Scope, Send
+from asgisession.backends.server import SESSION_ID_BYTES
 from asgisession.cookies import MAX_COOKIE_HEADER_SIZE, iter_cookies
 from asgisession.crypto import (
     HEADER,
@@ -36,7 +37,6 @@ from asgisession.errors import RejectReason
 from asgisession.jar import cookies
 from asgisession.stores.memcached import MemcachedStore
 from asgisession.stores.memory import MemoryStore
-from asgisession.stores.server import SESSION_ID_BYTES
 from asgisession.stores.sqlite import SQLiteStore
 
 from ..asgi_helpers import Recorder

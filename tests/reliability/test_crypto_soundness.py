@@ -18,6 +18,7 @@ import pytest
 import asgisession
 from asgisession import SessionMiddleware
 from asgisession._types import Receive, Scope, Send
+from asgisession.backends.server import SESSION_ID_BYTES, ServerBackend
 from asgisession.cookies import CookieOptions
 from asgisession.crypto import (
     HEADER_SIZE,
@@ -31,7 +32,6 @@ from asgisession.crypto import (
 from asgisession.errors import RejectReason, SerializationError
 from asgisession.jar import JarCodecs, cookies
 from asgisession.stores.memory import MemoryStore
-from asgisession.stores.server import SESSION_ID_BYTES, ServerBackend
 
 from ..asgi_helpers import Recorder
 

@@ -26,13 +26,13 @@ from asgisession import (
     StoreUnavailable,
 )
 from asgisession._types import Message, Receive, Scope, Send
+from asgisession.backends.server import SESSION_ID_BYTES
 from asgisession.crypto import Keyring, b64url_decode
 from asgisession.stores.base import hash_key
 from asgisession.stores.memory import MemoryStore
 from asgisession.stores.null import NullStore
-from asgisession.stores.server import SESSION_ID_BYTES
 
-from .asgi_helpers import Clock
+from ..asgi_helpers import Clock
 
 NOW = 1_750_000_000
 

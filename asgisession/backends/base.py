@@ -1,0 +1,123 @@
+"""The seam between the middleware and a storage strategy, and what both backends share.
+
+The middleware does HTTP (reading cookies, adding headers); a backend decides what the
+cookie holds. The cookie store (:class:`~asgisession.backends.cookie.CookieBackend`) keeps
+the whole session in it; a server-side backend
+(:class:`~asgisession.backends.server.ServerBackend`) keeps a sealed id there and the data
+in a :class:`~asgisession.stores.base.Store`. Both open, time and render their sealed
+cookie with :class:`SealedCookie`.
+
+Reading tries at most :data:`MAX_CANDIDATES` values of the session cookie, in the order the
+browser sent them, and takes the first that opens. Duplicates happen when an old cookie
+with another Path or Domain is still in the browser; taking the first *valid* one means a
+stale or planted duplicate cannot shadow the real session, and the bound keeps the work a
+request can cause small.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..cookies import MAX_COOKIE_SIZE, CookieOptions
+from ..crypto import MessageCodec, Opened
+from ..errors import ConfigurationError, InvalidMessage, RejectReason
+from ..session import LoadedState, Session
+
+__all__ = ["MAX_CANDIDATES", "SealedCookie", "SessionBackend", "refresh_interval"]
+
+#: How many values of a duplicated session cookie are tried before giving up.
+MAX_CANDIDATES = 3
+
+
+class SessionBackend(Protocol):
+    """**Protocol:** loads a request's session from its cookie values and commits it.
+
+    .. versionadded:: 0.1
+    """
+
+    #: The session cookie's name and attributes.
+    cookie: CookieOptions
+
+    #: Whether :meth:`open` works without I/O, so the session can load on first access.
+    loads_in_line: bool
+
+    def open(self, values: list[str], now: int) -> LoadedState:
+        """Load without I/O; backends that need I/O raise :class:`SessionNotLoaded`."""
+        ...
+
+    async def load(self, values: list[str], now: int) -> LoadedState:
+        """Load the session from the request's cookie values (most specific first)."""
+        ...
+
+    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
+        """Persist what changed; return the ``Set-Cookie`` value to send, or ``None``."""
+        ...
+
+
+class SealedCookie:
+    """What both backends do with their sealed cookie: open it, time it, render it.
+
+    Subclasses set ``codec``, ``cookie``, ``idle_timeout`` and ``_refresh_after``.
+    """
+
+    codec: MessageCodec
+    cookie: CookieOptions
+    idle_timeout: int | None
+    _refresh_after: int | None
+
+    def _open_sealed(self, value: str, now: int) -> Opened:
+        """Open one cookie value, or raise InvalidMessage with the reason.
+
+        Size first (oversized input is never decoded), then the seal, then the idle timeout.
+        """
+        if self.cookie.size(value) > MAX_COOKIE_SIZE:
+            raise InvalidMessage(RejectReason.OVERSIZED, f"{len(value)} bytes")
+        opened = self.codec.open(value, purpose=self.cookie.name, now=now)
+        if self.idle_timeout is not None and now >= opened.issued_at + self.idle_timeout:
+            raise InvalidMessage(RejectReason.IDLE_TIMEOUT, f"idle since {opened.issued_at}")
+        return opened
+
+    def _refresh_due(self, issued_at: int | None, now: int) -> bool:
+        """Whether an active session's cookie should be re-issued to push the idle timeout."""
+        return (
+            self._refresh_after is not None
+            and issued_at is not None
+            and now - issued_at >= self._refresh_after
+        )
+
+    def _render_sealed(self, value: str, expires_at: int, *, secure: bool, now: int) -> str:
+        """The Set-Cookie for a sealed value.
+
+        Its Max-Age makes the browser forget it when the server would refuse it anyway
+        (absolute expiry or idle timeout).
+        """
+        max_age = self.cookie.max_age
+        if max_age is not None:
+            max_age = max(1, min(max_age, expires_at - now, self.idle_timeout or max_age))
+        return self.cookie.render(value, secure=secure, max_age=max_age, now=now)
+
+
+def refresh_interval(idle_timeout: int | None, refresh_after: int | None) -> int | None:
+    """Seconds after which an active session's expiry is pushed forward; ``None``: never.
+
+    Only an idle timeout needs refreshing. By default it is refreshed once a tenth of it
+    has passed, so a read-only request costs a write (a touch, or a re-issued cookie) at
+    most that often, and a session never ends while its user is active.
+
+    :raises ConfigurationError: for ``refresh_after`` without an idle timeout, or not
+        shorter than it.
+    """
+    if idle_timeout is None:
+        if refresh_after is not None:
+            raise ConfigurationError("refresh_after needs an idle_timeout to refresh.")
+        return None
+    if refresh_after is None:
+        return max(1, idle_timeout // 10)
+    if isinstance(refresh_after, bool) or not isinstance(refresh_after, int):
+        raise ConfigurationError(f"refresh_after={refresh_after!r}; give whole seconds.")
+    if not 0 < refresh_after < idle_timeout:
+        raise ConfigurationError(
+            f"refresh_after={refresh_after} must be between 1 and idle_timeout - 1 "
+            f"({idle_timeout - 1}) seconds, or the session would end while in use."
+        )
+    return refresh_after

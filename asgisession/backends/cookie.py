@@ -1,0 +1,146 @@
+"""The cookie store: the whole session, sealed, in one cookie. The default.
+
+Of the session cookie's values the first that opens is taken (see
+:data:`~asgisession.backends.base.MAX_CANDIDATES`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .. import serializer
+from ..cookies import MAX_COOKIE_SIZE, CookieOptions
+from ..crypto import MessageCodec
+from ..errors import CookieOverflow, InvalidMessage, RejectReason
+from ..revocation import Revocations, user_of
+from ..session import LoadedState, Session
+from ..stores.base import bounded
+from .base import MAX_CANDIDATES, SealedCookie, refresh_interval
+
+__all__ = ["CookieBackend"]
+
+logger: logging.Logger = logging.getLogger("asgisession")
+
+
+class CookieBackend(SealedCookie):
+    """Keeps the session in the cookie itself, sealed by a :class:`.MessageCodec`.
+
+    :param codec: seals and opens the cookie value (encrypted by default, or signed).
+    :param cookie: the cookie's name and attributes; the name is also the seal's purpose.
+    :param lifetime: seconds from login (or first write) until the session expires,
+        however active it is.
+    :param idle_timeout: seconds without a request after which the session expires, or
+        ``None``.
+    :param refresh_after: how often an active session's cookie is re-issued to push the
+        idle timeout forward; a tenth of the idle timeout by default.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        codec: MessageCodec,
+        cookie: CookieOptions,
+        *,
+        lifetime: int,
+        idle_timeout: int | None = None,
+        refresh_after: int | None = None,
+        user_key: str | None = None,
+        revocations: Revocations | None = None,
+        timeout: float | None = 2.0,
+    ) -> None:
+        self.codec = codec
+        self.cookie = cookie
+        self.lifetime = lifetime
+        self.idle_timeout = idle_timeout
+        self.user_key = user_key
+        self.revocations = revocations
+        self.timeout = timeout
+        self._refresh_after = refresh_interval(idle_timeout, refresh_after)
+        #: Opening a cookie needs no I/O, so sessions load on first access; unless
+        #: revocations must be checked, which takes a store lookup.
+        self.loads_in_line: bool = revocations is None or user_key is None
+
+    async def load(self, values: list[str], now: int) -> LoadedState:
+        """Open the session (see :meth:`open`) and refuse it if its user was revoked since."""
+        state = self.open(values, now)
+        user = user_of(state.data, self.user_key)
+        if self.revocations is None or user is None or state.issued_at is None:
+            return state
+        not_before = await bounded(
+            self.revocations.not_before(user), self.timeout, "a revocation check"
+        )
+        if not_before is not None and state.issued_at < not_before:
+            logger.debug("session cookie %r refused: revoked at %d", self.cookie.name, not_before)
+            return LoadedState(had_cookie=True, rejection=RejectReason.REVOKED)
+        state.user = user
+        return state
+
+    def open(self, values: list[str], now: int) -> LoadedState:
+        """Open the first valid value; an empty session (with the reason) when none is."""
+        # An empty value is what a deletion leaves behind in some clients: no cookie at all.
+        values = list(filter(None, values))
+        rejection: RejectReason | None = None
+        for value in values[:MAX_CANDIDATES]:
+            try:
+                return self._open_one(value, now)
+            except InvalidMessage as exc:
+                rejection = rejection or exc.reason
+                logger.debug("session cookie %r refused: %s", self.cookie.name, exc)
+        return LoadedState(had_cookie=bool(values), rejection=rejection)
+
+    def _open_one(self, value: str, now: int) -> LoadedState:
+        opened = self._open_sealed(value, now)
+        try:
+            data = serializer.loads(opened.payload)
+        except ValueError as exc:
+            raise InvalidMessage(RejectReason.BAD_PAYLOAD, str(exc)) from None
+        return LoadedState(
+            data=data,
+            serialized=opened.payload,
+            had_cookie=True,
+            issued_at=opened.issued_at,
+            expires_at=opened.expires_at,
+            key_index=opened.key_index,
+        )
+
+    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
+        """Return the ``Set-Cookie`` value for this response, or ``None`` to send nothing.
+
+        A cookie is written when the data changed, the session was regenerated, it was
+        opened with an older secret (re-issued under the newest), or an idle timeout is
+        due for a refresh. An emptied session that came with a cookie gets a deletion.
+
+        :raises CookieOverflow: when the sealed cookie would pass 4096 bytes.
+        :raises SerializationError: naming a key whose value is not JSON.
+        """
+        if not session.accessed or not session.loaded:
+            return None
+        state = session.state
+        payload: bytes | None = None
+        write = session.modified or session.regenerated
+        if not write and session.exposed:
+            payload = serializer.dumps(session.raw())
+            write = payload != state.serialized
+        if not write and state.present:
+            write = state.key_index != 0 or self._refresh_due(state.issued_at, now)
+        if not write:
+            return None
+        data = session.raw()
+        if not data:
+            return self.cookie.render_deletion(secure=secure) if state.had_cookie else None
+        if payload is None:
+            payload = serializer.dumps(data)
+        if session.regenerated or state.expires_at is None:
+            expires_at = now + self.lifetime
+        else:
+            expires_at = state.expires_at
+        value = self.codec.seal(
+            payload, purpose=self.cookie.name, issued_at=now, expires_at=expires_at
+        )
+        size = self.cookie.size(value)
+        if size > MAX_COOKIE_SIZE:
+            raise CookieOverflow(
+                self.cookie.name, size, MAX_COOKIE_SIZE, serializer.sizes_by_key(data)[:5]
+            )
+        return self._render_sealed(value, expires_at, secure=secure, now=now)

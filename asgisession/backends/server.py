@@ -1,0 +1,260 @@
+"""ServerBackend: the cookie holds a sealed session id; the data lives in a :class:`Store`.
+
+The cookie is sealed by the same codec as the cookie store (AES-256-GCM by default), so it
+carries the purpose, the absolute expiry and the issue time, and a forged or foreign id is
+refused without any store I/O. Inside is a 256-bit id from :mod:`secrets`; the store only
+ever sees ``SHA-256(id)``, so a dump of the store holds no usable cookie.
+
+Invariants:
+
+1. No cookie, or a cookie that does not open: no store I/O at all.
+2. Empty sessions are never stored; an id the store does not have is a new, empty session
+   that costs a write only if the app puts data in it.
+3. Writes happen only when the data changed. Updates use ``replace=True``, so a session
+   deleted meanwhile (logout in another tab, "log out everywhere") stays deleted.
+4. ``regenerate()`` moves the data to a new id and deletes the old record; ``reset()``
+   deletes the record and the cookie.
+5. The cookie is re-issued only for a new id, a key rotation, or an idle-timeout refresh
+   (at most once per tenth of the idle timeout, with a ``touch`` of the store's TTL).
+6. A store that fails or is slower than ``timeout`` raises :class:`StoreUnavailable`; no
+   write is ever reported that did not happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from .. import serializer
+from ..cookies import CookieOptions
+from ..crypto import MessageCodec
+from ..errors import (
+    ConfigurationError,
+    InvalidMessage,
+    RejectReason,
+    SessionNotLoaded,
+)
+from ..revocation import Revocations, user_of
+from ..session import NOT_LOADED, LoadedState, Session
+from ..stores.base import Store, SupportsTouch, bounded, hash_key
+from .base import MAX_CANDIDATES, SealedCookie, refresh_interval
+
+__all__ = ["SESSION_ID_BYTES", "ServerBackend"]
+
+logger: logging.Logger = logging.getLogger("asgisession")
+
+#: Bytes of randomness in a session id (256 bits).
+SESSION_ID_BYTES = 32
+
+
+class ServerBackend(SealedCookie):
+    """Keeps session data in a server-side :class:`~asgisession.stores.base.Store`.
+
+    :param store: where the data lives; the backend never closes it (the app owns it).
+    :param codec: seals the session id into the cookie.
+    :param cookie: the cookie's name and attributes.
+    :param lifetime: absolute session lifetime in seconds.
+    :param idle_timeout: seconds without a request after which the session ends, or ``None``.
+    :param refresh_after: how often a read-only request may push the idle timeout forward
+        (a touch of the store's TTL and a re-issued cookie); a tenth of it by default.
+    :param timeout: seconds any one store call may take before it counts as a failure.
+    :param namespace: prefix of the store keys of session records.
+    :param user_key: the session key that names the session's user; sessions with it are
+        listed per user, for :func:`~asgisession.revocation.revoke_user`.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Loading needs store I/O: a synchronous access before ``await session.load()`` (or a
+    #: middleware preload) raises SessionNotLoaded.
+    loads_in_line = False
+
+    def __init__(
+        self,
+        store: Store,
+        codec: MessageCodec,
+        cookie: CookieOptions,
+        *,
+        lifetime: int,
+        idle_timeout: int | None = None,
+        refresh_after: int | None = None,
+        timeout: float | None = 2.0,
+        namespace: str = "s:",
+        user_key: str | None = None,
+    ) -> None:
+        if not isinstance(store, Store):
+            raise ConfigurationError(
+                f"store={store!r} is not a Store: it needs async load, save, delete and aclose."
+            )
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(f"store timeout={timeout!r}; give seconds > 0, or None.")
+        self.store = store
+        self.codec = codec
+        self.cookie = cookie
+        self.lifetime = lifetime
+        self.idle_timeout = idle_timeout
+        self.timeout = timeout
+        self.namespace = namespace
+        self.user_key = user_key
+        self.revocations: Revocations | None = Revocations(store) if user_key is not None else None
+        if self.revocations is not None and not self.revocations.indexed:
+            raise ConfigurationError(
+                f"user_key={user_key!r} needs a store with a per-user index "
+                f"(SupportsUserIndex) to find a user's sessions; {type(store).__name__} "
+                "has none."
+            )
+        self._refresh_after = refresh_interval(idle_timeout, refresh_after)
+
+    def open(self, values: list[str], now: int) -> LoadedState:
+        """Server-side sessions cannot load without I/O."""
+        raise SessionNotLoaded(NOT_LOADED)
+
+    def key(self, session_id: bytes) -> str:
+        """The store key of a session id: a hash, never the id itself."""
+        return hash_key(self.namespace, session_id)
+
+    async def load(self, values: list[str], now: int) -> LoadedState:
+        """Open the first valid cookie value and fetch its record."""
+        values = [value for value in values if value]
+        rejection: RejectReason | None = None
+        for value in values[:MAX_CANDIDATES]:
+            try:
+                opened = self._open_sealed(value, now)
+                if len(opened.payload) != SESSION_ID_BYTES:
+                    raise InvalidMessage(RejectReason.BAD_PAYLOAD, "not a session id")
+                record = await bounded(
+                    self.store.load(self.key(opened.payload)), self.timeout, "a load"
+                )
+                if record is None:
+                    raise InvalidMessage(RejectReason.NOT_FOUND, "no such session in the store")
+                data = serializer.loads(record)
+            except InvalidMessage as exc:
+                rejection = rejection or exc.reason
+                logger.debug("session cookie %r refused: %s", self.cookie.name, exc)
+                continue
+            except ValueError as exc:
+                rejection = rejection or RejectReason.BAD_PAYLOAD
+                logger.debug("session record unreadable: %s", exc)
+                continue
+            return LoadedState(
+                data=data,
+                serialized=record,
+                had_cookie=True,
+                issued_at=opened.issued_at,
+                expires_at=opened.expires_at,
+                key_index=opened.key_index,
+                session_id=opened.payload,
+                user=user_of(data, self.user_key),
+            )
+        return LoadedState(had_cookie=bool(values), rejection=rejection)
+
+    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
+        """Write what changed to the store; return the ``Set-Cookie`` value, or ``None``.
+
+        :raises StoreUnavailable: when the store fails; nothing is then reported as saved.
+        """
+        if not session.accessed or not session.loaded:
+            return None
+        state, data = session.state, session.raw()
+        if state.read_only:
+            if session.modified:
+                logger.debug("session store unavailable: this request's changes were not saved")
+            return None
+        payload: bytes | None = None
+        changed = session.modified or session.regenerated
+        if not changed and session.exposed:
+            payload = serializer.dumps(data)
+            changed = payload != state.serialized
+
+        session_id = state.session_id
+        if session_id is not None and (session.regenerated or not data):
+            if changed:
+                await self._delete(session_id, state.user)
+            session_id = None
+        if not data:
+            gone = changed or session.regenerated
+            return self.cookie.render_deletion(secure=secure) if gone and state.had_cookie else None
+
+        if session_id is None:
+            if not changed:
+                return None
+            return await self._create(data, payload, secure=secure, now=now, had=state.had_cookie)
+
+        assert state.expires_at is not None
+        assert state.issued_at is not None
+        refresh = self._refresh_due(state.issued_at, now)
+        ttl = self._ttl(state.expires_at, now)
+        key = self.key(session_id)
+        if changed:
+            payload = payload if payload is not None else serializer.dumps(data)
+            kept = await bounded(
+                self.store.save(key, payload, ttl=ttl, replace=True), self.timeout, "a save"
+            )
+        elif refresh:
+            kept = await self._touch(key, state, ttl)
+        else:
+            kept = True
+        if not kept:
+            # Deleted meanwhile (logout elsewhere, revoked, expired): stay deleted.
+            logger.debug("session was deleted while this request ran; not recreated")
+            return self.cookie.render_deletion(secure=secure)
+        user = user_of(data, self.user_key)
+        if changed and self.revocations is not None and user != state.user:
+            if state.user is not None:
+                await bounded(self.revocations.unlink(state.user, key), self.timeout, "an unlink")
+            if user is not None:
+                await bounded(
+                    self.revocations.link(user, key, expires_at=state.expires_at),
+                    self.timeout,
+                    "a link",
+                )
+        if refresh or state.key_index != 0:
+            return self._render(session_id, state.expires_at, secure=secure, now=now)
+        return None
+
+    async def _create(
+        self, data: dict[str, Any], payload: bytes | None, *, secure: bool, now: int, had: bool
+    ) -> str | None:
+        session_id = secrets.token_bytes(SESSION_ID_BYTES)
+        expires_at = now + self.lifetime
+        payload = payload if payload is not None else serializer.dumps(data)
+        stored = await bounded(
+            self.store.save(self.key(session_id), payload, ttl=self._ttl(expires_at, now)),
+            self.timeout,
+            "a save",
+        )
+        if not stored:  # a store that keeps nothing (NullStore): no id to hand out
+            return self.cookie.render_deletion(secure=secure) if had else None
+        user = user_of(data, self.user_key)
+        if self.revocations is not None and user is not None:
+            await bounded(
+                self.revocations.link(user, self.key(session_id), expires_at=expires_at),
+                self.timeout,
+                "a link",
+            )
+        return self._render(session_id, expires_at, secure=secure, now=now)
+
+    async def _touch(self, key: str, state: LoadedState, ttl: int) -> bool:
+        if isinstance(self.store, SupportsTouch):
+            return await bounded(self.store.touch(key, ttl=ttl), self.timeout, "a touch")
+        assert state.serialized is not None
+        return await bounded(
+            self.store.save(key, state.serialized, ttl=ttl, replace=True), self.timeout, "a save"
+        )
+
+    async def _delete(self, session_id: bytes, user: str | None) -> None:
+        key = self.key(session_id)
+        await bounded(self.store.delete(key), self.timeout, "a delete")
+        if self.revocations is not None and user is not None:
+            await bounded(self.revocations.unlink(user, key), self.timeout, "an unlink")
+
+    def _ttl(self, expires_at: int, now: int) -> int:
+        remaining = max(1, expires_at - now)
+        return min(remaining, self.idle_timeout) if self.idle_timeout else remaining
+
+    def _render(self, session_id: bytes, expires_at: int, *, secure: bool, now: int) -> str:
+        value = self.codec.seal(
+            session_id, purpose=self.cookie.name, issued_at=now, expires_at=expires_at
+        )
+        return self._render_sealed(value, expires_at, secure=secure, now=now)
