@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from ._http import header_values, merge_vary, path_prefixes, send_plain
 from ._types import AnyASGIApp, AnyScope, ASGIApp, Message, Receive, Scope, Send
 from .crypto import b64url_decode, b64url_encode
 from .errors import ConfigurationError, InvalidMessage
@@ -350,31 +351,6 @@ class _TrustedOrigin:
         return host == self.host
 
 
-def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    return [value for key, value in headers if key.lower() == name]
-
-
-def _merge_vary(headers: list[tuple[bytes, bytes]], names: Sequence[bytes]) -> None:
-    """Add ``names`` to ``Vary``, skipping those already there (or a ``*``)."""
-    present: set[bytes] = set()
-    first = None
-    for index, (key, value) in enumerate(headers):
-        if key.lower() == b"vary":
-            present |= {token.strip().lower() for token in value.split(b",")}
-            first = index if first is None else first
-    if b"*" in present:
-        return
-    missing = [name for name in names if name.lower() not in present]
-    if not missing:
-        return
-    if first is None:
-        headers.append((b"vary", b", ".join(missing)))
-    else:
-        key, value = headers[first]
-        joined = b", ".join(missing)
-        headers[first] = (key, value + b", " + joined if value.strip() else joined)
-
-
 # -- the middleware ------------------------------------------------------------------------
 
 _FORBIDDEN = b"Forbidden: the request failed the CSRF check.\n"
@@ -417,20 +393,7 @@ def _normalised_path(scope: Scope) -> str | None:
 
 
 def _exemption(exempt: Sequence[str] | Callable[[str], bool]) -> Callable[[str], bool]:
-    if callable(exempt):
-        return exempt
-    if isinstance(exempt, str):
-        raise ConfigurationError("exempt takes a list of path prefixes, not one string.")
-    prefixes: list[str] = []
-    for prefix in exempt:
-        if not prefix.startswith("/"):
-            raise ConfigurationError(f"exempt prefix {prefix!r} must start with '/'.")
-        prefixes.append(prefix.rstrip("/"))
-
-    def exempted(path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in prefixes if p) or ("" in prefixes)
-
-    return exempted
+    return exempt if callable(exempt) else path_prefixes("exempt", exempt)
 
 
 class CSRFMiddleware:
@@ -535,7 +498,7 @@ class CSRFMiddleware:
                 reason, receive = await self._token_check(scope, receive, session)
             except _TooLarge:
                 logger.info("CSRF: form body over %d bytes", self._max_body)
-                await _plain(send, 413, _TOO_LARGE)
+                await send_plain(send, 413, _TOO_LARGE)
                 return
             except _Disconnected:
                 return
@@ -544,7 +507,7 @@ class CSRFMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message["headers"] = list(message.get("headers") or ())
-                _merge_vary(headers, consulted)
+                merge_vary(headers, consulted)
             await send(message)
 
         if reason is None:
@@ -555,7 +518,7 @@ class CSRFMiddleware:
         )
         on_failure = self._on_failure
         if on_failure == "forbid":
-            await _plain(send_wrapper, 403, _FORBIDDEN)
+            await send_plain(send_wrapper, 403, _FORBIDDEN)
         elif on_failure == "null_session":
             # The outer SessionMiddleware keeps its own object: what the app writes to this
             # one is dropped with it.
@@ -574,10 +537,10 @@ class CSRFMiddleware:
     def _own_origin(self, scope: Scope, headers: Sequence[tuple[bytes, bytes]]) -> Origin | None:
         scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"))
         scheme = scheme or str(scope.get("scheme", "http"))
-        hosts = _header(headers, b"host")
+        hosts = header_values(headers, b"host")
         if self._forwarded:
-            protos = _header(headers, b"x-forwarded-proto")
-            forwarded = _header(headers, b"x-forwarded-host")
+            protos = header_values(headers, b"x-forwarded-proto")
+            forwarded = header_values(headers, b"x-forwarded-host")
             # The last value is the one the nearest proxy added; earlier ones may be the
             # client's own, when a proxy appends instead of replacing.
             if protos:
@@ -598,10 +561,10 @@ class CSRFMiddleware:
         """The origin rule's verdict and the request headers it looked at (for ``Vary``)."""
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
         consulted = [b"Sec-Fetch-Site", b"Origin"]
-        origins = _header(headers, b"origin")
+        origins = header_values(headers, b"origin")
         origin_text = origins[0].decode("latin-1") if len(origins) == 1 else None
         origin = _parse_origin(origin_text) if origin_text is not None else None
-        fetch_sites = _header(headers, b"sec-fetch-site")
+        fetch_sites = header_values(headers, b"sec-fetch-site")
         if fetch_sites:
             site = fetch_sites[0].strip().lower() if len(fetch_sites) == 1 else b""
             # "none" is a user-initiated navigation (bookmark, typed URL), never a page's doing.
@@ -622,7 +585,7 @@ class CSRFMiddleware:
             # Origin on WebSocket handshakes, so one without it is not a browser's.
             return None, consulted
         consulted.append(b"Referer")
-        referers = _header(headers, b"referer")
+        referers = header_values(headers, b"referer")
         if not referers:
             return CSRFReason.NO_REFERER, consulted
         referer = _parse_origin(referers[0].decode("latin-1")) if len(referers) == 1 else None
@@ -638,12 +601,12 @@ class CSRFMiddleware:
             await session.load()  # a deferred server-side session
         secret = _decode_secret(session.get(SESSION_KEY))
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
-        sent = _header(headers, HEADER_NAME)
+        sent = header_values(headers, HEADER_NAME)
         if len(sent) > 1:
             return CSRFReason.AMBIGUOUS_TOKEN, receive
         if sent and self._matches(secret, sent[0], scope):
             return None, receive
-        content_types = _header(headers, b"content-type")
+        content_types = header_values(headers, b"content-type")
         if len(content_types) != 1 or not _is_form(content_types[0]):
             return (CSRFReason.BAD_TOKEN if sent else CSRFReason.MISSING_TOKEN), receive
         body, receive = await self._read_body(headers, receive)
@@ -672,7 +635,7 @@ class CSRFMiddleware:
         self, headers: Sequence[tuple[bytes, bytes]], receive: Receive
     ) -> tuple[bytes, Receive]:
         """Buffer the whole body (bounded) and return it with a ``receive`` that replays it."""
-        lengths = _header(headers, b"content-length")
+        lengths = header_values(headers, b"content-length")
         if lengths and lengths[0].strip().isdigit() and int(lengths[0]) > self._max_body:
             raise _TooLarge
         chunks: list[bytes] = []
@@ -699,14 +662,3 @@ class CSRFMiddleware:
             return await receive()
 
         return body, replay
-
-
-async def _plain(send: Send, status: int, body: bytes) -> None:
-    headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": headers}
-    await send(start)
-    await send({"type": "http.response.body", "body": body})

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from ._http import merge_vary, path_prefixes, send_plain
 from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backends.base import SessionBackend
 from .backends.cookie import CookieBackend
@@ -59,6 +60,7 @@ logger: logging.Logger = logging.getLogger("asgisession")
 DAY = 24 * 3600
 _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
 _HTTP_START = frozenset({"http.response.start", "websocket.http.response.start"})
+_VARY = (b"Cookie",)
 
 
 class SessionMiddleware:
@@ -306,19 +308,7 @@ class SessionMiddleware:
             await send({"type": "websocket.close", "code": 1013, "reason": "Try Again Later"})
             return
         body = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", self._retry_after),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_plain(send, 503, body, [(b"retry-after", self._retry_after)])
 
     async def _commit(self, session: Session, message: Message, secure: bool) -> None:
         set_cookie = await self.backend.commit(session, secure=secure, now=int(self._clock()))
@@ -327,7 +317,7 @@ class SessionMiddleware:
             return
         headers = message["headers"] = list(message.get("headers") or ())
         if is_http:
-            _add_vary_cookie(headers)
+            merge_vary(headers, _VARY)
         if set_cookie is not None:
             headers.append((b"set-cookie", set_cookie.encode("latin-1")))
             if is_http and not any(k.lower() == b"cache-control" for k, _ in headers):
@@ -365,12 +355,8 @@ def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: s
 def _deferral(defer_load: Sequence[str] | Callable[[Scope], bool]) -> Callable[[Scope], bool]:
     if callable(defer_load):
         return defer_load
-    if isinstance(defer_load, str):
-        raise ConfigurationError("defer_load takes a list of path prefixes, not one string.")
-    prefixes = tuple(defer_load)
-    if not prefixes:
-        return lambda scope: False
-    return lambda scope: str(scope.get("path", "")).startswith(prefixes)
+    deferred = path_prefixes("defer_load", defer_load)
+    return lambda scope: deferred(str(scope.get("path", "")))
 
 
 def _check_seconds(label: str, value: int) -> None:
@@ -389,23 +375,7 @@ def _add_jar_cookies(jar: CookieJar, message: Message) -> None:
         return
     headers = message["headers"] = list(message.get("headers") or ())
     if is_http and jar.read:
-        _add_vary_cookie(headers)
+        merge_vary(headers, _VARY)
     headers.extend((b"set-cookie", value.encode("latin-1")) for value in set_cookies)
     if set_cookies and is_http and not any(k.lower() == b"cache-control" for k, _ in headers):
         headers.append((b"cache-control", b"private"))
-
-
-def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
-    """Merge ``Cookie`` into ``Vary``: the response depends on the session."""
-    first = None
-    for index, (key, value) in enumerate(headers):
-        if key.lower() == b"vary":
-            tokens = {token.strip().lower() for token in value.split(b",")}
-            if b"cookie" in tokens or b"*" in tokens:
-                return
-            first = index if first is None else first
-    if first is None:
-        headers.append((b"vary", b"Cookie"))
-    else:
-        key, value = headers[first]
-        headers[first] = (key, value + b", Cookie" if value.strip() else b"Cookie")

@@ -1,0 +1,90 @@
+"""HTTP rules both middlewares share: ``Vary`` merging, plain-text replies, path prefixes.
+
+Each rule has one implementation here, so the session middleware and the CSRF middleware
+cannot drift apart (they once matched ``/api`` against ``/apix`` differently).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ._types import Send
+from .errors import ConfigurationError
+
+__all__ = ["header_values", "merge_vary", "path_prefixes", "send_plain"]
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def header_values(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """Every value of the header ``name`` (lower-case), in order."""
+    return [value for key, value in headers if key.lower() == name]
+
+
+def merge_vary(headers: Headers, names: Sequence[bytes]) -> None:
+    """Add ``names`` to the first ``Vary`` header, skipping those already listed (or ``*``).
+
+    Tokens compare case-insensitively across every ``Vary`` header; a response without one
+    gets a new header. ``headers`` is changed in place.
+    """
+    present: set[bytes] = set()
+    first = None
+    for index, (key, value) in enumerate(headers):
+        if key.lower() == b"vary":
+            present.update(token.strip().lower() for token in value.split(b","))
+            first = index if first is None else first
+    if b"*" in present:
+        return
+    missing = [name for name in names if name.lower() not in present]
+    if not missing:
+        return
+    joined = b", ".join(missing)
+    if first is None:
+        headers.append((b"vary", joined))
+    else:
+        key, value = headers[first]
+        headers[first] = (key, value + b", " + joined if value.strip() else joined)
+
+
+async def send_plain(
+    send: Send,
+    status: int,
+    body: bytes,
+    extra: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with a short ``text/plain`` body that no cache keeps."""
+    headers: Headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def path_prefixes(option: str, prefixes: Sequence[str]) -> Callable[[str], bool]:
+    """A predicate: whether a path is one of ``prefixes`` or lies under one, by segment.
+
+    ``"/api"`` matches ``/api`` and ``/api/users``, never ``/apix``; ``"/"`` matches every
+    path. ``option`` names the setting in the error for a prefix that is not a path.
+
+    :raises ConfigurationError: for one string instead of a list, or a prefix without a
+        leading ``/``.
+    """
+    if isinstance(prefixes, (str, bytes)):
+        raise ConfigurationError(f"{option} takes a list of path prefixes, not one string.")
+    roots: list[str] = []
+    for prefix in prefixes:
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise ConfigurationError(
+                f"{option} prefix {prefix!r} must be a path starting with '/'."
+            )
+        roots.append(prefix.rstrip("/"))
+    if "" in roots:
+        return lambda path: True
+    if not roots:
+        return lambda path: False
+    exact = frozenset(roots)
+    under = tuple(root + "/" for root in roots)
+    return lambda path: path in exact or path.startswith(under)
