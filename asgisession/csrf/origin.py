@@ -3,8 +3,9 @@
 Rules, stated once:
 
 1. ``Sec-Fetch-Site`` decides when the browser sends it: ``same-origin`` and ``none`` (a
-   typed URL, a bookmark) pass; ``same-site`` passes only with ``allow_same_site``; anything
-   else (``cross-site``, an unknown or repeated value) fails unless ``Origin`` is trusted.
+   typed URL, a bookmark) pass, and so does any value with a trusted ``Origin``;
+   ``same-site`` passes with ``allow_same_site``; anything else (``cross-site``, an unknown
+   or repeated value) fails.
 2. Else ``Origin``: it must be this request's own origin or a trusted one; ``null``,
    malformed or repeated values fail.
 3. Else, on https only, ``Referer`` the same way; none at all fails. Plain http without

@@ -11,7 +11,8 @@ Rules, stated once:
 3. A token sent back passes if, unmasked, it is the global token, the raw secret (older
    Rails) or Rails' per-form token for this request's path and method (so forms rendered
    by a Rails app sharing the session post here); the bare 43-character secret passes only
-   with ``allow_unmasked``. Every comparison runs, constant-time, whatever matched.
+   with ``allow_unmasked``. The comparisons are constant-time, and each one that applies
+   runs whichever matched, so timing does not tell them apart.
 
 The names a client uses to send a token back (``FIELD_NAME``, ``HEADER_NAME``) are here too.
 """
