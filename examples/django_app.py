@@ -12,6 +12,7 @@ import json
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import path
 
@@ -31,7 +32,7 @@ def public(request: HttpRequest) -> JsonResponse:
     return JsonResponse(data)
 
 
-def csrf(request: HttpRequest) -> JsonResponse:
+def csrf(request: ASGIRequest) -> JsonResponse:
     return JsonResponse({"token": csrf_token(request.scope)})
 
 

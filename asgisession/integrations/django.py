@@ -39,7 +39,7 @@ from ._common import session_from_scope
 __all__ = ["DjangoSession", "SessionMiddleware"]
 
 
-class DjangoSession(SessionBase):  # type: ignore[misc]  # Django ships no type hints
+class DjangoSession(SessionBase):
     """Django's ``SessionBase`` over asgisession's session; what ``request.session`` is.
 
     .. versionadded:: 0.1

@@ -42,6 +42,8 @@ class Deadlines:
 
     __slots__ = ("_calls", "_loop", "_slack", "_timer", "timeout")
 
+    timeout: float
+
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._slack = timeout / SLACK_DIVISOR
@@ -93,6 +95,7 @@ class _Call:
     _task: asyncio.Task[object]
     _cancelling: int
     deadline: float
+    expired: bool
 
     def __init__(self, deadlines: Deadlines) -> None:
         self._deadlines = deadlines

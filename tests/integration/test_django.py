@@ -34,7 +34,8 @@ async def test_without_the_asgi_middleware_the_error_names_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Django's handler without asgisession around it: a 500 whose logged cause names the fix."""
-    transport = httpx.ASGITransport(app=get_asgi_application())
+    # django-stubs types the handler's scope as a dict, httpx's ASGI app takes a MutableMapping.
+    transport = httpx.ASGITransport(app=get_asgi_application())  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         assert 500 == (await c.get("/me")).status_code
     errors = [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1]]
