@@ -34,6 +34,9 @@ is ``touch``, ``delete`` is ``delete``. Rules on top of those in :mod:`.base`:
    written (by ``cas``) with exptime -1, which memcached reads as "already expired": a
    delete that, unlike ``delete``, cannot wipe out a concurrent ``index_add``.
 
+The store runs on asyncio only (aiomcache); called under Trio, it raises
+:class:`~asgisession.errors.ConfigurationError` saying so.
+
 Errors: refused, reset or timed-out connections, malformed replies and memcached's
 ``ERROR``/``CLIENT_ERROR``/``SERVER_ERROR`` raise
 :class:`~asgisession.errors.StoreUnavailable`, with the original error as ``__cause__``.
@@ -64,7 +67,7 @@ from aiomcache.pool import Connection, MemcachePool
 
 from ..errors import AsgiSessionError, ConfigurationError, StoreUnavailable
 from ._memcached_protocol import Borrower, ServerError, Unexpected, exchange, retrieve
-from .base import ClosingStore, check_ttl
+from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
 __all__ = ["IndexContention", "ItemTooLarge", "MemcachedStore", "exptime"]
@@ -399,6 +402,10 @@ class MemcachedStore(ClosingStore):
 
     async def _run(self, what: str, command: Callable[[Connection], Awaitable[_T]]) -> _T:
         """Run ``command`` on a pooled connection within ``timeout``; map failures."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # under Trio, say so instead of failing somewhere in aiomcache
+            raise asyncio_only("MemcachedStore", "aiomcache is asyncio-only") from None
         pool, borrower = self._pool, self._borrower
         if pool is None or borrower is None or self._closed:
             if self._closed:
