@@ -56,9 +56,12 @@ __all__ = [
 class Store(Protocol):
     """**Protocol:** where server-side session data lives.
 
-    Each method is bounded by the adapter (rule 5 of :mod:`asgisession.stores.base`): it
-    returns or raises :class:`~asgisession.errors.StoreUnavailable` within the adapter's
-    own timeout, and a call cut off was either not applied or says that it may have been.
+    The adapter owns the timeout of its calls: each method returns, or raises
+    :class:`~asgisession.errors.StoreUnavailable`, within the adapter's own bound, and a
+    call cut off was either not applied or says that it may have been. Nothing above the
+    store adds a timer, so a third-party adapter whose service can hang must bound its own
+    calls (``asgisession.stores.base.bounded()`` helps); a store that never waits
+    (MemoryStore, NullStore) needs none.
 
     .. versionadded:: 0.1
     """
