@@ -1,15 +1,17 @@
-"""A/B of the Redis and memcached stores: a git ref's store, the working tree's, the raw client.
+"""A/B of the SQLite, Redis and memcached stores: a git ref's, the working tree's, the raw client.
 
 Made for optimising the store adapters on a noisy machine, where two separate benchmark
 runs disagree by more than the change being measured. All three candidates run in one
 process against one server, interleaved in rounds (the order rotating each round), and
-only ratios within a round are reported: their medians over the rounds.
+only ratios within a round are reported: their medians over the rounds. For SQLite the
+"raw client" is aiosqlite with one hop per operation (``sqlite_hops.NaiveStore``), and each
+candidate has a file of its own in one temporary directory.
 
 ``asgisession`` at ``--ref`` (default ``main``) is extracted with ``git archive`` into a
 temporary directory and imported as ``asgisession_ref`` (the package imports itself
 relatively, so the copy works under another name).
 
-Usage: ``python -m benchmarks.ab_stores [--ref main] [--rounds 30] [--only redis|memcached]``
+Usage: ``python -m benchmarks.ab_stores [--ref main] [--rounds 30] [--only sqlite|redis|memcached]``
 """
 
 from __future__ import annotations
@@ -118,6 +120,22 @@ async def main(ref_stores: Any, rounds: int, only: str | None) -> None:
     from asgisession import stores
 
     with tempfile.TemporaryDirectory(prefix="asgisession-ab-") as tmp:
+        if only in (None, "sqlite"):
+            from .sqlite_hops import NaiveStore, open_naive
+
+            sqlite_ref = ref_stores.SQLiteStore(Path(tmp) / "ref.db")
+            sqlite_tree = stores.SQLiteStore(Path(tmp) / "tree.db")
+            maker = stores.SQLiteStore(Path(tmp) / "raw.db")  # the raw client needs the table
+            await maker.load("-")
+            await maker.aclose()
+            conn = await open_naive(Path(tmp) / "raw.db")
+            try:
+                group = {"ref": sqlite_ref, "tree": sqlite_tree, "raw": NaiveStore(conn)}
+                await compare("sqlite", group, rounds)
+            finally:
+                await sqlite_ref.aclose()
+                await sqlite_tree.aclose()
+                await conn.close()
         if only in (None, "memcached") and not servers.missing("memcached", "memcached"):
             server = servers.memcached_server()
             try:
@@ -153,7 +171,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", default="main", help="git ref of the 'ref' store (main)")
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--only", choices=["redis", "memcached"])
+    parser.add_argument("--only", choices=["sqlite", "redis", "memcached"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="asgisession-ref-") as where:
         asyncio.run(main(import_ref(args.ref, Path(where)), args.rounds, args.only))

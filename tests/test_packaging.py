@@ -29,7 +29,6 @@ def test_core_import_loads_no_store_client() -> None:
 @pytest.mark.parametrize(
     ("name", "client", "extra"),
     [
-        ("SQLiteStore", "aiosqlite", "sqlite"),
         ("RedisStore", "redis", "redis"),
         ("MemcachedStore", "aiomcache", "memcached"),
     ],

@@ -41,7 +41,7 @@ __all__ = [
 _ADAPTERS = {
     "MemoryStore": ("memory", None, None),
     "NullStore": ("null", None, None),
-    "SQLiteStore": ("sqlite", "aiosqlite", "sqlite"),
+    "SQLiteStore": ("sqlite", None, None),  # stdlib sqlite3 on a thread of its own
     "RedisStore": ("redis", "redis", "redis"),
     "MemcachedStore": ("memcached", "aiomcache", "memcached"),
 }

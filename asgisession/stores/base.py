@@ -14,6 +14,13 @@ Rules every store keeps:
    request that loaded it before the delete and saves after it.
 4. Failures to reach the backing service raise
    :class:`~asgisession.errors.StoreUnavailable`, never the client library's own errors.
+5. The adapter owns the timeout of its calls: each call is bounded by the adapter itself,
+   which alone knows what is safe to cancel (a command mid-reply, a transaction before
+   its commit), and a late call raises StoreUnavailable naming the store, the operation
+   and the timeout. Nothing above the store wraps its calls in a timer of its own, so a
+   third-party adapter whose service can hang must bound its own calls (:func:`bounded`
+   helps). A store that never waits, such as :class:`~.memory.MemoryStore` or
+   :class:`~.null.NullStore`, needs no bound.
 
 Ownership: a store built from a client the caller passed in never closes that client; a
 store that built its own client (``from_url()``, a path, host and port) closes it in
@@ -38,6 +45,7 @@ __all__ = [
     "Store",
     "SupportsTouch",
     "SupportsUserIndex",
+    "asyncio_only",
     "bounded",
     "check_ttl",
     "hash_key",
@@ -47,6 +55,13 @@ __all__ = [
 @runtime_checkable
 class Store(Protocol):
     """**Protocol:** where server-side session data lives.
+
+    The adapter owns the timeout of its calls: each method returns, or raises
+    :class:`~asgisession.errors.StoreUnavailable`, within the adapter's own bound, and a
+    call cut off was either not applied or says that it may have been. Nothing above the
+    store adds a timer, so a third-party adapter whose service can hang must bound its own
+    calls (``asgisession.stores.base.bounded()`` helps); a store that never waits
+    (MemoryStore, NullStore) needs none.
 
     .. versionadded:: 0.1
     """
@@ -112,6 +127,9 @@ class SupportsUserIndex(Store, Protocol):
 async def bounded(awaitable: Awaitable[_T], timeout: float | None, what: str) -> _T:
     """Await a store call within ``timeout`` seconds (``None``: no limit).
 
+    For adapters bounding their own calls (rule 5 of the module): ``what`` names the store
+    and the operation, as in ``"Redis GET"``. Cancelling ``awaitable`` must be safe.
+
     :raises StoreUnavailable: when the time runs out.
     """
     if timeout is None:
@@ -125,6 +143,28 @@ async def bounded(awaitable: Awaitable[_T], timeout: float | None, what: str) ->
         raise StoreUnavailable(
             f"the session store did not answer {what} within {timeout} s"
         ) from None
+
+
+def asyncio_only(adapter: str, why: str) -> Exception:
+    """The error for an asyncio-only adapter called where no asyncio loop runs (Trio).
+
+    Raise it when ``asyncio.get_running_loop()`` fails. ``why`` names what ties the adapter
+    to asyncio (its client library). Returns the original kind of error, a RuntimeError,
+    when sniffio sees asyncio after all, or nothing async at all.
+    """
+    import sniffio  # only on this error path; it comes with anyio
+
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return RuntimeError(f"{adapter} was called outside an async event loop")
+    if library == "asyncio":
+        return RuntimeError(f"{adapter} found no running asyncio event loop")
+    return ConfigurationError(
+        f"{adapter} runs on asyncio only ({why}), and this call runs under {library}. Under "
+        f"{library}, keep sessions in the cookie (no store=) or use MemoryStore in "
+        "development; or run the server on asyncio."
+    )
 
 
 def hash_key(namespace: str, value: str | bytes) -> str:

@@ -18,18 +18,13 @@ is ``touch``, ``delete`` is ``delete``. Rules on top of those in :mod:`.base`:
    counting the key and a ~60-byte header. A value that cannot fit under ``max_item_size``
    raises :class:`ItemTooLarge` before anything is sent; a refusal by the server (its
    ``-I`` smaller than ``max_item_size``) raises it too.
-4. **Cancellation guard.** aiomcache 0.8 puts a connection back into its pool when a command
-   is cancelled (or times out) mid-reply: its ``acquire`` wrapper marks a connection broken
-   only on ``Exception``, and ``CancelledError`` is not one. The late reply is then read by
-   the next command on that connection: a miss for a key that exists, an old value, or a
-   ``replace`` reported as stored that was not. It also spins forever, without yielding to
-   the event loop, if the server closes the connection in the middle of a one-line reply
-   (aio-libs/aiomcache#502). So this store borrows connections from the client's pool
-   itself, speaks the eight text commands it needs, checks every reply against the key it
-   asked for, and closes (never pools) a connection whose command did not finish, whatever
-   stopped it. Every command is bounded by ``timeout``: on Python 3.11+ by one timer per
-   store (:mod:`.deadlines`), which cuts a command off between ``timeout`` and
-   ``timeout * 1.125`` seconds; on 3.10 by ``asyncio.wait_for``.
+4. **Cancellation guard.** aiomcache 0.8 pools a connection whose command was cancelled
+   mid-reply, so the next command reads the late reply. This store therefore borrows
+   connections from the client's pool and speaks the protocol itself
+   (:mod:`asgisession.stores._memcached_protocol` says why and how); a connection whose
+   command did not finish is closed, never pooled. Every command is bounded by ``timeout``:
+   on Python 3.11+ by one timer per store (:mod:`.deadlines`), which cuts a command off
+   between ``timeout`` and ``timeout * 1.125`` seconds; on 3.10 by ``asyncio.wait_for``.
 5. **User index.** memcached has no sets: an index is one item holding a compact JSON object,
    member -> expires_at. Updates are ``gets`` + ``cas`` (``add`` when there is no item),
    pruning members expired by the store's clock; a try that loses the race is retried after
@@ -39,11 +34,17 @@ is ``touch``, ``delete`` is ``delete``. Rules on top of those in :mod:`.base`:
    written (by ``cas``) with exptime -1, which memcached reads as "already expired": a
    delete that, unlike ``delete``, cannot wipe out a concurrent ``index_add``.
 
+The store runs on asyncio only (aiomcache); called under Trio, it raises
+:class:`~asgisession.errors.ConfigurationError` saying so.
+
 Errors: refused, reset or timed-out connections, malformed replies and memcached's
 ``ERROR``/``CLIENT_ERROR``/``SERVER_ERROR`` raise
 :class:`~asgisession.errors.StoreUnavailable`, with the original error as ``__cause__``.
-:class:`ItemTooLarge` (a ``ValueError``) and :class:`IndexContention` (a ``RuntimeError``)
-are the caller's to handle and are not StoreUnavailable.
+Two errors of this store's own: :class:`ItemTooLarge` (a ``ValueError``, not
+StoreUnavailable: retrying cannot help, the value must shrink or the server's ``-I`` grow)
+and :class:`IndexContention`, which *is* a StoreUnavailable: nothing was changed and a
+later retry can succeed, so the middleware answers 503 with Retry-After as for any store
+that is out of reach.
 """
 
 from __future__ import annotations
@@ -56,9 +57,8 @@ import random
 import re
 import sys
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import aiomcache
 import msgspec
@@ -66,7 +66,8 @@ from aiomcache.exceptions import ClientException
 from aiomcache.pool import Connection, MemcachePool
 
 from ..errors import AsgiSessionError, ConfigurationError, StoreUnavailable
-from .base import ClosingStore, check_ttl
+from ._memcached_protocol import Borrower, ServerError, Unexpected, exchange, retrieve
+from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
 __all__ = ["IndexContention", "ItemTooLarge", "MemcachedStore", "exptime"]
@@ -167,123 +168,6 @@ def _setting(name: str, value: object, minimum: int, maximum: int | None = None)
     return value
 
 
-class _Unexpected(Exception):
-    """A reply this store never asked for: the connection is out of step or not memcached."""
-
-
-class _ServerError(_Unexpected):
-    """memcached answered ``ERROR``, ``CLIENT_ERROR ...`` or ``SERVER_ERROR ...``."""
-
-
-async def _reply(conn: Connection) -> bytes:
-    """Read one reply line, without its CRLF."""
-    try:
-        line = await conn.reader.readline()
-    except ValueError as exc:  # a line past the reader's limit: not a memcached reply
-        raise _Unexpected("reply line too long") from exc
-    if not line.endswith(b"\r\n"):  # EOF; aiomcache loops forever here (#502)
-        raise ConnectionResetError("memcached closed the connection mid-reply")
-    line = line[:-2]
-    if line == b"ERROR" or line.startswith((b"CLIENT_ERROR", b"SERVER_ERROR")):
-        raise _ServerError(line.decode("ascii", "replace"))
-    return line
-
-
-async def _send(conn: Connection, request: bytes) -> None:
-    """Write one whole request; wait for the socket only if it did not all go out at once."""
-    # One write per command: asyncio sockets are TCP_NODELAY, so each write() can leave as
-    # a packet of its own, and a set split in three costs memcached three reads.
-    writer = conn.writer
-    writer.write(request)
-    # A small request goes straight into the socket, leaving nothing to drain; drain()
-    # would only cost a few calls. A large value that is still buffered is waited for.
-    if writer.transport.get_write_buffer_size():
-        await writer.drain()
-
-
-async def _command(
-    conn: Connection, line: bytes, *expected: bytes, data: bytes | None = None
-) -> bytes:
-    """Send one command (with its data block, if any); return its reply, one of ``expected``."""
-    await _send(conn, line + b"\r\n" if data is None else b"".join((line, b"\r\n", data, b"\r\n")))
-    reply = await _reply(conn)
-    if reply not in expected:
-        raise _Unexpected(f"unexpected reply {reply[:60]!r} to {line.split(b' ', 1)[0]!r}")
-    return reply
-
-
-#: What follows a value's bytes in a one-key get reply: the block's CRLF, then END.
-_VALUE_END = b"\r\nEND\r\n"
-
-
-async def _retrieve(conn: Connection, key: bytes, *, cas: bool) -> tuple[bytes | None, int]:
-    """``get`` (or ``gets``) one key: its value or ``None``, and its CAS token (0 if none)."""
-    await _send(conn, (b"gets " if cas else b"get ") + key + b"\r\n")
-    line = await _reply(conn)
-    if line == b"END":
-        return None, 0
-    # VALUE <key> <flags> <bytes> [<cas unique>]
-    parts = line.split(b" ")
-    if (
-        len(parts) != (5 if cas else 4)
-        or parts[0] != b"VALUE"
-        or parts[1] != key  # a reply for another key: out of step, never served
-        or not all(part.isdigit() for part in parts[2:])
-    ):
-        raise _Unexpected(f"unexpected reply {line[:60]!r} to a get")
-    # The value, its CRLF and the closing END in one read: exactly what is left of the
-    # reply to a one-key get, so nothing of a later reply is consumed.
-    size = int(parts[3])
-    block = await conn.reader.readexactly(size + len(_VALUE_END))
-    if not block.endswith(_VALUE_END):
-        raise _Unexpected("malformed value block")
-    return block[:size], int(parts[4]) if cas else 0
-
-
-class _Slots:
-    """At most ``n`` holders at once; waiters are served first come, first served.
-
-    An ``asyncio.Semaphore`` with a synchronous fast path: taking a free slot when nobody
-    waits costs no coroutine, where ``async with semaphore`` costs three. A released slot
-    is handed straight to the first waiter, so a newcomer never overtakes it.
-    """
-
-    __slots__ = ("_free", "_waiters")
-
-    def __init__(self, n: int) -> None:
-        self._free = n
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    def take_now(self) -> bool:
-        """Take a slot if one is free and nobody waits; whether it was taken."""
-        if self._free and not self._waiters:
-            self._free -= 1
-            return True
-        return False
-
-    async def take(self) -> None:
-        """Wait for a slot handed over by :meth:`give`."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.give()  # handed a slot, then cancelled before running: pass it on
-            elif waiter in self._waiters:  # give() drops cancelled waiters it meets
-                self._waiters.remove(waiter)
-            raise
-
-    def give(self) -> None:
-        """Release a slot: to the first waiter still waiting, else back to the free ones."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
-
-
 class MemcachedStore(ClosingStore):
     """Keeps sessions in memcached, through an :class:`aiomcache.Client`'s connection pool.
 
@@ -352,11 +236,7 @@ class MemcachedStore(ClosingStore):
         self._client = client
         self._closed = False
         self._pool: MemcachePool | None = None  # the client's, once known
-        self._pool_max = pool_size
-        # Commands in flight, at most the pool's size, and the lock of whoever acquires
-        # while the pool is below its size (see _on_connection).
-        self._slots = _Slots(pool_size)
-        self._filling = asyncio.Lock()
+        self._borrower: Borrower | None = None  # runs each command on one of its connections
         fits = len(namespace) + len(_HASH_MARK) + _SHA256_HEX <= MAX_KEY_LENGTH
         self._hash_prefix = (namespace if fits else "") + _HASH_MARK
         if client is not None:
@@ -379,7 +259,7 @@ class MemcachedStore(ClosingStore):
     async def load(self, key: str) -> bytes | None:
         """Return the bytes under ``key``, or ``None`` when missing or expired."""
         wire = self.memcached_key(key)
-        value, _ = await self._run("a get", lambda conn: _retrieve(conn, wire, cas=False))
+        value, _ = await self._run("a get", lambda conn: retrieve(conn, wire, cas=False))
         return value
 
     async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
@@ -394,14 +274,14 @@ class MemcachedStore(ClosingStore):
         """Reset ``key``'s time to live without rewriting it; return whether it existed."""
         line = b"touch %s %d" % (self.memcached_key(key), exptime(ttl, now=self._clock()))
         reply = await self._run(
-            "a touch", lambda conn: _command(conn, line, b"TOUCHED", b"NOT_FOUND")
+            "a touch", lambda conn: exchange(conn, line, b"TOUCHED", b"NOT_FOUND")
         )
         return reply == b"TOUCHED"
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
         line = b"delete " + self.memcached_key(key)
-        await self._run("a delete", lambda conn: _command(conn, line, b"DELETED", b"NOT_FOUND"))
+        await self._run("a delete", lambda conn: exchange(conn, line, b"DELETED", b"NOT_FOUND"))
 
     async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
         """Add ``member`` to ``index`` until ``expires_at`` (unix seconds), or move its expiry.
@@ -422,7 +302,7 @@ class MemcachedStore(ClosingStore):
     async def index_members(self, index: str, *, now: int) -> dict[str, int]:
         """The members of ``index`` that expire after ``now``; writes back a pruned index."""
         wire = self.memcached_key(index)
-        raw, cas = await self._run("a gets", lambda conn: _retrieve(conn, wire, cas=True))
+        raw, cas = await self._run("a gets", lambda conn: retrieve(conn, wire, cas=True))
         members = self._decode_index(index, raw)
         live = {name: at for name, at in members.items() if at > now}
         if raw is not None and live != members:
@@ -435,6 +315,8 @@ class MemcachedStore(ClosingStore):
         if self._closed:
             return
         self._closed = True
+        if self._borrower is not None and self._owns_client:
+            self._borrower.closing = True  # commands still in flight close their connection
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
             await client.close()
@@ -456,8 +338,8 @@ class MemcachedStore(ClosingStore):
         async def send(conn: Connection) -> bytes:
             try:
                 expected = (b"STORED", b"NOT_STORED", b"EXISTS", b"NOT_FOUND")
-                return await _command(conn, line, *expected, data=data)
-            except _ServerError as exc:
+                return await exchange(conn, line, *expected, data=data)
+            except ServerError as exc:
                 if "too large" in str(exc):
                     raise ItemTooLarge(
                         key, len(data), limit, max_item_size=self.max_item_size, by_server=True
@@ -470,7 +352,7 @@ class MemcachedStore(ClosingStore):
         """Set (or, with ``None``, remove) one member, prune, compare-and-swap; retry a bit."""
         wire = self.memcached_key(index)
         for attempt in range(self.index_tries):
-            raw, cas = await self._run("a gets", lambda conn: _retrieve(conn, wire, cas=True))
+            raw, cas = await self._run("a gets", lambda conn: retrieve(conn, wire, cas=True))
             before = self._decode_index(index, raw)
             members = dict(before)
             if expires_at is None:
@@ -515,68 +397,36 @@ class MemcachedStore(ClosingStore):
                 "MemcachedStore needs aiomcache 0.8."
             )
         self._pool = pool
-        self._pool_max = getattr(pool, "_maxsize", self.pool_size)
-        self._slots = _Slots(self._pool_max)
+        self._borrower = Borrower(pool, getattr(pool, "_maxsize", self.pool_size))
         return pool
 
     async def _run(self, what: str, command: Callable[[Connection], Awaitable[_T]]) -> _T:
         """Run ``command`` on a pooled connection within ``timeout``; map failures."""
-        pool = self._pool
-        if pool is None or self._closed:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # under Trio, say so instead of failing somewhere in aiomcache
+            raise asyncio_only("MemcachedStore", "aiomcache is asyncio-only") from None
+        pool, borrower = self._pool, self._borrower
+        if pool is None or borrower is None or self._closed:
             if self._closed:
                 raise StoreUnavailable("this MemcachedStore is closed; aclose() was called on it")
             if self._client is None:
                 self._client = aiomcache.Client(self.host, self.port, pool_size=self.pool_size)
             pool = self._use_pool_of(self._client)
+            borrower = cast("Borrower", self._borrower)
         try:
             if sys.version_info >= (3, 11):
                 with self._deadlines.bound():
-                    return await self._on_connection(pool, command)
-            return await asyncio.wait_for(self._on_connection(pool, command), self.timeout)
+                    return await borrower.run(command)
+            return await asyncio.wait_for(borrower.run(command), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
             raise StoreUnavailable(
                 f"memcached at {self._address(pool)} did not answer {what} within {self.timeout} s"
             ) from None
-        except (OSError, EOFError, ClientException, _Unexpected) as exc:
+        except (OSError, EOFError, ClientException, Unexpected) as exc:
             raise StoreUnavailable(
                 f"memcached at {self._address(pool)} failed {what}: {exc!r}"
             ) from exc
-
-    async def _on_connection(
-        self, pool: MemcachePool, command: Callable[[Connection], Awaitable[_T]]
-    ) -> _T:
-        # aiomcache's pool counts a connection only once it is open, so commands that all
-        # find it below its size each open one (a burst of 200 on an idle pool: 200
-        # connections, the extras closed again). So at most pool-size commands are in
-        # flight, and below its size they acquire in turn: the first opens the pool's
-        # connections, the rest find them. (The slots also hand connections over fairly:
-        # without them, waiters on aiomcache's queue are woken only to find the
-        # connection taken, which cost about 7% of the throughput at 50 tasks.)
-        slots = self._slots
-        if not slots.take_now():
-            await slots.take()
-        try:
-            if pool.size() < self._pool_max:
-                async with self._filling:
-                    conn = await pool.acquire()
-            else:
-                conn = await pool.acquire()
-            finished = False
-            try:
-                result = await command(conn)
-                finished = True
-                return result
-            finally:
-                if not finished:
-                    # The reply may be unread or half-read: never let another command see it.
-                    logger.debug("closing a memcached connection whose command did not finish")
-                if not finished or (self._closed and self._owns_client):
-                    # aiomcache's release() closes, instead of pooling, a connection whose
-                    # reader holds an exception.
-                    conn.reader.set_exception(ConnectionAbortedError("not reusable"))
-                pool.release(conn)
-        finally:
-            slots.give()
 
     @staticmethod
     def _address(pool: MemcachePool) -> str:

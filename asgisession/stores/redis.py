@@ -21,6 +21,9 @@ Redis Cluster notes:
 * The namespace may not contain ``{`` or ``}``. A tag there would hash every key by the
   namespace, putting all sessions into one slot on one node.
 
+The store runs on asyncio only (redis-py's ``redis.asyncio``); called under Trio, it raises
+:class:`~asgisession.errors.ConfigurationError` saying so.
+
 Errors: every redis-py error (whose ``ConnectionError`` and ``TimeoutError`` shadow the
 builtins) and every timeout becomes :class:`~asgisession.errors.StoreUnavailable`, with
 the original error as ``__cause__``.
@@ -39,7 +42,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigurationError, StoreUnavailable
-from .base import ClosingStore, check_ttl
+from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
 __all__ = ["RedisStore"]
@@ -182,6 +185,10 @@ class RedisStore(ClosingStore):
         """Run ``operation`` under the timeout; redis-py errors become StoreUnavailable."""
         if self._closed:
             raise StoreUnavailable("this RedisStore is closed; create a new one")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # under Trio, say so instead of failing somewhere in redis-py
+            raise asyncio_only("RedisStore", "redis.asyncio is asyncio-only") from None
         deadlines = self._deadlines
         try:
             if deadlines is None:

@@ -1,16 +1,16 @@
 """SQLiteStore: sessions in one SQLite file, the embedded default for server-side sessions.
 
-aiosqlite runs sqlite3 on one worker thread per connection, and every call is a *hop* to
-that thread and back, which costs several times the point read it carries (measured in
-``benchmarks/sqlite_hops.py``). So the store coalesces. A call made while nothing is in
-flight runs at once, in its caller's task, in one hop, as a plain aiosqlite call would.
-Calls made while a hop is in flight queue up; when it lands, one flusher task runs all of
-them in ONE hop and ONE transaction, resolves each caller's future with its own result, and
-repeats until the queue is empty. Under load, many calls share each hop.
+sqlite3 blocks, so the store runs it on a thread of its own (:mod:`._sqlite_worker`), and
+every call is a *hop* to that thread and back, which costs several times the point read it
+carries (``benchmarks/sqlite_hops.py`` measures both). So the store coalesces. A call made
+while nothing is in flight runs at once, in its caller's task, in one hop. Calls made while
+a hop is in flight queue up; when it lands, one flusher task runs all of them in ONE hop and
+ONE transaction, resolves each caller's future with its own result, and repeats until the
+queue is empty. Under load, many calls share each hop.
 
 Invariants:
 
-1. At most one hop is in flight per store, and operations run in the order they were
+1. At most one batch is in flight per store, and operations run in the order they were
    called (a caller that gave up before its turn is skipped).
 2. Expired rows are never served. Every read, ``replace`` and ``touch`` says
    ``expires_at > now``; the sweep deletes the rows later.
@@ -19,66 +19,61 @@ Invariants:
    busy timeout does the waiting), a plain ``BEGIN`` when it only reads. An error in one
    operation fails only its caller; an error that ends the transaction, or a failed
    commit, fails the whole batch, so no caller hears of a write that was rolled back.
-4. WAL journal with ``synchronous=NORMAL``: readers never wait for the writer, and a commit
+4. Every call is bounded by ``timeout``; a caller that gives up (late, or cancelled) is
+   never written for: its batch rolls back and runs again without it, unless its commit
+   had begun (:mod:`._sqlite_statements`). A batch waits for another connection's write
+   lock no longer than its callers wait.
+5. WAL journal with ``synchronous=NORMAL``: readers never wait for the writer, and a commit
    costs no fsync (a power cut may lose the last commits, never the file).
-5. The sweep deletes expired rows ``sweep_batch`` at a time, each chunk its own short
+6. The sweep deletes expired rows ``sweep_batch`` at a time, each chunk its own short
    transaction and hop. It piggybacks on normal calls, at most once per ``sweep_interval``,
    and only when the queue is empty, so a queued operation never waits behind more than
    one chunk.
-6. Values are always SQL parameters. The table name is the one identifier written into
-   SQL, and it must match ``[A-Za-z_][A-Za-z0-9_]*``.
-7. Nothing happens at import or construction: the connection and the schema are made on
-   first use, on the worker thread, for the loop that uses them. sqlite3 errors become
+7. Nothing happens at import or construction: the thread, the connection and the schema
+   are made on first use. sqlite3 errors become
    :class:`~asgisession.errors.StoreUnavailable` and drop the connection, so a later call
    reopens it once the cause is gone.
-"""
 
-# S608 flags SQL built with f-strings. Here only the table name is, after _TABLE_NAME
-# checked it; every value is a parameter (invariant 5).
-# ruff: noqa: S608
+The store runs on asyncio only: its thread answers through the asyncio event loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
 import re
 import sqlite3
+import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Generic, TypeVar, cast
-
-import aiosqlite
+from typing import Any, TypeVar, cast
 
 from ..errors import ConfigurationError, StoreUnavailable
-from .base import ClosingStore, check_ttl
+from ._sqlite_statements import (
+    META_TABLE,
+    SCHEMA_VERSION,
+    Outcome,
+    Pending,
+    Statements,
+    abandon,
+    transaction,
+)
+from ._sqlite_worker import Worker
+from .base import ClosingStore, asyncio_only, check_ttl
+from .deadlines import Deadlines
 
 __all__ = ["META_TABLE", "SCHEMA_VERSION", "SQLiteStore"]
 
 logger: logging.Logger = logging.getLogger("asgisession")
 
-#: The schema version this code writes. A table of a newer version is refused.
-SCHEMA_VERSION = 1
-#: One row per store table: its name and schema version (a file may hold several stores).
-META_TABLE = "asgisession_schema"
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,57}")
 #: The most operations in one batch; bounds how long a transaction holds the write lock.
 _MAX_BATCH = 256
 
 _T = TypeVar("_T")
-_Op = Callable[[sqlite3.Connection], Any]
-_Outcome = tuple[bool, Any]  # (True, result) or (False, the exception)
-
-
-@dataclass(eq=False)
-class _Pending(Generic[_T]):
-    run: Callable[[sqlite3.Connection], _T]
-    writes: bool
-    future: asyncio.Future[_T]
 
 
 class SQLiteStore(ClosingStore):
@@ -86,20 +81,27 @@ class SQLiteStore(ClosingStore):
 
     :param path: the database file; created, with its tables, on first use.
     :param table: the sessions table; the user index lives in ``<table>_index``.
-    :param busy_timeout: seconds a write waits for another connection's lock.
+    :param timeout: seconds each call may take, its wait in the queue included, before it
+        raises :class:`~asgisession.errors.StoreUnavailable` (nothing of it written), or
+        ``None`` for no bound.
+    :param busy_timeout: seconds a write waits for another connection's lock (no longer
+        than ``timeout`` allows).
     :param sweep_interval: the fewest seconds between two sweeps of expired rows.
     :param sweep_batch: the most rows one sweep transaction deletes.
     :param clock: returns unix time; for tests.
     :raises ConfigurationError: for a bad setting; also on first use, for a table written
-        by a newer asgisession or by something else.
+        by a newer asgisession or by something else, or under an event loop other than
+        asyncio's.
 
-    The store owns its connection: :meth:`aclose` closes it, and the next call opens a new
-    one, in whichever event loop makes it. Close the store when the app stops (``async
-    with``, or the lifespan): aiosqlite's thread is not a daemon, so an open store keeps
-    the interpreter from exiting. A store serves one event loop at a time; a call from a
-    new loop lets the old loop's connection go and opens another.
+    The store owns its thread and connection: :meth:`aclose` closes them, and the next call
+    opens new ones. Close the store when the app stops (``async with``, or the lifespan),
+    so the file is closed cleanly; the thread is a daemon, so a store left open does not
+    keep the interpreter from exiting. A store serves one event loop at a time; a call from
+    a new loop lets the old loop's connection go and opens another.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``timeout``; the store runs sqlite3 on a thread of its own instead of aiosqlite's.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class SQLiteStore(ClosingStore):
         path: str | os.PathLike[str],
         *,
         table: str = "asgisession_sessions",
+        timeout: float | None = 2.0,
         busy_timeout: float = 5.0,
         sweep_interval: float = 60,
         sweep_batch: int = 500,
@@ -122,20 +125,29 @@ class SQLiteStore(ClosingStore):
                 f"table={table!r}; it is written into SQL, so use up to 58 letters, digits "
                 "and underscores, not starting with a digit or 'sqlite_'."
             )
+        if timeout is not None:
+            _check_number("timeout", timeout, minimum=0.0, exclusive=True)
         _check_number("busy_timeout", busy_timeout, minimum=0.0)
         _check_number("sweep_interval", sweep_interval, minimum=0.0, exclusive=True)
         if isinstance(sweep_batch, bool) or not isinstance(sweep_batch, int) or sweep_batch < 1:
             raise ConfigurationError(f"sweep_batch={sweep_batch!r}; give a whole number > 0.")
         self.path: str = os.fspath(path)
         self.table = table
+        self.timeout = timeout
         self.busy_timeout = busy_timeout
         self.sweep_interval = sweep_interval
         self.sweep_batch = sweep_batch
         self._clock = clock
-        self._sql = _Statements(table)
-        self._conn: aiosqlite.Connection | None = None
+        self._sql = Statements(table)
+        # A write waits for another connection's lock no longer than its caller waits, plus a
+        # quarter, so that the caller's own timeout is what it hears.
+        self._grace = 1.25
+        waits = busy_timeout if timeout is None else min(busy_timeout, timeout * self._grace)
+        self._busy_ms = int(waits * 1000)
+        self._deadlines = None if timeout is None else Deadlines(timeout)
+        self._worker: Worker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[_Pending[Any]] = []
+        self._pending: list[Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._leading = False  # a lone call is in flight in its caller's task
         self._closing = False
@@ -149,49 +161,52 @@ class SQLiteStore(ClosingStore):
 
     async def load(self, key: str) -> bytes | None:
         """Return the bytes under ``key``, or ``None`` when missing or expired."""
-        return await self._call(partial(self._load, key, self._clock()), writes=False)
+        run = partial(self._sql.load_row, key, self._clock())
+        return await self._call("a load", run, writes=False)
 
     async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
         """Store ``data`` for ``ttl`` seconds; with ``replace``, only over a live key."""
         now = self._clock()
-        run = partial(self._save, key, bytes(data), now + check_ttl(ttl), replace, now)
-        return await self._call(run, writes=True)
+        run = partial(self._sql.save_row, key, bytes(data), now + check_ttl(ttl), replace, now)
+        return await self._call("a save", run, writes=True)
 
     async def touch(self, key: str, *, ttl: int) -> bool:
         """Reset a live ``key``'s time to live; return whether it existed."""
         now = self._clock()
-        run = partial(self._rowcount, self._sql.touch, (now + check_ttl(ttl), key, now))
-        return await self._call(run, writes=True) == 1
+        run = partial(self._sql.rowcount, self._sql.touch, (now + check_ttl(ttl), key, now))
+        return await self._call("a touch", run, writes=True) == 1
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
-        await self._call(partial(self._rowcount, self._sql.delete, (key,)), writes=True)
+        run = partial(self._sql.rowcount, self._sql.delete, (key,))
+        await self._call("a delete", run, writes=True)
 
     async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
         """Add ``member`` to ``index`` until ``expires_at``, or move its expiry."""
-        params = (index, member, expires_at)
-        await self._call(partial(self._rowcount, self._sql.index_add, params), writes=True)
+        run = partial(self._sql.rowcount, self._sql.index_add, (index, member, expires_at))
+        await self._call("an index_add", run, writes=True)
 
     async def index_remove(self, index: str, member: str) -> None:
         """Remove ``member`` from ``index`` if present."""
-        params = (index, member)
-        await self._call(partial(self._rowcount, self._sql.index_remove, params), writes=True)
+        run = partial(self._sql.rowcount, self._sql.index_remove, (index, member))
+        await self._call("an index_remove", run, writes=True)
 
     async def index_members(self, index: str, *, now: int) -> dict[str, int]:
         """The live members of ``index``; expired ones are deleted on the way."""
-        return await self._call(partial(self._members, index, now), writes=True)
+        run = partial(self._sql.members, index, now)
+        return await self._call("an index_members", run, writes=True)
 
     async def sweep(self) -> int:
         """Delete every expired row now, ``sweep_batch`` per transaction; return the count.
 
         The store already sweeps by itself as it is used; this is for a shutdown hook, a
-        cron job, or a test.
+        cron job, or a test. Each chunk is one call, bounded by ``timeout``.
         """
         self._last_sweep = self._clock()
         total = 0
         while True:
-            chunk = partial(self._sweep_chunk, self._clock(), self.sweep_batch)
-            deleted = await self._call(chunk, writes=True)
+            chunk = partial(self._sql.sweep_chunk, self._clock(), self.sweep_batch)
+            deleted = await self._call("a sweep", chunk, writes=True)
             total += deleted
             if deleted < self.sweep_batch:
                 return total
@@ -201,6 +216,8 @@ class SQLiteStore(ClosingStore):
 
         Safe to call again; a call after it opens a new connection.
         """
+        if self._loop is None:  # never used: nothing to wait for or close
+            return
         loop = self._bind()
         self._closing = True  # no new sweep chunks; queued operations still run
         try:
@@ -213,31 +230,55 @@ class SQLiteStore(ClosingStore):
                     await asyncio.wait({self._idle})
         finally:
             self._closing, self._idle = False, None
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await _close_quietly(conn)
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await worker.close(loop)
 
-    # -- the queue (event loop side) ------------------------------------------------------
+    # -- a call: its bound, then the queue (event loop side) ------------------------------
 
-    async def _call(self, run: Callable[[sqlite3.Connection], _T], *, writes: bool) -> _T:
-        """Run one operation: at once when nothing is in flight, else in the next batch."""
-        loop = self._bind()
-        if self._leading or self._pending or self._flushing():
-            # Whoever is in flight (a lone call, or the flusher) starts or runs the next batch.
-            future: asyncio.Future[_T] = loop.create_future()
-            self._pending.append(_Pending(run, writes, future))
-            return await future
-        # Idle: this call runs in its own task, in one hop, with no flusher task to start and
-        # wake; calls that arrive meanwhile queue, and it hands them to a flusher after.
-        self._leading = True
+    async def _call(
+        self, what: str, run: Callable[[sqlite3.Connection], _T], *, writes: bool
+    ) -> _T:
+        """Run one operation within ``timeout``: at once when idle, else in the next batch."""
+        self._bind()  # first: under Trio, the error that says why
+        deadlines = self._deadlines
+        if deadlines is None:
+            return cast("_T", await self._submit(Pending(run, writes, None)))
+        pending = Pending(run, writes, time.monotonic() + deadlines.timeout * self._grace)
         try:
-            [outcome] = await self._execute([run], writes)
-        finally:
-            self._leading = False
-            self._kick()
-            if self._idle is not None and not self._idle.done():
-                self._idle.set_result(None)  # aclose() is waiting for this call
-        return cast("_T", self._result(outcome))
+            if sys.version_info >= (3, 11):
+                with deadlines.bound():
+                    return cast("_T", await self._submit(pending))
+            return cast("_T", await asyncio.wait_for(self._submit(pending), deadlines.timeout))
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+            outcome = "nothing was written" if abandon(pending) else "it may have been written"
+            raise StoreUnavailable(
+                f"SQLite database {self.path!r} did not answer {what} within {self.timeout} s "
+                f"({outcome}). Another connection may hold its write lock, or the disk is slow."
+            ) from None
+
+    async def _submit(self, pending: Pending) -> Any:
+        loop = cast("asyncio.AbstractEventLoop", self._loop)
+        try:
+            if self._leading or self._pending or self._flushing():
+                # Whoever is in flight (a lone call, or the flusher) runs the next batch.
+                pending.future = loop.create_future()
+                self._pending.append(pending)
+                return await pending.future
+            # Idle: this call runs in its own task, in one hop, with no flusher task to start
+            # and wake; calls that arrive meanwhile queue, and it hands them to a flusher after.
+            self._leading = True
+            try:
+                [(_, outcome)] = await self._execute([pending], pending.writes)
+            finally:
+                self._leading = False
+                self._kick()
+                if self._idle is not None and not self._idle.done():
+                    self._idle.set_result(None)  # aclose() is waiting for this call
+            return self._result(outcome)
+        except asyncio.CancelledError:
+            abandon(pending)  # late or cancelled: its batch must not commit it
+            raise
 
     def _flushing(self) -> bool:
         return self._flusher is not None and not self._flusher.done()
@@ -249,7 +290,7 @@ class SQLiteStore(ClosingStore):
         if self._pending or (not self._closing and self._sweep_due()):
             self._flusher = self._loop.create_task(self._drain(self._pending))
 
-    def _result(self, outcome: _Outcome) -> Any:
+    def _result(self, outcome: Outcome) -> Any:
         ok, value = outcome
         if ok:
             return value
@@ -258,19 +299,23 @@ class SQLiteStore(ClosingStore):
         raise value
 
     def _bind(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise asyncio_only(
+                "SQLiteStore", "its sqlite3 thread answers through asyncio"
+            ) from None
         if loop is not self._loop:
             # A new event loop (a second asyncio.run(), a test's loop). The old loop keeps its
-            # queue and flusher. Its connection is let go, not reused: aiosqlite's thread dies
-            # when a call ends after its loop closed, and a dead thread never answers again.
+            # queue and flusher; its thread closes the connection once its jobs are done.
             self._loop, self._pending, self._flusher = loop, [], None
             self._leading, self._idle = False, None
-            if self._conn is not None:
-                self._conn.stop()
-                self._conn = None
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
         return loop
 
-    async def _drain(self, pending: list[_Pending[Any]]) -> None:
+    async def _drain(self, pending: list[Pending]) -> None:
         """Run queued operations a batch per hop until none are left, then sweep if due."""
         yielded = False
         while True:
@@ -290,11 +335,12 @@ class SQLiteStore(ClosingStore):
             else:
                 return
 
-    async def _run_batch(self, batch: list[_Pending[Any]]) -> None:
+    async def _run_batch(self, batch: list[Pending]) -> None:
         try:
-            outcomes = await self._execute([p.run for p in batch], any(p.writes for p in batch))
+            outcomes = await self._execute(batch, any(p.writes for p in batch))
         except asyncio.CancelledError:
             for pending in batch:
+                abandon(pending)
                 pending.future.cancel()
             raise
         except Exception as exc:  # StoreUnavailable, ConfigurationError, or a bug: tell all
@@ -302,7 +348,7 @@ class SQLiteStore(ClosingStore):
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
-        for pending, outcome in zip(batch, outcomes, strict=True):
+        for pending, outcome in outcomes:
             if pending.future.done():
                 continue
             try:
@@ -311,7 +357,7 @@ class SQLiteStore(ClosingStore):
                 pending.future.set_exception(exc)
 
     def _sweep_due(self) -> bool:
-        if self._conn is None:  # piggyback only on a working connection
+        if self._worker is None:  # piggyback only on a working connection
             return False
         if not self._sweeping:
             now = self._clock()
@@ -321,273 +367,57 @@ class SQLiteStore(ClosingStore):
         return True
 
     async def _sweep_step(self) -> None:
-        chunk = partial(self._sweep_chunk, self._clock(), self.sweep_batch)
+        chunk = partial(self._sql.sweep_chunk, self._clock(), self.sweep_batch)
         try:
-            [(ok, deleted)] = await self._execute([chunk], True)
+            [(_, (ok, deleted))] = await self._execute([Pending(chunk, True, None)], True)
         except Exception as exc:  # a sweep must never stop the flusher
             ok, deleted = False, exc
         if not ok:
             logger.warning("SQLiteStore sweep of %s failed, retrying later: %s", self.path, deleted)
         self._sweeping = ok and deleted >= self.sweep_batch  # a full chunk: maybe more left
 
-    # -- the connection -------------------------------------------------------------------
+    # -- the thread -----------------------------------------------------------------------
 
-    async def _execute(self, ops: Sequence[_Op], writes: bool) -> list[_Outcome]:
-        """Run ``ops`` in one transaction in one hop, opening the connection if needed."""
-        conn = self._conn if self._conn is not None else await self._open()
+    async def _execute(self, batch: list[Pending], writes: bool) -> list[tuple[Pending, Outcome]]:
+        """Run ``batch`` in one transaction in one hop, opening the connection if needed."""
+        worker = self._worker if self._worker is not None else await self._open()
+        self._hops += 1
         try:
-            self._hops += 1
-            return await _hop(conn, partial(_transaction, ops, writes))
-        except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "closed"
-            if self._conn is conn:
-                self._conn = None
-            await _close_quietly(conn)
-            raise self._unavailable(exc) from exc
-
-    async def _open(self) -> aiosqlite.Connection:
-        try:
-            # isolation_level=None: sqlite3 opens no transactions of its own; we BEGIN.
-            conn = await aiosqlite.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, factory=_Connection
+            return await worker.submit(
+                cast("asyncio.AbstractEventLoop", self._loop),
+                partial(transaction, batch, writes, self._busy_ms),
             )
         except sqlite3.Error as exc:
+            if self._worker is worker:
+                self._worker = None
+            worker.stop()
             raise self._unavailable(exc) from exc
+
+    async def _open(self) -> Worker:
+        worker = Worker(self._connect, f"asgisession SQLiteStore {self.path}")
+        self._hops += 1
         try:
-            self._hops += 1
-            await _hop(conn, self._setup)
+            loop = cast("asyncio.AbstractEventLoop", self._loop)
+            await worker.submit(loop, partial(self._sql.setup, self.path, self._busy_ms / 1000))
         except BaseException as exc:
-            await _close_quietly(conn)
+            worker.stop()
             if isinstance(exc, sqlite3.Error):
                 raise self._unavailable(exc) from exc
             raise
-        self._conn = conn
-        return conn
+        self._worker = worker
+        return worker
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: sqlite3 opens no transactions of its own; we BEGIN.
+        return sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None)
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        waited = self._busy_ms / 1000
         return StoreUnavailable(
             f"SQLite database {self.path!r} is unavailable: {exc}. Check that its directory "
             "exists and is writable, that the file is a SQLite database, that the disk has "
-            f"room, and that no other connection holds a write lock for over {self.busy_timeout} s."
+            f"room, and that no other connection holds a write lock for over {waited:g} s."
         )
-
-    # -- on the worker thread -------------------------------------------------------------
-
-    def _setup(self, db: sqlite3.Connection) -> None:
-        """Set the connection's pragmas and create or check the versioned schema."""
-        if isinstance(db, _Connection) and db.open_error is not None:
-            raise db.open_error
-        self._set_wal(db)
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("BEGIN IMMEDIATE")  # two processes starting at once create it once
-        try:
-            db.execute(
-                f"CREATE TABLE IF NOT EXISTS {META_TABLE} "
-                "(table_name TEXT PRIMARY KEY COLLATE NOCASE, version INTEGER NOT NULL)"
-            )
-            row = db.execute(
-                f"SELECT version FROM {META_TABLE} WHERE table_name = ?",
-                (self.table,),
-            ).fetchone()
-            if row is None:
-                taken = db.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' "
-                    "AND lower(name) IN (lower(?), lower(?))",
-                    (self.table, self._sql.index_table),
-                ).fetchone()
-                if taken is not None:
-                    raise ConfigurationError(
-                        f"{self.path!r} already has a table {taken[0]!r} that asgisession "
-                        "did not create; give SQLiteStore another table= or file."
-                    )
-                for statement in self._sql.schema:
-                    db.execute(statement)
-                db.execute(f"INSERT INTO {META_TABLE} VALUES (?, ?)", (self.table, SCHEMA_VERSION))
-            elif row[0] != SCHEMA_VERSION:
-                # Version 1 is the first; a later one adds its migration step here.
-                newer = isinstance(row[0], int) and row[0] > SCHEMA_VERSION
-                raise ConfigurationError(
-                    f"table {self.table!r} in {self.path!r} has schema version {row[0]!r}; "
-                    f"this asgisession knows version {SCHEMA_VERSION}. "
-                    + ("Upgrade asgisession, or" if newer else f"Fix its row in {META_TABLE}, or")
-                    + " give SQLiteStore another file or table."
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
-
-    def _set_wal(self, db: sqlite3.Connection) -> None:
-        # The mode is stored in the file. Switching skips the busy handler: two processes
-        # opening a new file at once get "database is locked" at once. So retry until the
-        # busy timeout, as SQLite would for any other lock.
-        deadline = time.monotonic() + self.busy_timeout
-        while True:
-            try:
-                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005)
-        if mode != "wal" and self.path != ":memory:":
-            logger.warning("SQLiteStore %s runs in journal mode %r, not WAL", self.path, mode)
-
-    def _load(self, key: str, now: float, db: sqlite3.Connection) -> bytes | None:
-        row = db.execute(self._sql.load, (key, now)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def _save(
-        self,
-        key: str,
-        data: bytes,
-        expires_at: float,
-        replace: bool,
-        now: float,
-        db: sqlite3.Connection,
-    ) -> bool:
-        if replace:  # only a live row: a deleted session must stay deleted (base.py, rule 3)
-            return db.execute(self._sql.replace, (data, expires_at, key, now)).rowcount == 1
-        db.execute(self._sql.upsert, (key, data, expires_at))
-        return True
-
-    @staticmethod
-    def _rowcount(sql: str, params: tuple[object, ...], db: sqlite3.Connection) -> int:
-        return db.execute(sql, params).rowcount
-
-    def _members(self, index: str, now: int, db: sqlite3.Connection) -> dict[str, int]:
-        db.execute(self._sql.index_prune, (index, now))
-        rows = db.execute(self._sql.index_members, (index, now)).fetchall()
-        return {str(member): int(expires_at) for member, expires_at in rows}
-
-    def _sweep_chunk(self, now: float, limit: int, db: sqlite3.Connection) -> int:
-        deleted = db.execute(self._sql.sweep, (now, limit)).rowcount
-        if deleted < limit:
-            deleted += db.execute(self._sql.index_sweep, (now, limit - deleted)).rowcount
-        return deleted
-
-
-class _Connection(sqlite3.Connection):
-    """A sqlite3 connection that keeps its failure to open, for the first hop to raise.
-
-    When sqlite3.connect() raises inside aiosqlite.connect(), aiosqlite stops its thread
-    without waiting for it, and the thread's last answer may reach a loop that has closed
-    meanwhile, which kills the thread. Failing in the first hop instead, which we await,
-    lets the store close the connection the ordinary way.
-    """
-
-    open_error: sqlite3.Error | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            super().__init__(*args, **kwargs)
-        except sqlite3.Error as exc:
-            self.open_error = exc
-
-
-class _Statements:
-    """Every SQL statement of one store, built once; the table name is checked already."""
-
-    def __init__(self, table: str) -> None:
-        t = table
-        i = self.index_table = f"{table}_index"
-        self.schema = (
-            f"CREATE TABLE {t} (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
-            "expires_at REAL NOT NULL)",
-            f"CREATE INDEX {t}_expires_at ON {t} (expires_at)",
-            f"CREATE TABLE {i} (index_key TEXT NOT NULL, member TEXT NOT NULL, "
-            "expires_at INTEGER NOT NULL, PRIMARY KEY (index_key, member))",
-            f"CREATE INDEX {i}_expires_at ON {i} (expires_at)",
-        )
-        self.load = f"SELECT data FROM {t} WHERE key = ? AND expires_at > ?"
-        self.upsert = (
-            f"INSERT INTO {t} (key, data, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) "
-            "DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at"
-        )
-        self.replace = f"UPDATE {t} SET data = ?, expires_at = ? WHERE key = ? AND expires_at > ?"
-        self.touch = f"UPDATE {t} SET expires_at = ? WHERE key = ? AND expires_at > ?"
-        self.delete = f"DELETE FROM {t} WHERE key = ?"
-        self.index_add = (
-            f"INSERT INTO {i} (index_key, member, expires_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (index_key, member) DO UPDATE SET expires_at = excluded.expires_at"
-        )
-        self.index_remove = f"DELETE FROM {i} WHERE index_key = ? AND member = ?"
-        self.index_prune = f"DELETE FROM {i} WHERE index_key = ? AND expires_at <= ?"
-        self.index_members = (
-            f"SELECT member, expires_at FROM {i} WHERE index_key = ? AND expires_at > ?"
-        )
-        self.sweep = (
-            f"DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= ? LIMIT ?)"
-        )
-        self.index_sweep = (
-            f"DELETE FROM {i} WHERE rowid IN (SELECT rowid FROM {i} WHERE expires_at <= ? LIMIT ?)"
-        )
-
-
-def _transaction(ops: Sequence[_Op], writes: bool, db: sqlite3.Connection) -> list[_Outcome]:
-    """Run ``ops`` in one transaction, keeping each one's result or exception."""
-    db.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
-    outcomes: list[_Outcome] = []
-    try:
-        for op in ops:
-            try:
-                outcomes.append((True, op(db)))
-            except Exception as exc:
-                if not db.in_transaction:  # it took the transaction with it: all void
-                    raise
-                outcomes.append((False, exc))  # one statement failed, and only it undone
-        db.execute("COMMIT")
-    except BaseException:
-        _rollback(db)
-        raise
-    return outcomes
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    if db.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
-
-
-def _in_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], _T]) -> Awaitable[_T]:
-    """Run ``fn(sqlite3_connection)`` on ``conn``'s worker thread: one hop.
-
-    aiosqlite (0.20 to 0.22) has no public way to run a callable on its thread, and its
-    public methods are one hop per statement. Each of them goes through
-    ``Connection._execute(fn)``, so we call that directly and a whole batch is one queue
-    item. ``_conn`` is the sqlite3 connection, used only on that thread.
-    """
-    execute = cast("Callable[[Callable[[], _T]], Awaitable[_T]]", conn._execute)
-    return execute(lambda: fn(conn._conn))
-
-
-async def _hop(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-    """:func:`_in_thread`, but a cancelled caller still waits for the thread to finish.
-
-    Cancelling the await does not stop the thread, and aiosqlite's thread dies if it then
-    answers a loop that has closed meanwhile (as ``asyncio.run()`` does right after
-    cancelling its tasks). A no-op queued behind the call returns once the call is done.
-    """
-    try:
-        return await _in_thread(conn, fn)
-    except asyncio.CancelledError:
-        barrier = asyncio.ensure_future(_in_thread(conn, _nothing))
-        while not barrier.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({barrier})
-        if not barrier.cancelled():
-            barrier.exception()  # retrieved, so never logged as unhandled
-        raise
-
-
-def _nothing(db: sqlite3.Connection) -> None:
-    pass
-
-
-async def _close_quietly(conn: aiosqlite.Connection) -> None:
-    try:
-        await conn.close()  # aiosqlite stops its thread even when the close fails
-    except (sqlite3.Error, ValueError) as exc:
-        logger.debug("closing a SQLite connection failed: %s", exc)
 
 
 def _check_number(name: str, value: float, *, minimum: float, exclusive: bool = False) -> None:

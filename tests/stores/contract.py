@@ -3,15 +3,16 @@
 Each adapter's test module subclasses :class:`StoreContract` and provides a ``store``
 fixture that yields a fresh, empty store backed by the real service (a real file, a real
 redis-server, a real memcached). Optional abilities are tested only where the store has
-them, by protocol (``SupportsTouch``, ``SupportsUserIndex``), never by class.
+them, by protocol (``SupportsTouch``, ``SupportsUserIndex``), never by class. The suite
+uses anyio only, so it runs under Trio too (``test_trio.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 
+import anyio
 import pytest
 
 from asgisession.stores.base import Store, SupportsTouch, SupportsUserIndex, hash_key
@@ -27,7 +28,7 @@ async def wait_until_gone(store: Store, key: str, limit: float = 4.0) -> float:
     start = time.monotonic()
     while await store.load(key) is not None:
         assert time.monotonic() - start < limit, f"{key} outlived its TTL by far"
-        await asyncio.sleep(0.05)
+        await anyio.sleep(0.05)
     return time.monotonic() - start
 
 
@@ -129,8 +130,15 @@ class StoreContract:
             await store.save(key, b"w%d" % index, ttl=60, replace=True)
             return await store.load(key)
 
-        results = await asyncio.gather(*(write_then_read(i, k) for i, k in enumerate(keys)))
-        assert [b"w%d" % i for i in range(50)] == results
+        results: dict[int, bytes | None] = {}
+
+        async def one(index: int, key: str) -> None:
+            results[index] = await write_then_read(index, key)
+
+        async with anyio.create_task_group() as group:  # asyncio's or Trio's, as the test runs
+            for index, key in enumerate(keys):
+                group.start_soon(one, index, key)
+        assert [b"w%d" % i for i in range(50)] == [results[i] for i in range(50)]
 
     async def test_touch_extends(self, store: Store) -> None:
         """touch() resets the TTL without changing data, and says whether the key exists."""
@@ -139,7 +147,7 @@ class StoreContract:
         key = new_key()
         await store.save(key, b"data", ttl=1)
         assert await store.touch(key, ttl=60)
-        await asyncio.sleep(1.5)
+        await anyio.sleep(1.5)
         assert b"data" == await store.load(key)
         assert not await store.touch(new_key(), ttl=60)
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from asgisession import ConfigurationError, StoreUnavailable
+from asgisession.stores import _sqlite_statements
 from asgisession.stores.base import Store, SupportsTouch, SupportsUserIndex
-from asgisession.stores.sqlite import META_TABLE, SCHEMA_VERSION, SQLiteStore, _in_thread
+from asgisession.stores.sqlite import META_TABLE, SCHEMA_VERSION, SQLiteStore
 
 from .contract import StoreContract, new_key
 
@@ -114,15 +115,16 @@ class TestSchema:
 
     async def test_wal_normal_and_busy_timeout(self, db_path: Path) -> None:
         """The file is in WAL mode; the connection runs synchronous=NORMAL and the timeout."""
-        async with SQLiteStore(db_path, busy_timeout=2.5) as store:
+        async with SQLiteStore(db_path, busy_timeout=2.5, timeout=None) as store:
             await store.load("k")
-            assert store._conn is not None
+            assert store._worker is not None
 
             def pragmas(db: sqlite3.Connection) -> tuple[object, object]:
                 sync = db.execute("PRAGMA synchronous").fetchone()[0]
                 return sync, db.execute("PRAGMA busy_timeout").fetchone()[0]
 
-            assert (1, 2500) == await _in_thread(store._conn, pragmas)  # 1 is NORMAL
+            on_thread = store._worker.submit(asyncio.get_running_loop(), pragmas)
+            assert (1, 2500) == await on_thread  # 1 is NORMAL
         assert [("wal",)] == query(db_path, "PRAGMA journal_mode")
 
     async def test_expiry_is_indexed(self, db_path: Path) -> None:
@@ -387,7 +389,7 @@ class TestLifecycle:
         await store.aclose()
         await store.save("k", b"v", ttl=60)
         await store.aclose()
-        assert store._conn is None
+        assert store._worker is None
         await store.aclose()
 
     async def test_use_after_aclose_reopens(self, db_path: Path) -> None:
@@ -408,7 +410,7 @@ class TestLifecycle:
         await store.aclose()
         assert all(save.done() for save in saves)
         assert [True] * 20 == [await save for save in saves]
-        assert store._conn is None
+        assert store._worker is None
         assert 20 == count_rows(db_path)
 
 
@@ -523,3 +525,80 @@ class TestUnavailable:
                 await store.load("k")
             directory.mkdir()
             assert None is await store.load("k")
+
+
+@pytest.mark.anyio
+class TestTimeout:
+    """Each call is bounded by the store's own timeout, and a late write is never made."""
+
+    async def test_a_held_write_lock_times_out_and_nothing_is_written(self, db_path: Path) -> None:
+        """Another connection holds the write lock past the timeout: StoreUnavailable, in time,
+        naming the file, the operation and the timeout; the lock's release writes nothing."""
+        async with SQLiteStore(db_path, timeout=0.6, busy_timeout=5) as store:
+            await store.save("k", b"old", ttl=60)
+            with closing(sqlite3.connect(db_path, isolation_level=None)) as other:
+                other.execute("BEGIN IMMEDIATE")
+                start = time.monotonic()
+                with pytest.raises(StoreUnavailable) as info:
+                    await store.save("k", b"new", ttl=60)
+                took = time.monotonic() - start
+                message = str(info.value)
+                assert str(db_path) in message
+                assert "a save" in message
+                assert "0.6 s" in message
+                assert "nothing was written" in message
+                assert took < 1.5
+                other.execute("ROLLBACK")  # the store's thread may take the lock now
+            assert b"old" == await store.load("k")
+            await asyncio.sleep(0.3)  # were the abandoned save still coming, it would land
+            assert b"old" == await store.load("k")
+            assert [(b"old",)] == query(db_path, f"SELECT data FROM {TABLE}")
+
+    async def test_a_caller_that_gives_up_mid_batch_is_rolled_back(
+        self, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The lock comes free after the caller gave up but while its batch runs: the batch
+        sees its caller gone before COMMIT, and rolls its write back."""
+
+        def begin(db: sqlite3.Connection, writes: bool, *_: object) -> None:
+            db.execute("BEGIN IMMEDIATE" if writes else "BEGIN")  # waits the full 5 s
+
+        # Without the store's shortened lock wait, the batch outlives its caller for sure.
+        monkeypatch.setattr(_sqlite_statements, "_begin", begin)
+        store = SQLiteStore(db_path, timeout=0.2)
+        store._busy_ms = 5000
+        async with store:
+            await store.load("warm-up")
+            with closing(sqlite3.connect(db_path, isolation_level=None)) as other:
+                other.execute("BEGIN IMMEDIATE")
+                save = asyncio.ensure_future(store.save("k", b"late", ttl=60))
+                await asyncio.sleep(0.5)  # the save has timed out; its batch still waits
+                assert save.done()
+                with pytest.raises(StoreUnavailable, match="nothing was written"):
+                    await save
+                other.execute("ROLLBACK")  # now the batch gets the lock and runs the save
+            assert None is await store.load("k")  # queued behind the abandoned batch
+            assert 0 == count_rows(db_path)
+
+    async def test_queued_calls_time_out_too(self, db_path: Path) -> None:
+        """Calls queued behind a blocked batch raise by their own deadline, not later."""
+        async with SQLiteStore(db_path, timeout=0.3) as store:
+            await store.load("warm-up")
+            with closing(sqlite3.connect(db_path, isolation_level=None)) as other:
+                other.execute("BEGIN IMMEDIATE")
+                start = time.monotonic()
+                results = await asyncio.gather(
+                    *(store.save(f"k{i}", b"v", ttl=60) for i in range(5)),
+                    return_exceptions=True,
+                )
+                assert time.monotonic() - start < 1.5
+                other.execute("ROLLBACK")
+            assert all(isinstance(r, StoreUnavailable) for r in results)
+            assert await store.save("k", b"v", ttl=60)  # and the store works again
+            assert 1 == count_rows(db_path)
+
+    @pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), True, "2"])
+    def test_timeout_is_checked(self, bad: object) -> None:
+        """A timeout that is not a positive finite number (or None) is refused."""
+        with pytest.raises(ConfigurationError, match="timeout"):
+            SQLiteStore("unused.db", timeout=bad)  # type: ignore[arg-type]

@@ -1,0 +1,201 @@
+"""memcached's text protocol on connections borrowed from an aiomcache pool.
+
+Why this exists instead of calling ``aiomcache.Client``: aiomcache 0.8 puts a connection
+back into its pool when a command is cancelled (or times out) mid-reply, because its
+``acquire`` wrapper marks a connection broken only on ``Exception``, and ``CancelledError``
+is not one. The late reply is then read by the next command on that connection: a miss for
+a key that exists, an old value, or a ``replace`` reported as stored that was not. It also
+spins forever, without yielding to the event loop, if the server closes the connection in
+the middle of a one-line reply (aio-libs/aiomcache#502).
+
+So :class:`MemcachedStore <asgisession.stores.memcached.MemcachedStore>` keeps aiomcache's
+client and pool (connecting, pool size, closing) and uses only this module on the wire:
+
+* :class:`Borrower` takes a connection from the pool, runs one command on it, and closes
+  (never pools) a connection whose command did not finish, whatever stopped it.
+* :func:`exchange` and :func:`retrieve` speak the few text commands the store needs, and
+  check every reply: a reply for another key, or one the command cannot produce, raises
+  :class:`Unexpected` and the connection is closed, so it is never served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiomcache.pool import Connection, MemcachePool
+
+__all__ = ["Borrower", "ServerError", "Slots", "Unexpected", "exchange", "retrieve"]
+
+logger: logging.Logger = logging.getLogger("asgisession")
+
+_T = TypeVar("_T")
+
+#: What follows a value's bytes in a one-key get reply: the block's CRLF, then END.
+_VALUE_END = b"\r\nEND\r\n"
+
+
+class Unexpected(Exception):
+    """A reply this store never asked for: the connection is out of step or not memcached."""
+
+
+class ServerError(Unexpected):
+    """memcached answered ``ERROR``, ``CLIENT_ERROR ...`` or ``SERVER_ERROR ...``."""
+
+
+async def _reply(conn: Connection) -> bytes:
+    """Read one reply line, without its CRLF."""
+    try:
+        line = await conn.reader.readline()
+    except ValueError as exc:  # a line past the reader's limit: not a memcached reply
+        raise Unexpected("reply line too long") from exc
+    if not line.endswith(b"\r\n"):  # EOF; aiomcache loops forever here (#502)
+        raise ConnectionResetError("memcached closed the connection mid-reply")
+    line = line[:-2]
+    if line == b"ERROR" or line.startswith((b"CLIENT_ERROR", b"SERVER_ERROR")):
+        raise ServerError(line.decode("ascii", "replace"))
+    return line
+
+
+async def _send(conn: Connection, request: bytes) -> None:
+    """Write one whole request; wait for the socket only if it did not all go out at once."""
+    # One write per command: asyncio sockets are TCP_NODELAY, so each write() can leave as
+    # a packet of its own, and a set split in three costs memcached three reads.
+    writer = conn.writer
+    writer.write(request)
+    # A small request goes straight into the socket, leaving nothing to drain. A large
+    # value that is still buffered is waited for.
+    if writer.transport.get_write_buffer_size():
+        await writer.drain()
+
+
+async def exchange(
+    conn: Connection, line: bytes, *expected: bytes, data: bytes | None = None
+) -> bytes:
+    """Send one command (with its data block, if any); return its reply, one of ``expected``."""
+    await _send(conn, line + b"\r\n" if data is None else b"".join((line, b"\r\n", data, b"\r\n")))
+    reply = await _reply(conn)
+    if reply not in expected:
+        raise Unexpected(f"unexpected reply {reply[:60]!r} to {line.split(b' ', 1)[0]!r}")
+    return reply
+
+
+async def retrieve(conn: Connection, key: bytes, *, cas: bool) -> tuple[bytes | None, int]:
+    """``get`` (or ``gets``) one key: its value or ``None``, and its CAS token (0 if none)."""
+    await _send(conn, (b"gets " if cas else b"get ") + key + b"\r\n")
+    line = await _reply(conn)
+    if line == b"END":
+        return None, 0
+    # VALUE <key> <flags> <bytes> [<cas unique>]
+    parts = line.split(b" ")
+    if (
+        len(parts) != (5 if cas else 4)
+        or parts[0] != b"VALUE"
+        or parts[1] != key  # a reply for another key: out of step, never served
+        or not all(part.isdigit() for part in parts[2:])
+    ):
+        raise Unexpected(f"unexpected reply {line[:60]!r} to a get")
+    # The value, its CRLF and the closing END in one read: exactly what is left of the
+    # reply to a one-key get, so nothing of a later reply is consumed.
+    size = int(parts[3])
+    block = await conn.reader.readexactly(size + len(_VALUE_END))
+    if not block.endswith(_VALUE_END):
+        raise Unexpected("malformed value block")
+    return block[:size], int(parts[4]) if cas else 0
+
+
+class Slots:
+    """At most ``n`` holders at once; waiters are served first come, first served.
+
+    An ``asyncio.Semaphore`` with a synchronous fast path: taking a free slot when nobody
+    waits costs no coroutine, where ``async with semaphore`` costs three. A released slot
+    is handed straight to the first waiter, so a newcomer never overtakes it.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def take_now(self) -> bool:
+        """Take a slot if one is free and nobody waits; whether it was taken."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Wait for a slot handed over by :meth:`give`."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot, then cancelled before running: pass it on
+            elif waiter in self._waiters:  # give() drops cancelled waiters it meets
+                self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        """Release a slot: to the first waiter still waiting, else back to the free ones."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+class Borrower:
+    """Runs commands on connections of one aiomcache pool, at most its size at once.
+
+    aiomcache's pool counts a connection only once it is open, so commands that all find it
+    below its size each open one (a burst of 200 on an idle pool: 200 connections, the
+    extras closed again). So at most pool-size commands are in flight (:class:`Slots`), and
+    below its size they acquire in turn: the first opens the pool's connections, the rest
+    find them. The slots also hand connections over first come, first served, where
+    aiomcache's queue wakes waiters only for them to find the connection taken.
+    """
+
+    __slots__ = ("_filling", "_pool", "_size", "_slots", "closing")
+
+    def __init__(self, pool: MemcachePool, size: int) -> None:
+        #: Set when the pool is closing: connections are then closed, not pooled, after use.
+        self.closing = False
+        self._pool = pool
+        self._size = size
+        self._slots = Slots(size)
+        self._filling = asyncio.Lock()
+
+    async def run(self, command: Callable[[Connection], Awaitable[_T]]) -> _T:
+        """Run ``command`` on a pooled connection, waiting for one if all are busy."""
+        pool, slots = self._pool, self._slots
+        if not slots.take_now():
+            await slots.take()
+        try:
+            if pool.size() < self._size:
+                async with self._filling:
+                    conn = await pool.acquire()
+            else:
+                conn = await pool.acquire()
+            finished = False
+            try:
+                result = await command(conn)
+                finished = True
+                return result
+            finally:
+                if not finished:
+                    # The reply may be unread or half-read: never let another command see it.
+                    logger.debug("closing a memcached connection whose command did not finish")
+                if not finished or self.closing:
+                    # aiomcache's release() closes, instead of pooling, a connection whose
+                    # reader holds an exception.
+                    conn.reader.set_exception(ConnectionAbortedError("not reusable"))
+                pool.release(conn)
+        finally:
+            slots.give()

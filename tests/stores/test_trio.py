@@ -1,0 +1,95 @@
+"""The stores under Trio: MemoryStore and NullStore work; the asyncio-only adapters say why not.
+
+Every test here runs on anyio's Trio backend (this module overrides ``anyio_backend``).
+RedisStore, MemcachedStore and SQLiteStore are built on asyncio (redis.asyncio, aiomcache,
+a thread that answers through asyncio's loop): their first call raises ConfigurationError
+naming the limit and what to do, not an obscure failure inside the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from asgisession import ConfigurationError
+from asgisession.stores import MemcachedStore, MemoryStore, NullStore, RedisStore, SQLiteStore
+from asgisession.stores.base import Store
+
+from .contract import StoreContract, new_key
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """This module runs on Trio."""
+    return "trio"
+
+
+class TestMemoryStoreUnderTrio(StoreContract):
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[Store]:
+        async with MemoryStore() as store:
+            yield store
+
+
+class TestNullStoreUnderTrio:
+    async def test_keeps_nothing(self) -> None:
+        """NullStore needs no event loop of any kind."""
+        async with NullStore() as store:
+            assert not await store.save("k", b"v", ttl=60)
+            assert None is await store.load("k")
+            await store.delete("k")
+
+
+def sqlite_store(tmp_path: Path) -> Store:
+    return SQLiteStore(tmp_path / "sessions.db")
+
+
+def redis_store(tmp_path: Path) -> Store:
+    # Nothing connects before the first command; port 9 would refuse anyway.
+    return RedisStore(aioredis.Redis(host="127.0.0.1", port=9))
+
+
+def memcached_store(tmp_path: Path) -> Store:
+    return MemcachedStore(port=9)
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "client"),
+    [
+        (sqlite_store, "SQLiteStore", "asyncio"),
+        (redis_store, "RedisStore", "redis.asyncio"),
+        (memcached_store, "MemcachedStore", "aiomcache"),
+    ],
+)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda store: store.load(new_key()),
+        lambda store: store.save(new_key(), b"v", ttl=60),
+        lambda store: store.delete(new_key()),
+    ],
+    ids=["load", "save", "delete"],
+)
+async def test_asyncio_only_adapters_say_so(
+    tmp_path: Path,
+    make: Callable[[Path], Store],
+    name: str,
+    client: str,
+    call: Callable[[Store], Awaitable[object]],
+) -> None:
+    """The first call under Trio is a ConfigurationError naming the store, its client and
+    what to do; nothing is created on the way (no database file)."""
+    store = make(tmp_path)
+    with pytest.raises(ConfigurationError) as info:
+        await call(store)
+    message = str(info.value)
+    assert f"{name} runs on asyncio only" in message
+    assert client in message
+    assert "under trio" in message
+    assert "run the server on asyncio" in message
+    assert not (tmp_path / "sessions.db").exists()
