@@ -145,12 +145,13 @@ def test_rails_sha1_to_sha256_rotation_vectors(rotation: dict[str, Any]) -> None
     codec = cookies.jar_codec(KEYRING, kind)
     old = codec.open(source["cookie_value_escaped"], purpose=name, now=GENERATED_AT)
     assert msgspec.json.decode(old.payload) == rotation["read_value"]
-    assert old.key_index != 0  # opened with the read-only digest: re-issue
+    # opened with the newest secret but the read-only digest: re-issue
+    assert (0, True) == (old.key_index, old.stale)
     new = codec.open(
         rails_escape(rotation["rewritten_cookie_value"]), purpose=name, now=GENERATED_AT
     )
     assert msgspec.json.decode(new.payload) == rotation["read_value"]
-    assert new.key_index == 0
+    assert (0, False) == (new.key_index, new.stale)
     strict = (RailsVerifier if kind == "signed" else RailsEncryptor)(KEYRING, ("sha1",))
     with pytest.raises(InvalidMessage):
         strict.open(
