@@ -36,6 +36,7 @@ from typing import Any, Literal
 import msgspec
 
 from . import serializer
+from ._scope import NO_MIDDLEWARE
 from ._types import AnyScope
 from .cookies import (
     MAX_AGE_LIMIT,
@@ -64,13 +65,13 @@ _Kind = Literal["signed", "encrypted"]
 def cookies(scope: AnyScope) -> CookieJar:
     """The cookie jar of this request (one per request, created on first call).
 
-    :raises RuntimeError: when no :class:`~asgisession.SessionMiddleware` wraps the app.
+    :raises ConfigurationError: when no :class:`~asgisession.SessionMiddleware` wraps the app.
 
     .. versionadded:: 0.1
     """
     factory: Callable[[], CookieJar] | None = scope.get(SCOPE_KEY)
     if factory is None:
-        raise RuntimeError("cookies(scope) needs SessionMiddleware around the app.")
+        raise ConfigurationError(NO_MIDDLEWARE)
     return factory()
 
 

@@ -115,7 +115,7 @@ async def test_a_missing_cookie_raises_keyerror_and_gets_none(secret: str) -> No
 
 def test_cookies_without_the_middleware_raises() -> None:
     """cookies() names the missing SessionMiddleware."""
-    with pytest.raises(RuntimeError, match="SessionMiddleware"):
+    with pytest.raises(ConfigurationError, match="SessionMiddleware"):
         cookies({})
 
 
