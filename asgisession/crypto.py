@@ -331,7 +331,8 @@ class CookieFormat(Protocol):
     """**Protocol:** a cookie format bound to the secrets later, e.g. ``RailsCookies()``.
 
     :class:`~asgisession.SessionMiddleware` takes one as ``cookie_format`` and asks it for
-    the session cookie's codec and the cookie jar's.
+    the session cookie's codec and the cookie jar's. The native formats are ones too:
+    ``"encrypted"`` and ``"signed"`` name them (``asgisession.formats.NativeCookies``).
 
     .. versionadded:: 0.2
     """
