@@ -217,7 +217,7 @@ class CookieJar(Mapping[str, str]):
         secure: bool | Literal["auto"] = (
             True if name.startswith(("__Host-", "__Secure-")) else "auto"
         )
-        options = _options(name, None, False, path=path, domain=domain, secure=secure)
+        options = _options(name, None, False, max_age=None, path=path, domain=domain, secure=secure)
         is_secure = options.is_secure(self._scheme)
         self._pending[(name, path, domain)] = options.render_deletion(secure=is_secure)
         self._values.pop(name, None)
@@ -406,12 +406,14 @@ def _options(
 ) -> CookieOptions:
     """Cookie ``name``'s attributes, built here for every jar method.
 
-    ``options`` (or the jar's defaults), with each keyword that differs from its default
-    applied over it.
+    The keywords over the jar's defaults; or ``options``, with each keyword that differs
+    from its default applied over it.
     """
-    changes = {key: value for key, value in keywords.items() if value != getattr(_DEFAULTS, key)}
     if permanent:
-        if "max_age" in changes:
+        if keywords.get("max_age") is not None:
             raise ConfigurationError(f"cookie {name!r}: give max_age or permanent=True, not both.")
-        changes["max_age"] = MAX_AGE_LIMIT
-    return dataclasses.replace(_DEFAULTS if options is None else options, name=name, **changes)
+        keywords["max_age"] = MAX_AGE_LIMIT
+    if options is None:  # the common case, built directly (every caller gives max_age)
+        return CookieOptions(name=name, **keywords)
+    changes = {key: value for key, value in keywords.items() if value != getattr(_DEFAULTS, key)}
+    return dataclasses.replace(options, name=name, **changes)
