@@ -40,6 +40,8 @@ class NativeCookies:
     :param session: how the session cookie is sealed: ``"encrypted"`` (AES-256-GCM) or
         ``"signed"`` (HMAC-SHA256, readable by the client). The jar's ``signed`` and
         ``encrypted`` cookies are sealed as their names say, with keys of their own.
+
+    .. versionadded:: 0.2
     """
 
     __slots__ = ("session",)
@@ -65,6 +67,8 @@ class CodecFormat:
     """A session codec of the app's own, with the native cookie jar.
 
     :param codec: seals and opens the session cookie; it brings its own keys.
+
+    .. versionadded:: 0.2
     """
 
     __slots__ = ("codec",)
@@ -90,6 +94,8 @@ def resolve_format(cookie_format: object) -> CookieFormat:
     :param cookie_format: ``"encrypted"``, ``"signed"``, a ``CookieFormat`` (e.g.
         ``RailsCookies(...)`` or ``Rotation(...)``) or a ``MessageCodec``.
     :raises ConfigurationError: for anything else.
+
+    .. versionadded:: 0.2
     """
     if isinstance(cookie_format, str):
         if cookie_format in ("encrypted", "signed"):
