@@ -21,23 +21,17 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from . import _bench, serializer
-from .backends.server import SESSION_ID_BYTES
+from .backends.base import SealedCookie
+from .backends.server import SESSION_ID_BYTES, session_key
 from .config import secret_key_base_from_env
-from .cookies import MAX_COOKIE_SIZE
-from .crypto import (
-    HEADER,
-    HEADER_SIZE,
-    Keyring,
-    MessageCodec,
-    MessageEncryptor,
-    MessageVerifier,
-)
+from .cookies import MAX_COOKIE_SIZE, CookieOptions
+from .crypto import HEADER, HEADER_SIZE, CookieFormat, Keyring, MessageCodec
 from .crypto import b64url_decode as _b64url_decode
 from .demo.serve import add_demo_parser, run_demo
 from .errors import ConfigurationError, InvalidMessage, RejectReason
+from .formats import resolve_format
 from .rails import RailsCookies
 from .rails_codecs import NO_EXPIRY
-from .stores.base import hash_key
 
 __all__ = ["ADVICE", "main"]
 
@@ -87,6 +81,7 @@ class Report:
     detail: str = ""
     kind: str | None = None
     key_index: int | None = None
+    stale: bool | None = None
     key_id: str | None = None
     issued_at: int | None = None
     expires_at: int | None = None
@@ -107,6 +102,7 @@ class Report:
             "limit": MAX_COOKIE_SIZE,
             "kind": self.kind,
             "key_index": self.key_index,
+            "stale": self.stale,
             "key_id": self.key_id,
             "issued_at": _iso(self.issued_at),
             "expires_at": _iso(self.expires_at),
@@ -170,31 +166,26 @@ def inspect_cookie(
     now: int,
     idle_timeout: int | None = None,
 ) -> Report:
-    """Open ``value`` as the middleware would, and say what is inside or why it failed."""
+    """Open ``value`` as the middleware would, and say what is inside or why it failed.
+
+    :raises ConfigurationError: when ``cookie_name`` is not a valid cookie name.
+    """
     report = Report(cookie_name, len(cookie_name.encode()) + len(value.encode()))
+    sealed = _SealedCookie(codec, cookie_name, idle_timeout)
     try:
-        if report.size > MAX_COOKIE_SIZE:
-            raise InvalidMessage(RejectReason.OVERSIZED, f"{report.size} bytes")
-        opened = codec.open(value, purpose=cookie_name, now=now)
-        report.key_index = opened.key_index
-        generators = keyring.generators
-        # Rails' formats say "re-issue" with index 1 also for a read-only key digest.
-        report.key_id = generators[min(opened.key_index, len(generators) - 1)].key_id.hex()
+        opened = sealed._open_sealed(value, now)
+        report.key_index, report.stale = opened.key_index, opened.stale
+        report.key_id = keyring.generators[opened.key_index].key_id.hex()
         report.issued_at, report.expires_at = opened.issued_at, opened.expires_at
-        if not getattr(codec, "records_issued_at", True):  # Rails' format has no issue time
+        if not codec.records_issued_at:  # Rails' format has no issue time
             report.issued_at = None
             report.expires_at = None if opened.expires_at >= NO_EXPIRY else opened.expires_at
-        if idle_timeout is not None and now >= opened.issued_at + idle_timeout:
-            raise InvalidMessage(
-                RejectReason.IDLE_TIMEOUT,
-                f"idle since {_iso(opened.issued_at)}, limit {idle_timeout} s",
-            )
         try:
             data = serializer.loads(opened.payload)
         except ValueError as exc:
             if len(opened.payload) == SESSION_ID_BYTES:
                 report.ok, report.kind = True, "server-session-id"
-                report.store_key = hash_key("s:", opened.payload)
+                report.store_key = session_key(opened.payload)
                 return report
             raise InvalidMessage(RejectReason.BAD_PAYLOAD, str(exc)) from None
     except InvalidMessage as exc:
@@ -207,6 +198,16 @@ def inspect_cookie(
     report.ok, report.kind = True, "cookie-session"
     report.keys = serializer.sizes_by_key(data)
     return report
+
+
+class _SealedCookie(SealedCookie):
+    """The backends' own rules for opening their cookie (size, seal, idle timeout)."""
+
+    def __init__(self, codec: MessageCodec, cookie_name: str, idle_timeout: int | None) -> None:
+        self.codec = codec
+        self.cookie = CookieOptions(name=cookie_name)
+        self.idle_timeout = idle_timeout
+        self._refresh_after = None
 
 
 def _explain(report: Report, value: str, keyring: Keyring) -> None:
@@ -255,8 +256,13 @@ def _print_report(report: Report, now: int, out: TextIO) -> None:
         )
     line("size", f"{report.size} of {MAX_COOKIE_SIZE} bytes (name + value)")
     if report.key_index is not None:
-        newest = " (newest)" if report.key_index == 0 else " (older: re-sealed on next use)"
-        line("key", f"index {report.key_index}{newest}, key id {report.key_id}")
+        if report.key_index != 0:
+            age = "older: re-sealed on next use"
+        elif report.stale:  # the newest secret, but a digest or format that is only read
+            age = "newest, in a format only read: re-sealed on next use"
+        else:
+            age = "newest"
+        line("key", f"index {report.key_index} ({age}), key id {report.key_id}")
     if report.issued_at is not None:
         line("issued", when(report.issued_at))
     if report.issued_at is not None or report.expires_at is not None:
@@ -392,20 +398,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     rails = args.format.startswith("rails-")
     prefix, value = clean_rails_value(args.value) if rails else clean_value(args.value)
     cookie_name = args.cookie_name or prefix or "session"
-    codec: MessageCodec
-    if rails:
-        codec = RailsCookies(digest=args.format[len("rails-") :]).session_codec(keyring)
-    else:
-        codec = MessageVerifier(keyring) if args.format == "signed" else MessageEncryptor(keyring)
-    now = int(time.time())
-    report = inspect_cookie(
-        value,
-        keyring=keyring,
-        codec=codec,
-        cookie_name=cookie_name,
-        now=now,
-        idle_timeout=args.idle_timeout,
+    cookie_format: CookieFormat = (
+        RailsCookies(digest=args.format[len("rails-") :]) if rails else resolve_format(args.format)
     )
+    now = int(time.time())
+    try:
+        report = inspect_cookie(
+            value,
+            keyring=keyring,
+            codec=cookie_format.session_codec(keyring),
+            cookie_name=cookie_name,
+            now=now,
+            idle_timeout=args.idle_timeout,
+        )
+    except ConfigurationError as exc:  # a --cookie-name that is no cookie name
+        print(f"asgisession: error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:

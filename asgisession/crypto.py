@@ -297,8 +297,11 @@ class Opened(NamedTuple):
     payload: bytes
     issued_at: int
     expires_at: int
-    #: Which secret opened it: 0 is the newest; anything else means "re-seal me".
+    #: Which secret of the keyring opened it: 0 is the newest.
     key_index: int
+    #: Opened by an older secret, or in a format that is only read (an older digest, another
+    #: format in a :class:`~asgisession.rotation.Rotation`): re-issue it under the newest.
+    stale: bool
 
 
 class MessageCodec(Protocol):
@@ -308,6 +311,11 @@ class MessageCodec(Protocol):
 
     .. versionadded:: 0.1
     """
+
+    #: Whether :attr:`Opened.issued_at` is the time the value was sealed. A format that
+    #: records no issue time (Rails') gives the time of opening there and says ``False``:
+    #: the middleware then refuses settings that need it (``idle_timeout``, ``user_key``).
+    records_issued_at: bool
 
     def seal(self, payload: bytes, *, purpose: str, issued_at: int, expires_at: int) -> str:
         """Return the cookie-safe sealed form of ``payload``."""
@@ -323,7 +331,8 @@ class CookieFormat(Protocol):
     """**Protocol:** a cookie format bound to the secrets later, e.g. ``RailsCookies()``.
 
     :class:`~asgisession.SessionMiddleware` takes one as ``cookie_format`` and asks it for
-    the session cookie's codec and the cookie jar's.
+    the session cookie's codec and the cookie jar's. The native formats are ones too:
+    ``"encrypted"`` and ``"signed"`` name them (``asgisession.formats.NativeCookies``).
 
     .. versionadded:: 0.2
     """
@@ -348,6 +357,7 @@ class _FramedCodec:
     __slots__ = ("_key_id", "_key_purpose", "keyring")
     version: int
     trailer_size: int
+    records_issued_at = True
 
     def __init__(self, keyring: Keyring, *, key_purpose: str) -> None:
         self.keyring: Keyring = keyring
@@ -381,7 +391,7 @@ class _FramedCodec:
             raise InvalidMessage(RejectReason.EXPIRED, f"expired at {expires_at}")
         # tuple.__new__ builds the same Opened without the named tuple's generated Python
         # __new__, a frame of its own: about a tenth of opening a small cookie.
-        return tuple.__new__(Opened, (payload, issued_at, expires_at, index))
+        return tuple.__new__(Opened, (payload, issued_at, expires_at, index, index != 0))
 
 
 class MessageEncryptor(_FramedCodec):

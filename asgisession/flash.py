@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any, cast
 
+from ._scope import session_from_scope
 from ._types import AnyScope, Scope
 from .session import Session
 
@@ -37,18 +38,14 @@ def flash(scope: AnyScope) -> Flash:
     The first call reads the stored flash from ``scope["session"]`` (which marks the
     session as used) and registers the write-back; later calls return the same object.
 
-    :raises RuntimeError: when no :class:`~asgisession.SessionMiddleware` runs outside
-        the app (there is no ``scope["session"]``).
+    :raises ConfigurationError: when no :class:`~asgisession.SessionMiddleware` runs
+        outside the app (there is no ``scope["session"]``).
     :raises SessionNotLoaded: for a server-side session whose path is in ``defer_load``
         and that was not loaded yet (``await session.load()`` first).
 
     .. versionadded:: 0.1
     """
-    session = scope.get("session")
-    if not isinstance(session, Session):
-        raise RuntimeError(
-            "flash(scope) needs scope['session']: wrap the app in SessionMiddleware."
-        )
+    session = session_from_scope(scope)
     cached = scope.get(SCOPE_KEY)
     if isinstance(cached, Flash) and cached.session is session and cached.resets == session.resets:
         return cached

@@ -11,9 +11,10 @@ Choices, stated once:
 1. Reading: every ``cookie`` header is read, and the first value of a name wins (browsers
    send the most specific Path first). A cookie set or deleted on this request reads as
    its new value.
-2. Writing takes the session cookie's option names and checks (a :class:`CookieOptions`
-   per cookie, so bad values raise :class:`~asgisession.errors.ConfigurationError`);
-   writing the same name, path and domain twice sends only the last one.
+2. Writing takes a cookie's attributes as one :class:`CookieOptions` (``options=``), or as
+   keywords of the same names, which are shortcuts over it; either way the session
+   cookie's checks apply (bad values raise :class:`~asgisession.errors.ConfigurationError`).
+   Writing the same name, path and domain twice sends only the last one.
 3. Plain values must already be cookie-octets (RFC 6265: no spaces, quotes, commas,
    semicolons, backslashes or non-ASCII); anything else raises :class:`ValueError` rather
    than being escaped, so what is read back is exactly what was written, also for cookies
@@ -29,6 +30,7 @@ Choices, stated once:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
@@ -36,6 +38,7 @@ from typing import Any, Literal
 import msgspec
 
 from . import serializer
+from ._scope import NO_MIDDLEWARE
 from ._types import AnyScope
 from .cookies import (
     MAX_AGE_LIMIT,
@@ -44,8 +47,11 @@ from .cookies import (
     SameSite,
     iter_cookies,
 )
-from .crypto import CookieFormat, Keyring, MessageCodec, MessageEncryptor, MessageVerifier
+from .crypto import CookieFormat, Keyring, MessageCodec
 from .errors import ConfigurationError, CookieOverflow, InvalidMessage
+from .formats import ENCRYPTION_PURPOSE as ENCRYPTION_PURPOSE
+from .formats import SIGNING_PURPOSE as SIGNING_PURPOSE
+from .formats import NativeCookies
 
 __all__ = ["SCOPE_KEY", "CookieJar", "JarCodecs", "PermanentCookies", "SealedCookies", "cookies"]
 
@@ -53,8 +59,9 @@ logger: logging.Logger = logging.getLogger("asgisession")
 
 #: Where SessionMiddleware puts the jar factory in the scope.
 SCOPE_KEY = "asgisession.cookies"
-SIGNING_PURPOSE = "cookie-jar-signing"
-ENCRYPTION_PURPOSE = "cookie-jar-encryption"
+#: A jar cookie's attributes when none are given: CookieOptions' own, but a cookie that
+#: ends with the browser session (no Max-Age). The name is always the one written.
+_DEFAULTS = CookieOptions(name="cookie", max_age=None)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -64,46 +71,39 @@ _Kind = Literal["signed", "encrypted"]
 def cookies(scope: AnyScope) -> CookieJar:
     """The cookie jar of this request (one per request, created on first call).
 
-    :raises RuntimeError: when no :class:`~asgisession.SessionMiddleware` wraps the app.
+    :raises ConfigurationError: when no :class:`~asgisession.SessionMiddleware` wraps the app.
 
     .. versionadded:: 0.1
     """
     factory: Callable[[], CookieJar] | None = scope.get(SCOPE_KEY)
     if factory is None:
-        raise RuntimeError("cookies(scope) needs SessionMiddleware around the app.")
+        raise ConfigurationError(NO_MIDDLEWARE)
     return factory()
 
 
 class JarCodecs:
     """The jar's signing and encrypting codecs for one keyring, built on first use.
 
+    :param keyring: the secrets.
+    :param cookie_format: the format whose jar codecs these are (e.g. Rails'); the native
+        one by default (see :func:`~asgisession.formats.resolve_format`).
+
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_encrypted", "_format", "_formatted", "_signed", "keyring")
+    __slots__ = ("_codecs", "_format", "keyring")
 
     def __init__(self, keyring: Keyring, cookie_format: CookieFormat | None = None) -> None:
         self.keyring: Keyring = keyring
-        self._signed: MessageVerifier | None = None
-        self._encrypted: MessageEncryptor | None = None
-        #: Another format (e.g. Rails'), whose jar codecs replace the native ones.
-        self._format = cookie_format
-        self._formatted: dict[_Kind, MessageCodec] = {}
+        self._format: CookieFormat = NativeCookies() if cookie_format is None else cookie_format
+        self._codecs: dict[_Kind, MessageCodec] = {}
 
     def get(self, kind: _Kind) -> MessageCodec:
         """The codec for ``"signed"`` or ``"encrypted"`` cookies."""
-        if self._format is not None:
-            codec = self._formatted.get(kind)
-            if codec is None:
-                codec = self._formatted[kind] = self._format.jar_codec(self.keyring, kind)
-            return codec
-        if kind == "signed":
-            if self._signed is None:
-                self._signed = MessageVerifier(self.keyring, key_purpose=SIGNING_PURPOSE)
-            return self._signed
-        if self._encrypted is None:
-            self._encrypted = MessageEncryptor(self.keyring, key_purpose=ENCRYPTION_PURPOSE)
-        return self._encrypted
+        codec = self._codecs.get(kind)
+        if codec is None:
+            codec = self._codecs[kind] = self._format.jar_codec(self.keyring, kind)
+        return codec
 
 
 class CookieJar(Mapping[str, str]):
@@ -175,6 +175,7 @@ class CookieJar(Mapping[str, str]):
         name: str,
         value: str,
         *,
+        options: CookieOptions | None = None,
         max_age: int | None = None,
         path: str = "/",
         domain: str | None = None,
@@ -186,6 +187,13 @@ class CookieJar(Mapping[str, str]):
     ) -> None:
         """Send cookie ``name`` with ``value`` (cookie-octets only) on this response.
 
+        The cookie's attributes come as one :class:`~asgisession.CookieOptions`
+        (``options=``; its ``name`` is not used, and its ``max_age`` counts), or as the
+        keywords, which are shortcuts for its fields: one given with another value than
+        its default here replaces that field of ``options``.
+
+        :param options: the cookie's attributes; by default those of ``CookieOptions``,
+            but ending with the browser session (no Max-Age).
         :param max_age: seconds the browser keeps it (at most 400 days); ``None`` ends it
             with the browser session.
         :param permanent: keep it as long as browsers allow (Max-Age of 400 days).
@@ -194,10 +202,11 @@ class CookieJar(Mapping[str, str]):
         :raises ValueError: when ``value`` holds characters a cookie cannot carry.
         :raises CookieOverflow: when name plus value pass 4096 bytes.
         """
-        options = _options(
-            name, max_age, path, domain, secure, httponly, samesite, partitioned, permanent
-        )
-        self._write(options, value)
+        attributes = _options(
+            name, options, permanent, max_age=max_age, path=path, domain=domain,
+            secure=secure, httponly=httponly, samesite=samesite, partitioned=partitioned,
+        )  # fmt: skip
+        self._write(attributes, value)
 
     def delete(self, name: str, path: str = "/", domain: str | None = None) -> None:
         """Tell the browser to drop cookie ``name`` (give the Path and Domain it was set with).
@@ -208,7 +217,7 @@ class CookieJar(Mapping[str, str]):
         secure: bool | Literal["auto"] = (
             True if name.startswith(("__Host-", "__Secure-")) else "auto"
         )
-        options = CookieOptions(name=name, max_age=None, path=path, domain=domain, secure=secure)
+        options = _options(name, None, False, max_age=None, path=path, domain=domain, secure=secure)
         is_secure = options.is_secure(self._scheme)
         self._pending[(name, path, domain)] = options.render_deletion(secure=is_secure)
         self._values.pop(name, None)
@@ -273,6 +282,7 @@ class PermanentCookies:
         name: str,
         value: str,
         *,
+        options: CookieOptions | None = None,
         path: str = "/",
         domain: str | None = None,
         secure: bool | Literal["auto"] = "auto",
@@ -280,11 +290,12 @@ class PermanentCookies:
         samesite: SameSite = "lax",
         partitioned: bool = False,
     ) -> None:
-        """:meth:`CookieJar.set` with ``permanent=True``."""
-        self._jar.set(
-            name, value, path=path, domain=domain, secure=secure, httponly=httponly,
-            samesite=samesite, partitioned=partitioned, permanent=True,
+        """:meth:`CookieJar.set` with ``permanent=True`` (which replaces ``options.max_age``)."""
+        attributes = _options(
+            name, options, True, path=path, domain=domain, secure=secure, httponly=httponly,
+            samesite=samesite, partitioned=partitioned,
         )  # fmt: skip
+        self._jar._write(attributes, value)
 
     @property
     def signed(self) -> SealedCookies:
@@ -343,6 +354,7 @@ class SealedCookies:
         name: str,
         value: Any,
         *,
+        options: CookieOptions | None = None,
         max_age: int | None = None,
         path: str = "/",
         domain: str | None = None,
@@ -359,9 +371,10 @@ class SealedCookies:
 
         :raises TypeError: when ``value`` cannot be written as JSON.
         """
-        options = _options(
-            name, max_age, path, domain, secure, httponly, samesite, partitioned,
-            permanent or self._permanent,
+        attributes = _options(
+            name, options, permanent or self._permanent, max_age=max_age, path=path,
+            domain=domain, secure=secure, httponly=httponly, samesite=samesite,
+            partitioned=partitioned,
         )  # fmt: skip
         try:
             payload = _encoder.encode(value)
@@ -376,9 +389,9 @@ class SealedCookies:
             payload,
             purpose=name,
             issued_at=now,
-            expires_at=now + (options.max_age or MAX_AGE_LIMIT),
+            expires_at=now + (attributes.max_age or MAX_AGE_LIMIT),
         )
-        self._jar._write(options, sealed)
+        self._jar._write(attributes, sealed)
 
     def delete(self, name: str, path: str = "/", domain: str | None = None) -> None:
         """Same as :meth:`CookieJar.delete`."""
@@ -389,21 +402,18 @@ _MISSING = object()
 
 
 def _options(
-    name: str,
-    max_age: int | None,
-    path: str,
-    domain: str | None,
-    secure: bool | Literal["auto"],
-    httponly: bool,
-    samesite: SameSite,
-    partitioned: bool,
-    permanent: bool,
+    name: str, options: CookieOptions | None, permanent: bool, **keywords: Any
 ) -> CookieOptions:
+    """Cookie ``name``'s attributes, built here for every jar method.
+
+    The keywords over the jar's defaults; or ``options``, with each keyword that differs
+    from its default applied over it.
+    """
     if permanent:
-        if max_age is not None:
+        if keywords.get("max_age") is not None:
             raise ConfigurationError(f"cookie {name!r}: give max_age or permanent=True, not both.")
-        max_age = MAX_AGE_LIMIT
-    return CookieOptions(
-        name=name, max_age=max_age, path=path, domain=domain, secure=secure,
-        httponly=httponly, samesite=samesite, partitioned=partitioned,
-    )  # fmt: skip
+        keywords["max_age"] = MAX_AGE_LIMIT
+    if options is None:  # the common case, built directly (every caller gives max_age)
+        return CookieOptions(name=name, **keywords)
+    changes = {key: value for key, value in keywords.items() if value != getattr(_DEFAULTS, key)}
+    return dataclasses.replace(options, name=name, **changes)

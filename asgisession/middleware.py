@@ -38,15 +38,9 @@ from .cookies import (
     RequestCookies,
     SameSite,
 )
-from .crypto import (
-    CookieFormat,
-    Keyring,
-    MessageCodec,
-    MessageEncryptor,
-    MessageVerifier,
-    SecretKeyBase,
-)
+from .crypto import CookieFormat, Keyring, MessageCodec, SecretKeyBase
 from .errors import ConfigurationError, RejectReason, StoreUnavailable
+from .formats import resolve_format
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
@@ -153,8 +147,8 @@ class SessionMiddleware:
         self.rejections: Counter[RejectReason] = Counter()
         self._on_reject = on_reject
         self._clock = clock
-        jar_format = cookie_format if isinstance(cookie_format, CookieFormat) else None
-        self._jar_codecs = JarCodecs(self.keyring, jar_format)
+        resolved = resolve_format(cookie_format)
+        self._jar_codecs = JarCodecs(self.keyring, resolved)
         if on_store_error not in ("unavailable", "anonymous"):
             raise ConfigurationError(
                 f"on_store_error={on_store_error!r}; use 'unavailable' or 'anonymous'."
@@ -171,7 +165,7 @@ class SessionMiddleware:
                 name=cookie_name, max_age=max_age, path=path, domain=domain, secure=secure,
                 httponly=httponly, samesite=samesite, partitioned=partitioned,
             )  # fmt: skip
-            codec = _codec(cookie_format, self.keyring)
+            codec = resolved.session_codec(self.keyring)
             _check_issue_time(codec, idle_timeout, user_key)
             if store is None:
                 if user_key is not None and revocation_store is None:
@@ -324,25 +318,9 @@ class SessionMiddleware:
                 headers.append((b"cache-control", b"private"))
 
 
-def _codec(
-    cookie_format: Literal["encrypted", "signed"] | MessageCodec | CookieFormat, keyring: Keyring
-) -> MessageCodec:
-    if isinstance(cookie_format, CookieFormat):
-        return cookie_format.session_codec(keyring)
-    if cookie_format == "encrypted":
-        return MessageEncryptor(keyring)
-    if cookie_format == "signed":
-        return MessageVerifier(keyring)
-    if isinstance(cookie_format, str) or not hasattr(cookie_format, "open"):
-        raise ConfigurationError(
-            f"cookie_format={cookie_format!r}; use 'encrypted', 'signed' or a MessageCodec."
-        )
-    return cookie_format
-
-
 def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: str | None) -> None:
     """Refuse settings that need an issue time from a format that records none (Rails')."""
-    if getattr(codec, "records_issued_at", True):
+    if codec.records_issued_at:
         return
     if idle_timeout is not None or user_key is not None:
         raise ConfigurationError(

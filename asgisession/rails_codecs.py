@@ -282,27 +282,27 @@ class RailsEncryptor(_RailsCodec):
         """Decrypt a Rails value; raise :class:`InvalidMessage` with the reason if it fails."""
         parts = unquote_plus(token).split("--")
         if len(parts) == 2 and self._legacy is not None:
-            plaintext, index = self._open_cbc(parts[0], parts[1])
+            plaintext, index, stale = self._open_cbc(parts[0], parts[1])
         elif len(parts) == 3:
             ct, iv, tag = (_strict_b64decode(p) for p in parts)
             if len(iv) != IV_SIZE or len(tag) != TAG_SIZE:
                 raise InvalidMessage(RejectReason.MALFORMED, "IV or tag of the wrong size")
-            plaintext, index = self._open_gcm(ct + tag, iv)
+            plaintext, index, stale = self._open_gcm(ct + tag, iv)
         else:
             raise InvalidMessage(RejectReason.MALFORMED, "not a Rails encrypted value")
         payload, expires_at = unwrap(plaintext, purpose=purpose, now=now)
-        return Opened(payload, now, expires_at, index)
+        return Opened(payload, now, expires_at, index, stale)
 
-    def _open_gcm(self, body: bytes, iv: bytes) -> tuple[bytes, int]:
+    def _open_gcm(self, body: bytes, iv: bytes) -> tuple[bytes, int, bool]:
         for secret, digest in self._candidates():
             try:
                 plaintext = self._aead[secret][digest].decrypt(iv, body, None)
             except InvalidTag:
                 continue
-            return plaintext, secret or (1 if digest else 0)
+            return plaintext, secret, bool(secret or digest)
         raise InvalidMessage(RejectReason.BAD_TAG, "no secret and digest opens it")
 
-    def _open_cbc(self, data: str, mac: str) -> tuple[bytes, int]:
+    def _open_cbc(self, data: str, mac: str) -> tuple[bytes, int, bool]:
         assert self._legacy is not None
         if _HEX_SIGNATURE["sha1"].fullmatch(mac) is None:
             raise InvalidMessage(RejectReason.MALFORMED, "not a Rails legacy encrypted value")
@@ -324,7 +324,7 @@ class RailsEncryptor(_RailsCodec):
                 raise InvalidMessage(
                     RejectReason.BAD_PAYLOAD, "legacy value does not decrypt"
                 ) from None
-            return plaintext, max(secret, 1)  # always re-sealed as GCM
+            return plaintext, secret, True  # always re-sealed as GCM
         raise InvalidMessage(RejectReason.BAD_TAG, "no secret and digest verifies it")
 
 
@@ -371,5 +371,6 @@ class RailsVerifier(_RailsCodec):
         for secret, digest in self._candidates():
             if hmac.compare_digest(self._mac(secret, digest, data), mac.lower()):
                 payload, expires_at = unwrap(_strict_b64decode(data), purpose=purpose, now=now)
-                return Opened(payload, now, expires_at, secret or (1 if digest else 0))
+                stale = bool(secret or digest)  # re-sealed with the writing pair
+                return Opened(payload, now, expires_at, secret, stale)
         raise InvalidMessage(RejectReason.BAD_TAG, "signature does not match")

@@ -11,45 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from .crypto import CookieFormat, Keyring, MessageCodec, MessageEncryptor, MessageVerifier, Opened
+from .crypto import CookieFormat, Keyring, MessageCodec, Opened
 from .errors import ConfigurationError, InvalidMessage, RejectReason
-from .jar import ENCRYPTION_PURPOSE, SIGNING_PURPOSE
+from .formats import FormatSpec, resolve_format
 
 __all__ = ["FormatSpec", "RotatingCodec", "Rotation"]
-
-#: A cookie format by name (a native one) or as a :class:`~asgisession.crypto.CookieFormat`.
-FormatSpec = Literal["encrypted", "signed"] | CookieFormat
-
-
-def _check_spec(spec: object) -> None:
-    if spec not in ("encrypted", "signed") and (
-        isinstance(spec, str) or not hasattr(spec, "session_codec")
-    ):
-        raise ConfigurationError(
-            f"{spec!r} is not a cookie format; use 'encrypted', 'signed' or RailsCookies(...)."
-        )
-
-
-def _resolve(spec: FormatSpec, keyring: Keyring, kind: str) -> MessageCodec:
-    """The codec of ``spec`` for the session (``kind="session"``) or a jar kind."""
-    if isinstance(spec, str):
-        # A native format: the session follows the spec, the jar keeps its own two codecs.
-        signed = spec == "signed" if kind == "session" else kind == "signed"
-        if kind == "session":
-            return MessageVerifier(keyring) if signed else MessageEncryptor(keyring)
-        if signed:
-            return MessageVerifier(keyring, key_purpose=SIGNING_PURPOSE)
-        return MessageEncryptor(keyring, key_purpose=ENCRYPTION_PURPOSE)
-    if kind == "session":
-        return spec.session_codec(keyring)
-    return spec.jar_codec(keyring, "signed" if kind == "signed" else "encrypted")
 
 
 class RotatingCodec:
     """Seals with one codec, opens with it or any of the others (first success wins).
 
-    A value opened by another codec reports a non-zero ``key_index``, so the session cookie
-    is re-issued in the writing format on that response.
+    A value opened by another codec is :attr:`~asgisession.crypto.Opened.stale`, so it is
+    re-issued in the writing format on that response.
 
     .. versionadded:: 0.2
     """
@@ -57,9 +30,7 @@ class RotatingCodec:
     def __init__(self, write: MessageCodec, read: Sequence[MessageCodec]) -> None:
         self.write = write
         self.read: tuple[MessageCodec, ...] = tuple(read)
-        self.records_issued_at: bool = all(
-            getattr(c, "records_issued_at", True) for c in (write, *self.read)
-        )
+        self.records_issued_at: bool = all(c.records_issued_at for c in (write, *self.read))
 
     def seal(self, payload: bytes, *, purpose: str, issued_at: int, expires_at: int) -> str:
         """Seal with the writing codec."""
@@ -76,9 +47,7 @@ class RotatingCodec:
                 continue
             if index == 0:
                 return opened
-            return Opened(
-                opened.payload, opened.issued_at, opened.expires_at, max(1, opened.key_index)
-            )
+            return opened._replace(stale=True)
         # The most telling reason: one found after authentication, else the writer's own.
         unauthenticated = {
             RejectReason.MALFORMED, RejectReason.NON_CANONICAL, RejectReason.BAD_TAG,
@@ -111,20 +80,20 @@ class Rotation:
             raise ConfigurationError("Rotation(read=...) takes a non-empty list of formats.")
         self.write = write
         self.read: tuple[FormatSpec, ...] = tuple(read)
-        for spec in (write, *self.read):
-            _check_spec(spec)  # fail here, not per request
+        # Resolved here, so a bad format fails at configuration, not per request.
+        self._write: CookieFormat = resolve_format(write)
+        self._read: tuple[CookieFormat, ...] = tuple(resolve_format(spec) for spec in read)
 
     def session_codec(self, keyring: Keyring) -> MessageCodec:
         """The session cookie's codec: writes ``write``, reads all."""
-        return self._codec(keyring, "session")
+        return RotatingCodec(
+            self._write.session_codec(keyring), [f.session_codec(keyring) for f in self._read]
+        )
 
     def jar_codec(self, keyring: Keyring, kind: Literal["signed", "encrypted"]) -> MessageCodec:
         """The cookie jar's codec of ``kind``: writes ``write``, reads all."""
-        return self._codec(keyring, kind)
-
-    def _codec(self, keyring: Keyring, kind: str) -> MessageCodec:
         return RotatingCodec(
-            _resolve(self.write, keyring, kind), [_resolve(s, keyring, kind) for s in self.read]
+            self._write.jar_codec(keyring, kind), [f.jar_codec(keyring, kind) for f in self._read]
         )
 
     def __repr__(self) -> str:

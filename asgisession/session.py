@@ -35,8 +35,8 @@ class LoadedState:
     #: Unix seconds when the loaded session was last written, and when it expires.
     issued_at: int | None = None
     expires_at: int | None = None
-    #: Which secret opened it (0 is the newest).
-    key_index: int = 0
+    #: Opened by an older secret or in a format only read: re-issue it under the newest.
+    stale: bool = False
     #: Why the incoming cookie was refused, if it was.
     rejection: RejectReason | None = None
     #: Server-side sessions: the session id (the secret the cookie carries).

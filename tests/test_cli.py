@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from asgisession import serializer
+from asgisession import SessionMiddleware, serializer
+from asgisession._types import Message, Receive, Scope, Send
 from asgisession.cli import ADVICE, main, relative
 from asgisession.crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier
 from asgisession.errors import RejectReason
-from asgisession.stores.base import hash_key
+from asgisession.stores.memory import MemoryStore
 
 # Fixed random secrets (secrets.token_hex(32)), so failures reproduce.
 NEW_SECRET = "b44d486a7fa51bdc790620eb9f84555741eb6274729962447fd1e41773a7073a"
@@ -20,7 +21,7 @@ OLD_SECRET = "69bab5cae5eb70e8594aa4a3407224fe0ca690368f05df89228965297ff5edba"
 OTHER_SECRET = "891dfb4aaf4f3a859c8760d82264968fee0bfc2cfebdbf7b68b4f4ddd5d2d071"
 DATA = {"user_id": 42, "cart": ["a", "b", "c"]}
 STABLE_KEYS = {
-    "ok", "reason", "advice", "cookie_name", "size", "limit", "key_index", "key_id",
+    "ok", "reason", "advice", "cookie_name", "size", "limit", "key_index", "stale", "key_id",
     "issued_at", "expires_at", "keys", "kind",
 }  # fmt: skip
 
@@ -120,6 +121,15 @@ def test_rotation_shows_the_older_key_index(capsys: pytest.CaptureFixture[str]) 
         f"index 1 (older: re-sealed on next use), key id {Keyring(OLD_SECRET).newest.key_id.hex()}"
         in out
     )
+    _, data = inspect_json(capsys, seal(secret=NEW_SECRET))
+    assert (0, False) == (data["key_index"], data["stale"])
+
+
+def test_a_cookie_name_that_is_no_cookie_name_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """The backends' own opening rules need a valid name: a bad one is a usage error."""
+    code, out, err = run(capsys, "inspect", "--cookie-name", "a b", seal())
+    assert (2, "") == (code, out)
+    assert "not a valid cookie name" in err
 
 
 def test_json_has_the_stable_keys(capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,15 +197,39 @@ def test_expired_shows_when(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"expires\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(1 hour ago\)", out)
 
 
-def test_server_side_id_is_recognised(capsys: pytest.CaptureFixture[str]) -> None:
-    """A sealed 32-byte non-JSON payload is a server-side id, shown with its store key."""
-    session_id = bytes(range(200, 232))
-    code, out, _ = run(capsys, "inspect", seal(session_id))
+@pytest.mark.anyio
+async def test_server_side_id_is_shown_with_the_key_the_backend_stores_it_under(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A server-side session's cookie: the CLI names the very store key the backend wrote."""
+    store = MemoryStore()
+
+    async def login(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["session"]["user_id"] = 42
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    app = SessionMiddleware(login, secret_key_base=NEW_SECRET, store=store)
+    await app({"type": "http", "path": "/", "headers": []}, receive, send)
+    set_cookie = dict(sent[0]["headers"])[b"set-cookie"].decode()
+    value = set_cookie.split(";", 1)[0].split("=", 1)[1]
+
+    code, out, _ = run(capsys, "inspect", value)
     assert 0 == code
     assert "a server-side session id (the data is in the store)" in out
-    assert hash_key("s:", session_id) in out
-    code, data = inspect_json(capsys, seal(session_id))
+    code, data = inspect_json(capsys, value)
     assert (0, "server-session-id") == (code, data["kind"])
+    assert isinstance(data["store_key"], str)
+    assert data["store_key"] in out
+    assert {"user_id": 42} == serializer.loads(await store.load(data["store_key"]) or b"")
 
 
 def test_secret_from_the_environment(

@@ -373,10 +373,12 @@ def test_b64url_decode_accepts_only_the_canonical_spelling(text: str) -> None:
     "payload", [b"", PAYLOAD, bytes(range(256)), b"x" * 3000], ids=["empty", "json", "bin", "3k"]
 )
 def test_seal_then_open_round_trips(codec_cls: CodecClass, payload: bytes) -> None:
-    """A sealed payload opens with its payload, timestamps and key index 0."""
+    """A sealed payload opens with its payload, timestamps and key index 0, not stale."""
     codec = make(codec_cls, NEW_SECRET)
     token = seal(codec, payload)
-    assert Opened(payload, ISSUED_AT, EXPIRES_AT, 0) == codec.open(token, purpose=PURPOSE, now=NOW)
+    assert Opened(payload, ISSUED_AT, EXPIRES_AT, 0, False) == codec.open(
+        token, purpose=PURPOSE, now=NOW
+    )
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token) is not None
 
 
@@ -439,10 +441,10 @@ def test_removed_key_is_unknown(codec_cls: CodecClass) -> None:
 
 @CODEC_CLASSES
 def test_older_key_still_opens_with_its_index(codec_cls: CodecClass) -> None:
-    """A message under a rotated-out (but listed) secret opens, reporting key index 1."""
+    """A message under a rotated-out (but listed) secret opens: key index 1, stale."""
     token = seal(make(codec_cls, OLD_SECRET))
     opened = make(codec_cls, NEW_SECRET, OLD_SECRET).open(token, purpose=PURPOSE, now=NOW)
-    assert Opened(PAYLOAD, ISSUED_AT, EXPIRES_AT, 1) == opened
+    assert Opened(PAYLOAD, ISSUED_AT, EXPIRES_AT, 1, True) == opened
     third = make(codec_cls, NEW_SECRET, OTHER_SECRET, OLD_SECRET)
     assert 2 == third.open(token, purpose=PURPOSE, now=NOW).key_index
 

@@ -9,7 +9,14 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from asgisession import Flash, Keyring, MessageEncryptor, SessionMiddleware, flash
+from asgisession import (
+    ConfigurationError,
+    Flash,
+    Keyring,
+    MessageEncryptor,
+    SessionMiddleware,
+    flash,
+)
 from asgisession._types import Receive, Scope, Send
 from asgisession.session import LoadedState, Session
 from asgisession.stores.base import Store
@@ -150,7 +157,7 @@ def test_flash_is_cached_per_request() -> None:
 
 def test_flash_without_the_middleware_raises() -> None:
     """flash() names the missing SessionMiddleware instead of failing with a KeyError."""
-    with pytest.raises(RuntimeError, match="SessionMiddleware"):
+    with pytest.raises(ConfigurationError, match="SessionMiddleware"):
         flash({})
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from asgisession import ConfigurationError, CookieJar, CookieOverflow, SessionMiddleware, cookies
 from asgisession._types import ASGIApp, Message, Receive, Scope, Send
-from asgisession.cookies import MAX_AGE_LIMIT
+from asgisession.cookies import MAX_AGE_LIMIT, CookieOptions
 from asgisession.crypto import Keyring, b64url_decode
 from asgisession.jar import JarCodecs
 
@@ -115,7 +115,7 @@ async def test_a_missing_cookie_raises_keyerror_and_gets_none(secret: str) -> No
 
 def test_cookies_without_the_middleware_raises() -> None:
     """cookies() names the missing SessionMiddleware."""
-    with pytest.raises(RuntimeError, match="SessionMiddleware"):
+    with pytest.raises(ConfigurationError, match="SessionMiddleware"):
         cookies({})
 
 
@@ -201,6 +201,74 @@ async def test_permanent_cookies_get_400_days(secret: str) -> None:
     for header in set_cookies(headers):
         assert f"Max-Age={MAX_AGE_LIMIT};" in header
     assert 34_560_000 == MAX_AGE_LIMIT
+
+
+@pytest.mark.anyio
+async def test_set_takes_the_options_as_one_object(secret: str) -> None:
+    """options=CookieOptions(...) gives every attribute; its name and max_age are as told."""
+    prefs = CookieOptions(
+        name="ignored", max_age=60, path="/app", domain="example.com", secure=True,
+        httponly=False, samesite="strict",
+    )  # fmt: skip
+
+    def write(scope: Scope) -> Any:
+        cookies(scope).set("theme", "dark", options=prefs)
+
+    _, headers = await run(secret, write)
+    assert [
+        "theme=dark; Path=/app; Domain=example.com; Max-Age=60; "
+        "Expires=Sun, 15 Jun 2025 15:07:40 GMT; Secure; SameSite=Strict"
+    ] == set_cookies(headers)
+
+
+@pytest.mark.anyio
+async def test_keywords_are_shortcuts_over_the_options(secret: str) -> None:
+    """A keyword given with another value than its default replaces that field only."""
+    prefs = CookieOptions(max_age=60, path="/app", samesite="strict")
+
+    def write(scope: Scope) -> Any:
+        jar = cookies(scope)
+        jar.set("a", "1", options=prefs, path="/other")
+        jar.set("b", "2", options=prefs, path="/")  # the default: prefs' path stays
+        jar.set("c", "3", options=prefs, permanent=True)
+        jar.permanent.set("d", "4", options=prefs)
+
+    _, headers = await run(secret, write)
+    a, b, c, d = set_cookies(headers)
+    assert a.startswith("a=1; Path=/other; Max-Age=60;")
+    assert b.startswith("b=2; Path=/app; Max-Age=60;")
+    for header in (c, d):  # permanent replaces the options' max_age
+        assert f"Path=/app; Max-Age={MAX_AGE_LIMIT};" in header
+        assert header.endswith("HttpOnly; SameSite=Strict")
+
+
+@pytest.mark.anyio
+async def test_sealed_cookies_take_options_and_expire_with_them(secret: str) -> None:
+    """jar.signed/encrypted.set(options=...) seal until now + the options' max_age."""
+    prefs = CookieOptions(max_age=120, path="/app")
+
+    def write(scope: Scope) -> Any:
+        jar = cookies(scope)
+        jar.signed.set("s", {"a": 1}, options=prefs)
+        jar.encrypted.set("e", [1, 2], options=prefs)
+
+    _, headers = await run(secret, write)
+    signed, encrypted = set_cookies(headers)
+    for header in (signed, encrypted):
+        assert "; Path=/app; Max-Age=120;" in header
+    codecs = JarCodecs(Keyring(secret))
+    value = signed.split(";", 1)[0].split("=", 1)[1]
+    opened = codecs.get("signed").open(value, purpose="s", now=NOW)
+    assert NOW + 120 == opened.expires_at
+
+
+def test_options_are_checked_like_the_keywords(secret: str) -> None:
+    """The options' own checks run, and max_age with permanent still conflicts."""
+    jar = bare_jar(secret)
+    with pytest.raises(ConfigurationError, match="not a valid cookie name"):
+        jar.set("bad name", "v", options=CookieOptions())
+    with pytest.raises(ConfigurationError, match="permanent"):
+        jar.set("a", "v", options=CookieOptions(), max_age=60, permanent=True)
 
 
 @pytest.mark.parametrize(

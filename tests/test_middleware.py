@@ -49,6 +49,8 @@ HOUR = 3600
 class SpyCodec:
     """A MessageCodec that wraps the real encryptor and counts the calls to open()."""
 
+    records_issued_at = True
+
     def __init__(self, secret: str) -> None:
         self.inner = MessageEncryptor(Keyring(secret))
         self.opens = 0

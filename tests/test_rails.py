@@ -145,12 +145,13 @@ def test_rails_sha1_to_sha256_rotation_vectors(rotation: dict[str, Any]) -> None
     codec = cookies.jar_codec(KEYRING, kind)
     old = codec.open(source["cookie_value_escaped"], purpose=name, now=GENERATED_AT)
     assert msgspec.json.decode(old.payload) == rotation["read_value"]
-    assert old.key_index != 0  # opened with the read-only digest: re-issue
+    # opened with the newest secret but the read-only digest: re-issue
+    assert (0, True) == (old.key_index, old.stale)
     new = codec.open(
         rails_escape(rotation["rewritten_cookie_value"]), purpose=name, now=GENERATED_AT
     )
     assert msgspec.json.decode(new.payload) == rotation["read_value"]
-    assert new.key_index == 0
+    assert (0, False) == (new.key_index, new.stale)
     strict = (RailsVerifier if kind == "signed" else RailsEncryptor)(KEYRING, ("sha1",))
     with pytest.raises(InvalidMessage):
         strict.open(
@@ -466,8 +467,23 @@ def test_cli_inspect_opens_a_rails_cookie(
     report = json.loads(capsys.readouterr().out)
     assert report["cookie_name"] == "_app_session"
     assert {entry["key"] for entry in report["keys"]} == set(vector["payload"])
-    assert report["key_index"] == 0
+    assert (report["key_index"], report["stale"]) == (0, False)
     assert report["issued_at"] is None  # Rails records none
+
+
+def test_cli_inspect_says_a_cookie_under_the_read_only_digest_is_re_sealed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A SHA1 cookie read as rails-sha256: the newest secret, yet re-sealed (stale)."""
+    vector = VECTORS["enc-sha1-session"]
+    argv = ["inspect", "--secret", SECRET, "--format", "rails-sha256"]
+    assert main([*argv, "--json", f"_app_session={vector['cookie_value_escaped']}"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["key_index"], report["stale"]) == (0, True)
+    assert main([*argv, f"_app_session={vector['cookie_value_escaped']}"]) == 0
+    assert (
+        "index 0 (newest, in a format only read: re-sealed on next use)" in capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize(

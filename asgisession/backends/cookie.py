@@ -101,7 +101,7 @@ class CookieBackend(SealedCookie):
             had_cookie=True,
             issued_at=opened.issued_at,
             expires_at=opened.expires_at,
-            key_index=opened.key_index,
+            stale=opened.stale,
         )
 
     async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
@@ -123,7 +123,7 @@ class CookieBackend(SealedCookie):
             payload = serializer.dumps(session.raw())
             write = payload != state.serialized
         if not write and state.present:
-            write = state.key_index != 0 or self._refresh_due(state.issued_at, now)
+            write = state.stale or self._refresh_due(state.issued_at, now)
         if not write:
             return None
         data = session.raw()

@@ -40,12 +40,19 @@ from ..session import NOT_LOADED, LoadedState, Session
 from ..stores.base import Store, SupportsTouch, bounded, hash_key
 from .base import MAX_CANDIDATES, SealedCookie, refresh_interval
 
-__all__ = ["SESSION_ID_BYTES", "ServerBackend"]
+__all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "session_key"]
 
 logger: logging.Logger = logging.getLogger("asgisession")
 
 #: Bytes of randomness in a session id (256 bits).
 SESSION_ID_BYTES = 32
+#: The default prefix of the store keys of session records.
+NAMESPACE = "s:"
+
+
+def session_key(session_id: bytes, namespace: str = NAMESPACE) -> str:
+    """The store key of a session id: a hash, never the id itself."""
+    return hash_key(namespace, session_id)
 
 
 class ServerBackend(SealedCookie):
@@ -80,7 +87,7 @@ class ServerBackend(SealedCookie):
         idle_timeout: int | None = None,
         refresh_after: int | None = None,
         timeout: float | None = 2.0,
-        namespace: str = "s:",
+        namespace: str = NAMESPACE,
         user_key: str | None = None,
     ) -> None:
         if not isinstance(store, Store):
@@ -112,7 +119,7 @@ class ServerBackend(SealedCookie):
 
     def key(self, session_id: bytes) -> str:
         """The store key of a session id: a hash, never the id itself."""
-        return hash_key(self.namespace, session_id)
+        return session_key(session_id, self.namespace)
 
     async def load(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid cookie value and fetch its record."""
@@ -143,7 +150,7 @@ class ServerBackend(SealedCookie):
                 had_cookie=True,
                 issued_at=opened.issued_at,
                 expires_at=opened.expires_at,
-                key_index=opened.key_index,
+                stale=opened.stale,
                 session_id=opened.payload,
                 user=user_of(data, self.user_key),
             )
@@ -209,7 +216,7 @@ class ServerBackend(SealedCookie):
                     self.timeout,
                     "a link",
                 )
-        if refresh or state.key_index != 0:
+        if refresh or state.stale:
             return self._render(session_id, state.expires_at, secure=secure, now=now)
         return None
 

@@ -32,9 +32,9 @@ except ImportError as _missing:  # pragma: no cover - exercised without Django i
 
     raise missing_framework("django", "django", _missing) from _missing
 
+from .._scope import session_from_scope
 from ..errors import ConfigurationError
 from ..session import Session
-from ._common import session_from_scope
 
 __all__ = ["DjangoSession", "SessionMiddleware"]
 

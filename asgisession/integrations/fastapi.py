@@ -25,9 +25,9 @@ except ImportError as _missing:  # pragma: no cover - exercised without FastAPI 
 
     raise missing_framework("fastapi", "fastapi", _missing) from _missing
 
+from .._scope import session_from_scope
 from ..csrf import csrf_token
 from ..session import Session
-from ._common import session_from_scope
 
 __all__ = ["CSRFToken", "SessionDep", "get_csrf_token", "get_session"]
 

@@ -33,9 +33,9 @@ except ImportError as _missing:  # pragma: no cover - exercised without Litestar
 
     raise missing_framework("litestar", "litestar", _missing) from _missing
 
+from .._scope import session_from_scope
 from .._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from ..session import Session
-from ._common import session_from_scope
 
 __all__ = ["SessionSync", "provide_session", "session_of"]
 

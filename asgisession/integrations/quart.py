@@ -33,8 +33,8 @@ except ImportError as _missing:  # pragma: no cover - exercised without Quart in
 
     raise missing_framework("quart", "quart", _missing) from _missing
 
+from .._scope import session_from_scope
 from ..session import Session
-from ._common import session_from_scope
 
 __all__ = ["AsgiSessionInterface", "QuartSession", "install"]
 

@@ -213,6 +213,8 @@ async def test_flood_of_unknown_ids_writes_nothing(probed: Probed, secret: str) 
 class CountingCodec:
     """The session codec, counting how often the middleware asks it to open a cookie."""
 
+    records_issued_at = True
+
     def __init__(self, inner: MessageEncryptor) -> None:
         self.inner = inner
         self.opened = 0
