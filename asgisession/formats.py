@@ -72,6 +72,7 @@ class CodecFormat:
     """
 
     __slots__ = ("codec",)
+    codec: MessageCodec
 
     def __init__(self, codec: MessageCodec) -> None:
         self.codec = codec
