@@ -20,8 +20,10 @@ never written (``"anonymous"``). A response with a 5xx status never commits the 
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -50,8 +52,9 @@ from .errors import ConfigurationError, RejectReason, StoreUnavailable
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
-from .session import LoadedState, Session
+from .session import LoadedState, Session, SessionControl
 from .stores.base import Store
+from .stores.timed import timed
 
 __all__ = ["SessionMiddleware"]
 
@@ -61,6 +64,13 @@ DAY = 24 * 3600
 _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
 _HTTP_START = frozenset({"http.response.start", "websocket.http.response.start"})
 _VARY = (b"Cookie",)
+_OLD_DEFAULT_TIMEOUT = 2.0
+
+
+class _Unset(enum.Enum):
+    """``store_timeout`` not given: a store of your own keeps 0.1's 2 s bound (stores/timed.py)."""
+
+    UNSET = "unset"
 
 
 class SessionMiddleware:
@@ -101,7 +111,9 @@ class SessionMiddleware:
     :param store: keep session data server-side in this
         :class:`~asgisession.stores.base.Store` (the cookie then holds only a sealed id).
         The middleware does not close it: the app owns it.
-    :param store_timeout: seconds one store call may take before it counts as a failure.
+    :param store_timeout: *deprecated*: set ``timeout=`` on the store instead. The bundled
+        stores time their own calls and ignore it; a store of your own still has each call
+        bounded by it (2 s unless given) until it goes away in 0.3.
     :param on_store_error: ``"unavailable"`` (default): a request that needs its session
         while the store fails gets ``503`` with ``Retry-After``; ``"anonymous"``: it gets an
         empty session that is never written (nothing overwrites the user's cookie).
@@ -140,7 +152,7 @@ class SessionMiddleware:
         on_reject: Callable[[RejectReason], None] | None = None,
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
-        store_timeout: float | None = 2.0,
+        store_timeout: float | _Unset | None = _Unset.UNSET,
         on_store_error: Literal["unavailable", "anonymous"] = "unavailable",
         retry_after: int = 5,
         defer_load: Sequence[str] | Callable[[Scope], bool] = (),
@@ -163,6 +175,7 @@ class SessionMiddleware:
         self._anonymous_on_error = on_store_error == "anonymous"
         self._retry_after = str(retry_after).encode()
         self._defer_load = _deferral(defer_load)
+        timeout = _store_timeout(store_timeout)
         if backend is None:
             _check_seconds("lifetime", lifetime)
             if idle_timeout is not None:
@@ -180,11 +193,12 @@ class SessionMiddleware:
                         "keep each user's 'not before' time (cookies cannot be deleted "
                         "server-side); or use a server-side store=."
                     )
-                revocations = None if revocation_store is None else Revocations(revocation_store)
+                revocations = None
+                if revocation_store is not None:
+                    revocations = Revocations(timed(revocation_store, timeout))
                 backend = CookieBackend(
                     codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
                     refresh_after=refresh_after, user_key=user_key, revocations=revocations,
-                    timeout=store_timeout,
                 )  # fmt: skip
             else:
                 if revocation_store is not None:
@@ -192,9 +206,11 @@ class SessionMiddleware:
                         "revocation_store is for the cookie store; a server-side store keeps "
                         "its own revocations."
                     )
+                if isinstance(store, Store):  # else ServerBackend says what is missing
+                    store = timed(store, timeout)
                 backend = ServerBackend(
                     store, codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
-                    refresh_after=refresh_after, timeout=store_timeout, user_key=user_key,
+                    refresh_after=refresh_after, user_key=user_key,
                 )  # fmt: skip
         self.backend: SessionBackend = backend
 
@@ -245,16 +261,17 @@ class SessionMiddleware:
                 return LoadedState(had_cookie=True, read_only=True)
 
         session = Session(load_sync if backend.loads_in_line else None, load)
+        control = SessionControl(session)
         if not backend.loads_in_line:
             if request_cookies.oversized:
-                session.attach(self._refused_oversized())
+                control.attach(self._refused_oversized())
             elif not any(request_cookies.values(name)):
-                session.attach(LoadedState())  # a new session: nothing to fetch
+                control.attach(LoadedState())  # a new session: nothing to fetch
             elif not self._defer_load(scope):
                 try:
-                    session.attach(await load())
+                    control.attach(await load())
                 except StoreUnavailable as exc:
-                    session.fail_with(exc)
+                    control.fail_with(exc)
         scope["session"] = session
         jar: list[CookieJar] = []  # filled by cookies(scope): no jar, no cost
 
@@ -279,11 +296,11 @@ class SessionMiddleware:
             nonlocal started, committed, changes_at_commit
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
-                session.run_before_commit()
-                changes_at_commit = session.changes
-                if session.accessed and message.get("status", 200) < 500:
+                control.run_before_commit()
+                changes_at_commit = control.changes
+                if control.accessed and message.get("status", 200) < 500:
                     secure = backend.cookie.is_secure(scheme)
-                    await self._commit(session, message, secure)
+                    await self._commit(control, message, secure)
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)
             started = True
@@ -297,7 +314,7 @@ class SessionMiddleware:
             logger.warning("session store unavailable: %s", exc)
             await self._unavailable(scope["type"], send)
             return
-        if committed and session.changes != changes_at_commit:
+        if committed and control.changes != changes_at_commit:
             logger.debug(
                 "session changed after the response started; the change was not saved "
                 "(write the session before sending the response, or before websocket.accept)"
@@ -310,8 +327,20 @@ class SessionMiddleware:
         body = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
         await send_plain(send, 503, body, [(b"retry-after", self._retry_after)])
 
-    async def _commit(self, session: Session, message: Message, secure: bool) -> None:
-        set_cookie = await self.backend.commit(session, secure=secure, now=int(self._clock()))
+    async def _commit(self, control: SessionControl, message: Message, secure: bool) -> None:
+        """Commit an accessed session and add its headers.
+
+        A session served read-only (the store failed and the policy is ``"anonymous"``) is
+        never committed, whichever the backend: writing it would replace the cookie the
+        user really has with one for an empty session.
+        """
+        commit = control.commit()
+        set_cookie: str | None = None
+        if commit is not None and commit.state.read_only:
+            if commit.changed:
+                logger.debug("session served read-only: this request's changes were not saved")
+        elif commit is not None:
+            set_cookie = await self.backend.commit(commit, secure=secure, now=int(self._clock()))
         is_http = message["type"] in _HTTP_START
         if set_cookie is None and not is_http:
             return
@@ -338,6 +367,26 @@ def _codec(
             f"cookie_format={cookie_format!r}; use 'encrypted', 'signed' or a MessageCodec."
         )
     return cookie_format
+
+
+def _store_timeout(store_timeout: float | _Unset | None) -> float | None:
+    """The deprecated ``store_timeout``: warn when given, check it, apply the old default."""
+    if store_timeout is _Unset.UNSET:
+        return _OLD_DEFAULT_TIMEOUT
+    warnings.warn(
+        "SessionMiddleware(store_timeout=...) is deprecated since asgisession 0.2 and goes "
+        "away in 0.3: set timeout= on the store (RedisStore, MemcachedStore, SQLiteStore), "
+        "which times its own calls; the bundled stores ignore store_timeout already.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if store_timeout is not None and (
+        isinstance(store_timeout, bool)
+        or not isinstance(store_timeout, (int, float))
+        or not store_timeout > 0
+    ):
+        raise ConfigurationError(f"store_timeout={store_timeout!r}; give seconds > 0, or None.")
+    return store_timeout
 
 
 def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: str | None) -> None:
