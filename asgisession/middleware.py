@@ -20,7 +20,6 @@ never written (``"anonymous"``). A response with a 5xx status never commits the 
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 import warnings
@@ -65,12 +64,9 @@ _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.ht
 _HTTP_START = frozenset({"http.response.start", "websocket.http.response.start"})
 _VARY = (b"Cookie",)
 _OLD_DEFAULT_TIMEOUT = 2.0
-
-
-class _Unset(enum.Enum):
-    """``store_timeout`` not given: a store of your own keeps 0.1's 2 s bound (stores/timed.py)."""
-
-    UNSET = "unset"
+#: ``store_timeout`` not given (compared by identity): a store of your own keeps 0.1's 2 s
+#: bound (see stores/timed.py). A NaN, so no value a caller passes can mean it.
+_UNSET_TIMEOUT: float = float("nan")
 
 
 class SessionMiddleware:
@@ -152,7 +148,7 @@ class SessionMiddleware:
         on_reject: Callable[[RejectReason], None] | None = None,
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
-        store_timeout: float | _Unset | None = _Unset.UNSET,
+        store_timeout: float | None = _UNSET_TIMEOUT,
         on_store_error: Literal["unavailable", "anonymous"] = "unavailable",
         retry_after: int = 5,
         defer_load: Sequence[str] | Callable[[Scope], bool] = (),
@@ -369,9 +365,9 @@ def _codec(
     return cookie_format
 
 
-def _store_timeout(store_timeout: float | _Unset | None) -> float | None:
+def _store_timeout(store_timeout: float | None) -> float | None:
     """The deprecated ``store_timeout``: warn when given, check it, apply the old default."""
-    if store_timeout is _Unset.UNSET:
+    if store_timeout is _UNSET_TIMEOUT:
         return _OLD_DEFAULT_TIMEOUT
     warnings.warn(
         "SessionMiddleware(store_timeout=...) is deprecated since asgisession 0.2 and goes "

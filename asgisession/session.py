@@ -63,7 +63,7 @@ class LoadedState:
 class Commit:
     """What a request did to its session, decided once when the response starts.
 
-    The middleware makes it (:meth:`SessionControl.commit`) and hands it to the backend,
+    The middleware makes it (``SessionControl.commit()``) and hands it to the backend,
     which turns it into store writes and a ``Set-Cookie``; no backend decides "did the
     session change?" again.
 
@@ -113,7 +113,7 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
 
     Its public names are what an app calls: the mapping, :meth:`load`, :meth:`regenerate`,
     :meth:`reset`, :attr:`modified`, :attr:`is_new`, :attr:`rejection` and :attr:`loaded`.
-    What the middleware, the backends and the helpers need is on :class:`SessionControl`.
+    What the middleware, the backends and the helpers need is on ``SessionControl``.
 
     :param sync_loader: loads the data in-line; cookie sessions have one.
     :param async_loader: loads the data with I/O; used by :meth:`load`.
