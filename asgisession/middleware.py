@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 from ._http import merge_vary, path_prefixes, send_plain
+from ._options import DEFAULT as _DEFAULT
+from ._options import cookie_options
+from ._options import store_timeout as _store_timeout
 from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backends.base import SessionBackend
 from .backends.cookie import CookieBackend
@@ -63,10 +65,6 @@ DAY = 24 * 3600
 _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
 _HTTP_START = frozenset({"http.response.start", "websocket.http.response.start"})
 _VARY = (b"Cookie",)
-_OLD_DEFAULT_TIMEOUT = 2.0
-#: ``store_timeout`` not given (compared by identity): a store of your own keeps 0.1's 2 s
-#: bound (see stores/timed.py). A NaN, so no value a caller passes can mean it.
-_UNSET_TIMEOUT: float = float("nan")
 
 
 class SessionMiddleware:
@@ -80,6 +78,11 @@ class SessionMiddleware:
     :param secret_key_base: the secret (at least 32 random bytes), or several, newest
         first: the newest seals, all of them open, and a cookie opened with an older one is
         re-issued under the newest on that response.
+    :param cookie: the session cookie's name and attributes, as a
+        :class:`~asgisession.cookies.CookieOptions` (its defaults: ``"session"``, 14 days,
+        ``Path=/``, this host only, Secure on https, HttpOnly, ``SameSite=Lax``). The
+        keywords ``cookie_name`` to ``partitioned`` below are shortcuts for its fields;
+        give one or the other, not both.
     :param cookie_name: the session cookie's name, also the purpose its seal is bound to.
     :param cookie_format: ``"encrypted"`` (AES-256-GCM, the default), ``"signed"``
         (HMAC-SHA256: readable by the client, not changeable), a
@@ -133,22 +136,23 @@ class SessionMiddleware:
         app: AnyASGIApp,
         *,
         secret_key_base: SecretKeyBase,
-        cookie_name: str = "session",
+        cookie: CookieOptions | None = None,
+        cookie_name: str = _DEFAULT,
         cookie_format: Literal["encrypted", "signed"] | MessageCodec | CookieFormat = "encrypted",
         lifetime: int = 14 * DAY,
         idle_timeout: int | None = None,
         refresh_after: int | None = None,
-        max_age: int | None = 14 * DAY,
-        path: str = "/",
-        domain: str | None = None,
-        secure: bool | Literal["auto"] = "auto",
-        httponly: bool = True,
-        samesite: SameSite = "lax",
-        partitioned: bool = False,
+        max_age: int | None = _DEFAULT,
+        path: str = _DEFAULT,
+        domain: str | None = _DEFAULT,
+        secure: bool | Literal["auto"] = _DEFAULT,
+        httponly: bool = _DEFAULT,
+        samesite: SameSite = _DEFAULT,
+        partitioned: bool = _DEFAULT,
         on_reject: Callable[[RejectReason], None] | None = None,
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
-        store_timeout: float | None = _UNSET_TIMEOUT,
+        store_timeout: float | None = _DEFAULT,
         on_store_error: Literal["unavailable", "anonymous"] = "unavailable",
         retry_after: int = 5,
         defer_load: Sequence[str] | Callable[[Scope], bool] = (),
@@ -176,9 +180,9 @@ class SessionMiddleware:
             _check_seconds("lifetime", lifetime)
             if idle_timeout is not None:
                 _check_seconds("idle_timeout", idle_timeout)
-            cookie = CookieOptions(
-                name=cookie_name, max_age=max_age, path=path, domain=domain, secure=secure,
-                httponly=httponly, samesite=samesite, partitioned=partitioned,
+            options = cookie_options(
+                cookie, cookie_name=cookie_name, max_age=max_age, path=path, domain=domain,
+                secure=secure, httponly=httponly, samesite=samesite, partitioned=partitioned,
             )  # fmt: skip
             codec = _codec(cookie_format, self.keyring)
             _check_issue_time(codec, idle_timeout, user_key)
@@ -193,7 +197,7 @@ class SessionMiddleware:
                 if revocation_store is not None:
                     revocations = Revocations(timed(revocation_store, timeout))
                 backend = CookieBackend(
-                    codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
+                    codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
                     refresh_after=refresh_after, user_key=user_key, revocations=revocations,
                 )  # fmt: skip
             else:
@@ -205,7 +209,7 @@ class SessionMiddleware:
                 if isinstance(store, Store):  # else ServerBackend says what is missing
                     store = timed(store, timeout)
                 backend = ServerBackend(
-                    store, codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
+                    store, codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
                     refresh_after=refresh_after, user_key=user_key,
                 )  # fmt: skip
         self.backend: SessionBackend = backend
@@ -363,26 +367,6 @@ def _codec(
             f"cookie_format={cookie_format!r}; use 'encrypted', 'signed' or a MessageCodec."
         )
     return cookie_format
-
-
-def _store_timeout(store_timeout: float | None) -> float | None:
-    """The deprecated ``store_timeout``: warn when given, check it, apply the old default."""
-    if store_timeout is _UNSET_TIMEOUT:
-        return _OLD_DEFAULT_TIMEOUT
-    warnings.warn(
-        "SessionMiddleware(store_timeout=...) is deprecated since asgisession 0.2 and goes "
-        "away in 0.3: set timeout= on the store (RedisStore, MemcachedStore, SQLiteStore), "
-        "which times its own calls; the bundled stores ignore store_timeout already.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    if store_timeout is not None and (
-        isinstance(store_timeout, bool)
-        or not isinstance(store_timeout, (int, float))
-        or not store_timeout > 0
-    ):
-        raise ConfigurationError(f"store_timeout={store_timeout!r}; give seconds > 0, or None.")
-    return store_timeout
 
 
 def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: str | None) -> None:
