@@ -19,10 +19,13 @@ from .base import Store, SupportsTouch, SupportsUserIndex, bounded
 
 __all__ = ["is_bundled", "timed"]
 
+#: The modules of the bundled stores: this one's siblings.
+_BUNDLED = __name__.rpartition(".")[0] + "."
+
 
 def is_bundled(store: object) -> bool:
     """Whether ``store`` is one of asgisession's own stores (which time their own calls)."""
-    return type(store).__module__.startswith("asgisession.stores.")
+    return type(store).__module__.startswith(_BUNDLED)
 
 
 class _Timed:
