@@ -53,7 +53,7 @@ from .errors import ConfigurationError, RejectReason, StoreUnavailable
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
-from .session import LoadedState, Session, SessionControl
+from .session import LoadedState, Session, SessionControl, in_use
 from .stores.base import Store
 from .stores.timed import timed
 
@@ -261,8 +261,10 @@ class SessionMiddleware:
                 return LoadedState(had_cookie=True, read_only=True)
 
         session = Session(load_sync if backend.loads_in_line else None, load)
-        control = SessionControl(session)
+        # Made only for a session that is preloaded or used: most requests need none.
+        control: SessionControl | None = None
         if not backend.loads_in_line:
+            control = SessionControl(session)
             if request_cookies.oversized:
                 control.attach(self._refused_oversized())
             elif not any(request_cookies.values(name)):
@@ -293,14 +295,16 @@ class SessionMiddleware:
         changes_at_commit = 0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, committed, changes_at_commit
+            nonlocal started, committed, changes_at_commit, control
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
-                control.run_before_commit()
-                changes_at_commit = control.changes
-                if control.accessed and message.get("status", 200) < 500:
-                    secure = backend.cookie.is_secure(scheme)
-                    await self._commit(control, message, secure)
+                if in_use(session):
+                    control = control or SessionControl(session)
+                    control.run_before_commit()
+                    changes_at_commit = control.changes
+                    if control.accessed and message.get("status", 200) < 500:
+                        secure = backend.cookie.is_secure(scheme)
+                        await self._commit(control, message, secure)
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)
             started = True
@@ -314,7 +318,9 @@ class SessionMiddleware:
             logger.warning("session store unavailable: %s", exc)
             await self._unavailable(scope["type"], send)
             return
-        if committed and control.changes != changes_at_commit:
+        if committed and in_use(session):
+            control = control or SessionControl(session)
+        if committed and control is not None and control.changes != changes_at_commit:
             logger.debug(
                 "session changed after the response started; the change was not saved "
                 "(write the session before sending the response, or before websocket.accept)"

@@ -404,6 +404,15 @@ class SessionControl:
         return Commit(state, data, changed, session._regenerated, not data, payload)
 
 
+def in_use(session: Session) -> bool:
+    """Whether the app touched ``session`` or a helper awaits its commit.
+
+    The middleware asks this first, without making a :class:`SessionControl`: most requests
+    never use their session.
+    """
+    return session._accessed or bool(session._before_commit)
+
+
 def control_of(session: Session) -> SessionControl:
     """The :class:`SessionControl` of ``session``, for asgisession's own helpers."""
     return SessionControl(session)

@@ -17,7 +17,6 @@ request can cause small.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Protocol
 
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
@@ -70,20 +69,23 @@ class Candidates:
     """The values of a session cookie worth trying, and why the ones tried were refused.
 
     Empty values (what a deletion leaves behind in some clients) are no cookie at all; at
-    most :data:`MAX_CANDIDATES` are tried. Both backends loop over it, report each refusal
-    with :meth:`refuse`, and return :meth:`none_valid` when no value opened.
+    most :data:`MAX_CANDIDATES` are tried. Both backends loop over :attr:`values`, report
+    each refusal with :meth:`refuse`, and return :meth:`none_valid` when no value opened.
     """
 
-    __slots__ = ("_name", "_values", "rejection")
+    __slots__ = ("_name", "had_cookie", "rejection", "values")
 
     def __init__(self, values: list[str], cookie_name: str) -> None:
-        self._values = [value for value in values if value]
-        self._name = cookie_name
+        present = list(filter(None, values))
+        #: The values to try, in the order the browser sent them.
+        self.values: list[str] = (
+            present[:MAX_CANDIDATES] if len(present) > MAX_CANDIDATES else present
+        )
+        #: Whether the request carried the cookie at all (a valid value or not).
+        self.had_cookie: bool = bool(present)
         #: The reason the first refused value was refused.
         self.rejection: RejectReason | None = None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values[:MAX_CANDIDATES])
+        self._name = cookie_name
 
     def refuse(self, exc: InvalidMessage) -> None:
         """Note (and log) why a value was refused; the first reason is the one reported."""
@@ -92,7 +94,7 @@ class Candidates:
 
     def none_valid(self) -> LoadedState:
         """The empty session of a request none of whose values opened."""
-        return LoadedState(had_cookie=bool(self._values), rejection=self.rejection)
+        return LoadedState(had_cookie=self.had_cookie, rejection=self.rejection)
 
 
 class SealedCookie:

@@ -74,7 +74,7 @@ class CookieBackend(SealedCookie):
     def open(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid value; an empty session (with the reason) when none is."""
         candidates = self._candidates(values)
-        for value in candidates:
+        for value in candidates.values:
             try:
                 return self._open_one(value, now)
             except InvalidMessage as exc:

@@ -112,7 +112,7 @@ class ServerBackend(SealedCookie):
     async def load(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid cookie value and fetch its record."""
         candidates = self._candidates(values)
-        for value in candidates:
+        for value in candidates.values:
             try:
                 opened = self._open_sealed(value, now)
                 if len(opened.payload) != SESSION_ID_BYTES:
