@@ -112,9 +112,6 @@ class SupportsUserIndex(Store, Protocol):
 async def bounded(awaitable: Awaitable[_T], timeout: float | None, what: str) -> _T:
     """Await a store call within ``timeout`` seconds (``None``: no limit).
 
-    For adapters: a store bounds its own calls (the backends add no timer of their own), and
-    an adapter whose client has no deadline of its own can wrap each call in this.
-
     :raises StoreUnavailable: when the time runs out.
     """
     if timeout is None:
