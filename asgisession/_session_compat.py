@@ -23,7 +23,7 @@ def _moved(name: str) -> None:
         "the middleware and backends, and lives on asgisession.session.SessionControl "
         "(asgisession.session.control_of(session)).",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
 
 

@@ -377,8 +377,9 @@ def test_moved_names_warn_and_still_work(name: str) -> None:
     }
     message = f"Session.{name} is deprecated"
     if name in ("raw", "run_before_commit", *args):
-        with pytest.warns(DeprecationWarning, match=message):
+        with pytest.warns(DeprecationWarning, match=message) as record:
             getattr(session, name)(*args.get(name, ()))
     else:
-        with pytest.warns(DeprecationWarning, match=message):
+        with pytest.warns(DeprecationWarning, match=message) as record:
             getattr(session, name)
+    assert __file__ == record[0].filename  # the warning points at the caller

@@ -403,8 +403,9 @@ async def test_deprecated_store_timeout_still_bounds_a_store_of_your_own(
     secret: str, store: RecordingStore
 ) -> None:
     """store_timeout warns; until it goes, a store of your own that stalls counts as down."""
-    with pytest.warns(DeprecationWarning, match="set timeout= on the store"):
-        mw = middleware(store, secret, store_timeout=0.05)
+    with pytest.warns(DeprecationWarning, match="set timeout= on the store") as record:
+        mw = SessionMiddleware(app, secret_key_base=secret, store=store, store_timeout=0.05)
+    assert __file__ == record[0].filename  # the warning points at the caller
     async with client(mw) as c:
         await c.get("/set")
         store.stall = 1.0
