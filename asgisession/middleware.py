@@ -125,7 +125,8 @@ class SessionMiddleware:
     :param revocation_store: with the cookie store and ``user_key``: the store that keeps
         per-user "not before" times. A cookie that names a user then costs one lookup.
     :param backend: a custom :class:`~asgisession.backends.base.SessionBackend`, which brings its
-        own cookie options, lifetime and idle timeout (those parameters are then ignored).
+        own cookie options, lifetime and idle timeout (those parameters are then ignored;
+        ``cookie=`` is refused).
     :raises ConfigurationError: for any invalid setting, here rather than per request.
 
     .. versionadded:: 0.1
@@ -176,6 +177,11 @@ class SessionMiddleware:
         self._retry_after = str(retry_after).encode()
         self._defer_load = _deferral(defer_load)
         timeout = _store_timeout(store_timeout)
+        if backend is not None and cookie is not None:
+            raise ConfigurationError(
+                "backend= brings its own cookie options (backend.cookie); cookie= would be "
+                "ignored. Give the CookieOptions to the backend instead."
+            )
         if backend is None:
             _check_seconds("lifetime", lifetime)
             if idle_timeout is not None:

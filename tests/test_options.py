@@ -95,3 +95,10 @@ def test_flat_keywords_are_still_checked(secret: str) -> None:
     """The shortcuts go through CookieOptions' checks, as before."""
     with pytest.raises(ConfigurationError, match="secure"):
         SessionMiddleware(writer, secret_key_base=secret, samesite="none", secure=False)
+
+
+def test_cookie_with_a_custom_backend_is_refused(secret: str) -> None:
+    """A custom backend brings its own cookie: cookie= beside it would be silently ignored."""
+    inner = SessionMiddleware(writer, secret_key_base=secret).backend
+    with pytest.raises(ConfigurationError, match="backend= brings its own cookie options"):
+        SessionMiddleware(writer, secret_key_base=secret, backend=inner, cookie=CookieOptions())
