@@ -6,7 +6,7 @@ sharing the session shows the same messages:
 1. On load, every stored flash becomes visible and is marked for discard, so it lives for
    exactly one request after the one that set it, unless :meth:`Flash.keep` is called.
 2. ``flash(scope).now[key] = value`` is visible on this request only and never stored.
-3. The flash is written back by a :meth:`~asgisession.session.Session.before_commit`
+3. The flash is written back by a :meth:`~asgisession.session.SessionControl.before_commit`
    callback, just before the session is committed, and only on requests that called
    :func:`flash`: it lives under the session key ``"flash"`` as
    ``{"discard":[],"flashes":{...}}``, and that key is removed when nothing is kept. The
@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from ._scope import session_from_scope
 from ._types import AnyScope, Scope
-from .session import Session
+from .session import Session, control_of
 
 __all__ = ["FLASH_KEY", "Flash", "FlashNow", "flash"]
 
@@ -47,7 +47,11 @@ def flash(scope: AnyScope) -> Flash:
     """
     session = session_from_scope(scope)
     cached = scope.get(SCOPE_KEY)
-    if isinstance(cached, Flash) and cached.session is session and cached.resets == session.resets:
+    if (
+        isinstance(cached, Flash)
+        and cached.session is session
+        and cached.resets == control_of(session).resets
+    ):
         return cached
     current = cast(Scope, scope)[SCOPE_KEY] = Flash(session)
     return current
@@ -68,15 +72,16 @@ class Flash(MutableMapping[str, Any]):
 
     def __init__(self, session: Session) -> None:
         self.session: Session = session
+        control = control_of(session)
         #: The session's reset count when this flash was made; a reset starts a new flash.
-        self.resets: int = session.resets
+        self.resets: int = control.resets
         self._loaded: Any = session.get(FLASH_KEY)
         self._flashes: dict[str, Any] = _stored_flashes(self._loaded)
         #: Keys that are dropped at commit: everything loaded, and everything set ``now``.
         self._discard: set[str] = set(self._flashes)
         #: Messages for this request only: ``flash(scope).now["alert"] = "..."``.
         self.now: FlashNow = FlashNow(self)
-        session.before_commit(self._write_back)
+        control.before_commit(self._write_back)
 
     def keep(self, key: str | None = None) -> None:
         """Keep ``key`` (or every message) for one more request."""

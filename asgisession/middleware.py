@@ -27,6 +27,9 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from ._http import merge_vary, path_prefixes, send_plain
+from ._options import DEFAULT as _DEFAULT
+from ._options import cookie_options
+from ._options import store_timeout as _store_timeout
 from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backends.base import SessionBackend
 from .backends.cookie import CookieBackend
@@ -44,8 +47,9 @@ from .formats import resolve_format
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
-from .session import LoadedState, Session
+from .session import LoadedState, Session, SessionControl, in_use
 from .stores.base import Store
+from .stores.timed import timed
 
 __all__ = ["SessionMiddleware"]
 
@@ -68,6 +72,11 @@ class SessionMiddleware:
     :param secret_key_base: the secret (at least 32 random bytes), or several, newest
         first: the newest seals, all of them open, and a cookie opened with an older one is
         re-issued under the newest on that response.
+    :param cookie: the session cookie's name and attributes, as a
+        :class:`~asgisession.cookies.CookieOptions` (its defaults: ``"session"``, 14 days,
+        ``Path=/``, this host only, Secure on https, HttpOnly, ``SameSite=Lax``). The
+        keywords ``cookie_name`` to ``partitioned`` below are shortcuts for its fields;
+        give one or the other, not both.
     :param cookie_name: the session cookie's name, also the purpose its seal is bound to.
     :param cookie_format: ``"encrypted"`` (AES-256-GCM, the default), ``"signed"``
         (HMAC-SHA256: readable by the client, not changeable), a
@@ -95,7 +104,9 @@ class SessionMiddleware:
     :param store: keep session data server-side in this
         :class:`~asgisession.stores.base.Store` (the cookie then holds only a sealed id).
         The middleware does not close it: the app owns it.
-    :param store_timeout: seconds one store call may take before it counts as a failure.
+    :param store_timeout: *deprecated*: set ``timeout=`` on the store instead. The bundled
+        stores time their own calls and ignore it; a store of your own still has each call
+        bounded by it (2 s unless given) until it goes away in 0.3.
     :param on_store_error: ``"unavailable"`` (default): a request that needs its session
         while the store fails gets ``503`` with ``Retry-After``; ``"anonymous"``: it gets an
         empty session that is never written (nothing overwrites the user's cookie).
@@ -108,7 +119,8 @@ class SessionMiddleware:
     :param revocation_store: with the cookie store and ``user_key``: the store that keeps
         per-user "not before" times. A cookie that names a user then costs one lookup.
     :param backend: a custom :class:`~asgisession.backends.base.SessionBackend`, which brings its
-        own cookie options, lifetime and idle timeout (those parameters are then ignored).
+        own cookie options, lifetime and idle timeout (those parameters are then ignored;
+        ``cookie=`` is refused).
     :raises ConfigurationError: for any invalid setting, here rather than per request.
 
     .. versionadded:: 0.1
@@ -119,22 +131,23 @@ class SessionMiddleware:
         app: AnyASGIApp,
         *,
         secret_key_base: SecretKeyBase,
-        cookie_name: str = "session",
+        cookie: CookieOptions | None = None,
+        cookie_name: str = _DEFAULT,
         cookie_format: Literal["encrypted", "signed"] | MessageCodec | CookieFormat = "encrypted",
         lifetime: int = 14 * DAY,
         idle_timeout: int | None = None,
         refresh_after: int | None = None,
-        max_age: int | None = 14 * DAY,
-        path: str = "/",
-        domain: str | None = None,
-        secure: bool | Literal["auto"] = "auto",
-        httponly: bool = True,
-        samesite: SameSite = "lax",
-        partitioned: bool = False,
+        max_age: int | None = _DEFAULT,
+        path: str = _DEFAULT,
+        domain: str | None = _DEFAULT,
+        secure: bool | Literal["auto"] = _DEFAULT,
+        httponly: bool = _DEFAULT,
+        samesite: SameSite = _DEFAULT,
+        partitioned: bool = _DEFAULT,
         on_reject: Callable[[RejectReason], None] | None = None,
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
-        store_timeout: float | None = 2.0,
+        store_timeout: float | None = _DEFAULT,
         on_store_error: Literal["unavailable", "anonymous"] = "unavailable",
         retry_after: int = 5,
         defer_load: Sequence[str] | Callable[[Scope], bool] = (),
@@ -157,13 +170,19 @@ class SessionMiddleware:
         self._anonymous_on_error = on_store_error == "anonymous"
         self._retry_after = str(retry_after).encode()
         self._defer_load = _deferral(defer_load)
+        timeout = _store_timeout(store_timeout)
+        if backend is not None and cookie is not None:
+            raise ConfigurationError(
+                "backend= brings its own cookie options (backend.cookie); cookie= would be "
+                "ignored. Give the CookieOptions to the backend instead."
+            )
         if backend is None:
             _check_seconds("lifetime", lifetime)
             if idle_timeout is not None:
                 _check_seconds("idle_timeout", idle_timeout)
-            cookie = CookieOptions(
-                name=cookie_name, max_age=max_age, path=path, domain=domain, secure=secure,
-                httponly=httponly, samesite=samesite, partitioned=partitioned,
+            options = cookie_options(
+                cookie, cookie_name=cookie_name, max_age=max_age, path=path, domain=domain,
+                secure=secure, httponly=httponly, samesite=samesite, partitioned=partitioned,
             )  # fmt: skip
             codec = resolved.session_codec(self.keyring)
             _check_issue_time(codec, idle_timeout, user_key)
@@ -174,11 +193,12 @@ class SessionMiddleware:
                         "keep each user's 'not before' time (cookies cannot be deleted "
                         "server-side); or use a server-side store=."
                     )
-                revocations = None if revocation_store is None else Revocations(revocation_store)
+                revocations = None
+                if revocation_store is not None:
+                    revocations = Revocations(timed(revocation_store, timeout))
                 backend = CookieBackend(
-                    codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
+                    codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
                     refresh_after=refresh_after, user_key=user_key, revocations=revocations,
-                    timeout=store_timeout,
                 )  # fmt: skip
             else:
                 if revocation_store is not None:
@@ -186,9 +206,11 @@ class SessionMiddleware:
                         "revocation_store is for the cookie store; a server-side store keeps "
                         "its own revocations."
                     )
+                if isinstance(store, Store):  # else ServerBackend says what is missing
+                    store = timed(store, timeout)
                 backend = ServerBackend(
-                    store, codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
-                    refresh_after=refresh_after, timeout=store_timeout, user_key=user_key,
+                    store, codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
+                    refresh_after=refresh_after, user_key=user_key,
                 )  # fmt: skip
         self.backend: SessionBackend = backend
 
@@ -239,16 +261,19 @@ class SessionMiddleware:
                 return LoadedState(had_cookie=True, read_only=True)
 
         session = Session(load_sync if backend.loads_in_line else None, load)
+        # Made only for a session that is preloaded or used: most requests need none.
+        control: SessionControl | None = None
         if not backend.loads_in_line:
+            control = SessionControl(session)
             if request_cookies.oversized:
-                session.attach(self._refused_oversized())
+                control.attach(self._refused_oversized())
             elif not any(request_cookies.values(name)):
-                session.attach(LoadedState())  # a new session: nothing to fetch
+                control.attach(LoadedState())  # a new session: nothing to fetch
             elif not self._defer_load(scope):
                 try:
-                    session.attach(await load())
+                    control.attach(await load())
                 except StoreUnavailable as exc:
-                    session.fail_with(exc)
+                    control.fail_with(exc)
         scope["session"] = session
         jar: list[CookieJar] = []  # filled by cookies(scope): no jar, no cost
 
@@ -270,14 +295,16 @@ class SessionMiddleware:
         changes_at_commit = 0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, committed, changes_at_commit
+            nonlocal started, committed, changes_at_commit, control
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
-                session.run_before_commit()
-                changes_at_commit = session.changes
-                if session.accessed and message.get("status", 200) < 500:
-                    secure = backend.cookie.is_secure(scheme)
-                    await self._commit(session, message, secure)
+                if in_use(session):
+                    control = control or SessionControl(session)
+                    control.run_before_commit()
+                    changes_at_commit = control.changes
+                    if control.accessed and message.get("status", 200) < 500:
+                        secure = backend.cookie.is_secure(scheme)
+                        await self._commit(control, message, secure)
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)
             started = True
@@ -291,7 +318,9 @@ class SessionMiddleware:
             logger.warning("session store unavailable: %s", exc)
             await self._unavailable(scope["type"], send)
             return
-        if committed and session.changes != changes_at_commit:
+        if committed and in_use(session):
+            control = control or SessionControl(session)
+        if committed and control is not None and control.changes != changes_at_commit:
             logger.debug(
                 "session changed after the response started; the change was not saved "
                 "(write the session before sending the response, or before websocket.accept)"
@@ -304,8 +333,20 @@ class SessionMiddleware:
         body = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
         await send_plain(send, 503, body, [(b"retry-after", self._retry_after)])
 
-    async def _commit(self, session: Session, message: Message, secure: bool) -> None:
-        set_cookie = await self.backend.commit(session, secure=secure, now=int(self._clock()))
+    async def _commit(self, control: SessionControl, message: Message, secure: bool) -> None:
+        """Commit an accessed session and add its headers.
+
+        A session served read-only (the store failed and the policy is ``"anonymous"``) is
+        never committed, whichever the backend: writing it would replace the cookie the
+        user really has with one for an empty session.
+        """
+        commit = control.commit()
+        set_cookie: str | None = None
+        if commit is not None and commit.state.read_only:
+            if commit.changed:
+                logger.debug("session served read-only: this request's changes were not saved")
+        elif commit is not None:
+            set_cookie = await self.backend.commit(commit, secure=secure, now=int(self._clock()))
         is_http = message["type"] in _HTTP_START
         if set_cookie is None and not is_http:
             return

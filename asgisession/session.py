@@ -7,6 +7,11 @@ cookie only when something changed.
 Changes inside nested values (``session["cart"].append(x)``) are caught too: when a list or
 dict was handed out, the data is re-serialised at commit time and compared with what was
 loaded. Setting ``session.modified = True`` forces a write.
+
+What the middleware, the backends and the helpers do with a session (preload it, run the
+flash's write-back, decide what to commit) is :class:`SessionControl`'s, kept apart from
+the names an app calls; it reads the session's private state, so it lives in this module
+too, which is why the module runs past 300 lines.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from . import serializer
+from ._session_compat import DeprecatedSessionNames
 from .errors import RejectReason, SessionNotLoaded
 
-__all__ = ["LoadedState", "Session"]
+__all__ = ["Commit", "LoadedState", "Session", "SessionControl"]
 
 
 @dataclass(slots=True)
@@ -52,6 +59,38 @@ class LoadedState:
         return self.serialized is not None
 
 
+@dataclass(slots=True)
+class Commit:
+    """What a request did to its session, decided once when the response starts.
+
+    The middleware makes it (``SessionControl.commit()``) and hands it to the backend,
+    which turns it into store writes and a ``Set-Cookie``; no backend decides "did the
+    session change?" again. Backends read it and never change it. (It is not a frozen
+    dataclass because one is made on every request that uses its session, and a frozen
+    one costs three times as much to build.)
+
+    .. versionadded:: 0.2
+    """
+
+    #: Where the data came from (cookie facts, session id, issue and expiry times).
+    state: LoadedState
+    #: The data as it stands now.
+    data: dict[str, Any]
+    #: Whether the data changed: written through the mapping, marked ``modified``,
+    #: regenerated or reset, or a handed-out list or dict now serialises differently.
+    changed: bool
+    #: Whether :meth:`Session.regenerate` or :meth:`Session.reset` ran: a new identity.
+    regenerated: bool
+    #: Whether the session holds no data (nothing to store; a cookie that came gets deleted).
+    cleared: bool
+    #: The serialised data, when the change check already computed it.
+    payload: bytes | None = None
+
+    def serialized(self) -> bytes:
+        """The serialised data (computed now unless the change check did it already)."""
+        return self.payload if self.payload is not None else serializer.dumps(self.data)
+
+
 NOT_LOADED = (
     "this session lives in a server-side store and is not loaded yet: call "
     "`await session.load()` before reading or writing it, or let the middleware load it "
@@ -67,12 +106,16 @@ SyncLoader = Callable[[], LoadedState]
 AsyncLoader = Callable[[], Awaitable[LoadedState]]
 
 
-class Session(MutableMapping[str, Any]):
+class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
     """A lazy, change-tracking session mapping; what ``scope["session"]`` holds.
 
     Starlette's and FastAPI's ``request.session`` return it as is. It is a mapping, not a
     ``dict``: use ``dict(session)`` where a real dict is needed (e.g. ``json.dumps``).
     Keys must be strings and values JSON-compatible.
+
+    Its public names are what an app calls: the mapping, :meth:`load`, :meth:`regenerate`,
+    :meth:`reset`, :attr:`modified`, :attr:`is_new`, :attr:`rejection` and :attr:`loaded`.
+    What the middleware, the backends and the helpers need is on ``SessionControl``.
 
     :param sync_loader: loads the data in-line; cookie sessions have one.
     :param async_loader: loads the data with I/O; used by :meth:`load`.
@@ -123,76 +166,34 @@ class Session(MutableMapping[str, Any]):
         self._state = state
         self._data = state.data
 
-    def attach(self, state: LoadedState) -> None:
-        """Give the session its data without counting as an access (for middleware preloads).
-
-        A preloaded session that the app never touches is still "not accessed", so it gets
-        no ``Set-Cookie`` and no ``Vary``.
-        """
-        if self._state is None:
-            self._accept(state)
-
-    def before_commit(self, callback: Callable[[Session], None]) -> None:
-        """Run ``callback(session)`` once, just before the session is committed.
-
-        For helpers that keep state of their own in the session (flash messages): they
-        write it back at the last moment, and only on requests that used them.
-        """
-        self._before_commit.append(callback)
-
-    def run_before_commit(self) -> None:
-        """Run (and forget) the callbacks registered with :meth:`before_commit`."""
-        if not self._before_commit:  # the usual case: nothing registered
-            return
-        callbacks, self._before_commit = self._before_commit, []
-        for callback in callbacks:
-            callback(self)
-
-    def fail_with(self, error: BaseException) -> None:
-        """Make every synchronous access raise ``error`` (a preload that failed)."""
-        if self._state is None:
-
-            def fail() -> LoadedState:
-                raise error
-
-            self._sync_loader = fail
-
     @property
     def loaded(self) -> bool:
         """Whether the data has been loaded (which happens on first access)."""
         return self._state is not None
 
     @property
-    def accessed(self) -> bool:
-        """Whether the app touched the session at all on this request."""
-        return self._accessed
-
-    @property
-    def state(self) -> LoadedState:
-        """Where the loaded data came from (loads it if needed)."""
-        self._load_sync()
-        assert self._state is not None
-        return self._state
-
-    def raw(self) -> dict[str, Any]:
-        """The loaded data itself, for backends: reading it marks nothing as exposed."""
-        return self._load_sync()
-
-    @property
     def is_new(self) -> bool:
         """Whether no valid session came in with this request."""
-        return not self.state.present
+        return not self._loaded_state().present
 
     @property
     def rejection(self) -> RejectReason | None:
         """Why the incoming session cookie was refused, or ``None``."""
-        return self.state.rejection
+        return self._loaded_state().rejection
+
+    def _loaded_state(self) -> LoadedState:
+        self._load_sync()
+        assert self._state is not None
+        return self._state
 
     # -- change tracking ---------------------------------------------------------------------
 
     @property
     def modified(self) -> bool:
-        """Whether the data was changed through the mapping (or marked so)."""
+        """Whether the data was changed through the mapping (or marked so).
+
+        Set it to ``True`` to force a write, e.g. after changing a value in place.
+        """
         return self._modified
 
     @modified.setter
@@ -200,21 +201,6 @@ class Session(MutableMapping[str, Any]):
         self._load_sync()
         self._modified = bool(value)
         self._changes += 1
-
-    @property
-    def changes(self) -> int:
-        """How many changes went through the mapping on this request (nested ones excepted)."""
-        return self._changes
-
-    @property
-    def exposed(self) -> bool:
-        """Whether a mutable value (list or dict) was handed out and may have changed."""
-        return self._exposed
-
-    @property
-    def regenerated(self) -> bool:
-        """Whether :meth:`regenerate` or :meth:`reset` was called on this request."""
-        return self._regenerated
 
     def regenerate(self) -> None:
         """Give the session a new identity and keep its data: call it at login.
@@ -235,8 +221,8 @@ class Session(MutableMapping[str, Any]):
     def reset(self) -> None:
         """Drop all data and the identity: call it at logout.
 
-        Helpers' pending write-backs (:meth:`before_commit`) are dropped too, so a flash set
-        before the reset is gone with the rest, as in Rails; one set after it is kept.
+        Helpers' pending write-backs are dropped too, so a flash set before the reset is
+        gone with the rest, as in Rails; one set after it is kept.
         """
         self._load_sync()
         self._data.clear()
@@ -245,11 +231,6 @@ class Session(MutableMapping[str, Any]):
         self._regenerated = True
         self._modified = True
         self._changes += 1
-
-    @property
-    def resets(self) -> int:
-        """How many times :meth:`reset` ran on this request (helpers re-read after one)."""
-        return self._resets
 
     # -- the mapping -------------------------------------------------------------------------
 
@@ -310,3 +291,128 @@ class Session(MutableMapping[str, Any]):
         if self._state is None:
             return "<Session (not loaded)>"
         return f"<Session {self._data!r}>"
+
+
+class SessionControl:
+    """What the middleware, the backends and the helpers do with a session; apps need none of it.
+
+    A view over one :class:`Session` (it holds no state of its own, so making one costs an
+    allocation and nothing else): the middleware makes one per request, and :mod:`.flash`
+    and :mod:`.csrf` reach it through :func:`control_of`.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def session(self) -> Session:
+        """The session this controls."""
+        return self._session
+
+    def attach(self, state: LoadedState) -> None:
+        """Give the session its data without counting as an access (for middleware preloads).
+
+        A preloaded session that the app never touches is still "not accessed", so it gets
+        no ``Set-Cookie`` and no ``Vary``.
+        """
+        if self._session._state is None:
+            self._session._accept(state)
+
+    def fail_with(self, error: BaseException) -> None:
+        """Make every synchronous access raise ``error`` (a preload that failed)."""
+        session = self._session
+        if session._state is None:
+
+            def fail() -> LoadedState:
+                raise error
+
+            session._sync_loader = fail
+
+    def before_commit(self, callback: Callable[[Session], None]) -> None:
+        """Run ``callback(session)`` once, just before the session is committed.
+
+        For helpers that keep state of their own in the session (flash messages): they
+        write it back at the last moment, and only on requests that used them.
+        :meth:`Session.reset` drops the callbacks registered before it.
+        """
+        self._session._before_commit.append(callback)
+
+    def run_before_commit(self) -> None:
+        """Run (and forget) the callbacks registered with :meth:`before_commit`."""
+        session = self._session
+        if not session._before_commit:  # the usual case: nothing registered
+            return
+        callbacks, session._before_commit = session._before_commit, []
+        for callback in callbacks:
+            callback(session)
+
+    @property
+    def accessed(self) -> bool:
+        """Whether the app touched the session at all on this request."""
+        return self._session._accessed
+
+    @property
+    def changes(self) -> int:
+        """How many changes went through the mapping on this request (nested ones excepted)."""
+        return self._session._changes
+
+    @property
+    def resets(self) -> int:
+        """How many times :meth:`Session.reset` ran on this request (helpers re-read after one)."""
+        return self._session._resets
+
+    @property
+    def exposed(self) -> bool:
+        """Whether a mutable value (list or dict) was handed out and may have changed."""
+        return self._session._exposed
+
+    @property
+    def regenerated(self) -> bool:
+        """Whether :meth:`Session.regenerate` or :meth:`Session.reset` ran on this request."""
+        return self._session._regenerated
+
+    @property
+    def state(self) -> LoadedState:
+        """Where the loaded data came from (loads it if needed)."""
+        return self._session._loaded_state()
+
+    def data(self) -> dict[str, Any]:
+        """The loaded data itself: reading it marks nothing as exposed."""
+        return self._session._load_sync()
+
+    def commit(self) -> Commit | None:
+        """What to write for this request; ``None`` when the app never loaded the session.
+
+        The one place that decides whether the data changed: a change through the mapping,
+        :attr:`Session.modified`, a regeneration or reset, or (when a list or dict was
+        handed out) data that now serialises differently from what was loaded.
+        """
+        session = self._session
+        state = session._state
+        if not session._accessed or state is None:
+            return None
+        data = session._data
+        payload: bytes | None = None
+        changed = session._modified or session._regenerated
+        if not changed and session._exposed:
+            payload = serializer.dumps(data)
+            changed = payload != state.serialized
+        return Commit(state, data, changed, session._regenerated, not data, payload)
+
+
+def in_use(session: Session) -> bool:
+    """Whether the app touched ``session`` or a helper awaits its commit.
+
+    The middleware asks this first, without making a :class:`SessionControl`: most requests
+    never use their session.
+    """
+    return session._accessed or bool(session._before_commit)
+
+
+def control_of(session: Session) -> SessionControl:
+    """The :class:`SessionControl` of ``session``, for asgisession's own helpers."""
+    return SessionControl(session)

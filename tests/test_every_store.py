@@ -860,7 +860,7 @@ async def test_real_outage_gives_503_then_recovers(
     else:
         store = MemcachedStore(port=server.port, namespace=fresh_namespace(), timeout=1.0)
     async with store:
-        mw = SessionMiddleware(app, secret_key_base=secret, store=store, store_timeout=1.0)
+        mw = SessionMiddleware(app, secret_key_base=secret, store=store)
         async with client(mw) as c:
             await c.get("/set?user=alice")
             server.stop()

@@ -18,7 +18,7 @@ from asgisession import (
     flash,
 )
 from asgisession._types import Receive, Scope, Send
-from asgisession.session import LoadedState, Session
+from asgisession.session import LoadedState, Session, control_of
 from asgisession.stores.base import Store
 from asgisession.stores.memory import MemoryStore
 
@@ -205,7 +205,7 @@ def test_malformed_stored_flash_reads_empty_and_is_removed() -> None:
     session = Session(lambda: LoadedState(data={"flash": "junk", "user": 1}))
     messages = Flash(session)
     assert {} == dict(messages)
-    session.run_before_commit()
+    control_of(session).run_before_commit()
     assert {"user": 1} == dict(session)
 
 

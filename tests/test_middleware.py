@@ -35,7 +35,7 @@ from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 from asgisession.backends.cookie import CookieBackend
 from asgisession.cookies import cookie_values
 from asgisession.crypto import Opened, b64url_decode, b64url_encode
-from asgisession.session import LoadedState
+from asgisession.session import Commit, LoadedState, control_of
 
 from .asgi_helpers import Clock, Recorder, client, http_scope
 
@@ -191,7 +191,7 @@ async def test_session_is_put_in_the_scope(secret: str) -> None:
     )
     ((session, got_send),) = seen
     assert isinstance(session, Session)
-    assert not session.accessed
+    assert not control_of(session).accessed
     assert got_send is not send
 
 
@@ -891,8 +891,8 @@ class ForwardingBackend:
     async def load(self, values: list[str], now: int) -> LoadedState:
         return await self.inner.load(values, now)
 
-    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
-        return await self.inner.commit(session, secure=secure, now=now)
+    async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
+        return await self.inner.commit(commit, secure=secure, now=now)
 
 
 @pytest.mark.anyio
@@ -980,7 +980,7 @@ async def test_before_commit_writes_are_saved(secret: str) -> None:
     """A before_commit callback runs before the commit, so what it writes is saved."""
 
     async def deferred_writer(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["session"].before_commit(lambda s: s.__setitem__("late", True))
+        control_of(scope["session"]).before_commit(lambda s: s.__setitem__("late", True))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 

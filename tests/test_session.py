@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from asgisession import RejectReason, Session, SessionNotLoaded
-from asgisession.session import LoadedState
+from asgisession.session import LoadedState, control_of
 
 
 class FakeLoader:
@@ -39,7 +39,7 @@ def test_loader_not_called_before_first_access() -> None:
     session, loader = make({"user": "alice"})
     assert 0 == loader.calls
     assert not session.loaded
-    assert not session.accessed
+    assert not control_of(session).accessed
 
     assert "alice" == session["user"]
     assert "alice" == session.get("user")
@@ -51,8 +51,9 @@ def test_read_marks_accessed_only() -> None:
     """Reading a scalar marks the session accessed, not modified, exposed or regenerated."""
     session, _ = make({"n": 1})
     assert 1 == session["n"]
+    control = control_of(session)
     assert (True, False, False, False) == (
-        session.accessed, session.modified, session.exposed, session.regenerated,
+        control.accessed, session.modified, control.exposed, control.regenerated,
     )  # fmt: skip
 
 
@@ -68,7 +69,7 @@ def test_every_read_path_marks_accessed(probe: str) -> None:
         _ = "a" in session
     else:
         session.get("missing")
-    assert (True, 1) == (session.accessed, loader.calls)
+    assert (True, 1) == (control_of(session).accessed, loader.calls)
     assert not session.modified
 
 
@@ -95,7 +96,7 @@ def test_reading_a_container_marks_exposed(value: Any) -> None:
     """Handing out a list or dict sets `exposed` (a nested change may follow), not `modified`."""
     session, _ = make({"v": value})
     session["v"]
-    assert (True, False) == (session.exposed, session.modified)
+    assert (True, False) == (control_of(session).exposed, session.modified)
 
 
 def test_nested_mutation_is_flagged_through_exposed() -> None:
@@ -103,7 +104,7 @@ def test_nested_mutation_is_flagged_through_exposed() -> None:
     data: dict[str, Any] = {"cart": []}
     session, _ = make(data)
     session["cart"].append(1)
-    assert session.exposed
+    assert control_of(session).exposed
     assert {"cart": [1]} == data
 
 
@@ -112,7 +113,7 @@ def test_reading_a_scalar_does_not_expose() -> None:
     session, _ = make({"s": "x", "i": 1, "f": 1.5, "b": True, "n": None})
     for key in ("s", "i", "f", "b", "n"):
         session[key]
-    assert not session.exposed
+    assert not control_of(session).exposed
 
 
 @pytest.mark.parametrize("key", [1, None, b"user", ("a",)])
@@ -136,7 +137,7 @@ def test_clear_on_empty_session_is_not_a_change() -> None:
     """clear() on an empty session does not mark it modified (no deletion cookie needed)."""
     session, _ = make()
     session.clear()
-    assert session.accessed
+    assert control_of(session).accessed
     assert not session.modified
 
 
@@ -153,7 +154,7 @@ def test_regenerate_keeps_data() -> None:
     session, _ = make({"user": "alice"})
     session.regenerate()
     assert {"user": "alice"} == dict(session)
-    assert (True, True) == (session.regenerated, session.modified)
+    assert (True, True) == (control_of(session).regenerated, session.modified)
 
 
 def test_reset_drops_data() -> None:
@@ -161,7 +162,7 @@ def test_reset_drops_data() -> None:
     session, _ = make({"user": "alice", "cart": [1]})
     session.reset()
     assert {} == dict(session)
-    assert (True, True) == (session.regenerated, session.modified)
+    assert (True, True) == (control_of(session).regenerated, session.modified)
 
 
 def test_reset_then_write() -> None:
@@ -220,7 +221,7 @@ def test_repr_does_not_load() -> None:
     """repr() of an unloaded session says so without calling the loader."""
     session, loader = make({"secret": "x"})
     assert "<Session (not loaded)>" == repr(session)
-    assert (0, False) == (loader.calls, session.accessed)
+    assert (0, False) == (loader.calls, control_of(session).accessed)
 
 
 def test_repr_after_load_shows_data() -> None:
@@ -266,8 +267,8 @@ def test_state_facts_come_from_the_loader() -> None:
 def test_raw_does_not_expose() -> None:
     """raw() (for backends) returns the data without marking it exposed."""
     session, _ = make({"cart": [1]})
-    assert {"cart": [1]} == session.raw()
-    assert not session.exposed
+    assert {"cart": [1]} == control_of(session).data()
+    assert not control_of(session).exposed
 
 
 def test_regenerate_drops_identity_bound_secrets() -> None:
@@ -281,9 +282,104 @@ def test_before_commit_callbacks_run_once() -> None:
     """Callbacks registered with before_commit run once, in order, then are forgotten."""
     session = Session(lambda: LoadedState())
     calls: list[str] = []
-    session.before_commit(lambda s: calls.append("a"))
-    session.before_commit(lambda s: s.__setitem__("b", 1))
-    session.run_before_commit()
-    session.run_before_commit()
+    control_of(session).before_commit(lambda s: calls.append("a"))
+    control_of(session).before_commit(lambda s: s.__setitem__("b", 1))
+    control_of(session).run_before_commit()
+    control_of(session).run_before_commit()
     assert ["a"] == calls
     assert {"b": 1} == dict(session)
+
+
+# -- the commit decision -----------------------------------------------------------------------
+
+
+def test_commit_is_none_for_an_untouched_session() -> None:
+    """A session the app never touched has nothing to commit, and is not loaded for it."""
+    session, loader = make({"n": 1})
+    assert control_of(session).commit() is None
+    assert 0 == loader.calls
+
+
+def test_commit_of_a_read() -> None:
+    """Reading a scalar changes nothing, and costs no serialisation."""
+    session, _ = make({"n": 1}, serialized=b'{"n":1}')
+    assert 1 == session["n"]
+    commit = control_of(session).commit()
+    assert commit is not None
+    assert (False, False, False, None) == (
+        commit.changed, commit.regenerated, commit.cleared, commit.payload,
+    )  # fmt: skip
+    assert {"n": 1} == commit.data
+
+
+@pytest.mark.parametrize(("mutate", "changed"), [(True, True), (False, False)])
+def test_commit_compares_handed_out_values(mutate: bool, changed: bool) -> None:
+    """A handed-out list is re-serialised once; the payload is kept for the backend."""
+    session, _ = make({"cart": [1]}, serialized=b'{"cart":[1]}')
+    cart = session["cart"]
+    if mutate:
+        cart.append(2)
+    commit = control_of(session).commit()
+    assert commit is not None
+    assert changed == commit.changed
+    expected = b'{"cart":[1,2]}' if mutate else b'{"cart":[1]}'
+    assert expected == commit.payload
+    assert expected == commit.serialized()
+
+
+def test_commit_after_regenerate_and_reset() -> None:
+    """regenerate() is a change with a new identity; reset() also leaves nothing to store."""
+    session, _ = make({"n": 1}, serialized=b'{"n":1}')
+    session.regenerate()
+    commit = control_of(session).commit()
+    assert commit is not None
+    assert (True, True, False) == (commit.changed, commit.regenerated, commit.cleared)
+    session.reset()
+    commit = control_of(session).commit()
+    assert commit is not None
+    assert (True, True, True) == (commit.changed, commit.regenerated, commit.cleared)
+
+
+def test_commit_serialises_on_demand() -> None:
+    """A plain write leaves the payload to the backend, which serialises the data once."""
+    session, _ = make({})
+    session["n"] = 2
+    commit = control_of(session).commit()
+    assert commit is not None
+    assert (True, None) == (commit.changed, commit.payload)
+    assert b'{"n":2}' == commit.serialized()
+
+
+# -- what an app sees ----------------------------------------------------------------------------
+
+APP_NAMES = {"load", "regenerate", "reset", "modified", "is_new", "rejection", "loaded"}
+MOVED = [
+    "accessed", "changes", "exposed", "regenerated", "resets", "state", "raw",
+    "attach", "before_commit", "run_before_commit", "fail_with",
+]  # fmt: skip
+
+
+def test_public_names_are_what_an_app_calls() -> None:
+    """Besides the mapping, Session's own public names are the app's; the rest warns."""
+    mapping = set(dir(collections.abc.MutableMapping))
+    own = {name for name in dir(Session) if not name.startswith("_")} - mapping
+    assert APP_NAMES | set(MOVED) == own
+
+
+@pytest.mark.parametrize("name", MOVED)
+def test_moved_names_warn_and_still_work(name: str) -> None:
+    """The names of 0.1 that moved to SessionControl work for one release, with a warning."""
+    session, _ = make({"n": 1})
+    args: dict[str, tuple[Any, ...]] = {
+        "attach": (LoadedState(),),
+        "before_commit": (lambda s: None,),
+        "fail_with": (RuntimeError("down"),),
+    }
+    message = f"Session.{name} is deprecated"
+    if name in ("raw", "run_before_commit", *args):
+        with pytest.warns(DeprecationWarning, match=message) as record:
+            getattr(session, name)(*args.get(name, ()))
+    else:
+        with pytest.warns(DeprecationWarning, match=message) as record:
+            getattr(session, name)
+    assert __file__ == record[0].filename  # the warning points at the caller

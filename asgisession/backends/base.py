@@ -16,14 +16,17 @@ request can cause small.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec, Opened
 from ..errors import ConfigurationError, InvalidMessage, RejectReason
-from ..session import LoadedState, Session
+from ..session import Commit, LoadedState
 
-__all__ = ["MAX_CANDIDATES", "SealedCookie", "SessionBackend", "refresh_interval"]
+__all__ = ["MAX_CANDIDATES", "Candidates", "SealedCookie", "SessionBackend", "refresh_interval"]
+
+logger: logging.Logger = logging.getLogger("asgisession")
 
 #: How many values of a duplicated session cookie are tried before giving up.
 MAX_CANDIDATES = 3
@@ -49,9 +52,49 @@ class SessionBackend(Protocol):
         """Load the session from the request's cookie values (most specific first)."""
         ...
 
-    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
-        """Persist what changed; return the ``Set-Cookie`` value to send, or ``None``."""
+    async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
+        """Persist what the request did; return the ``Set-Cookie`` value to send, or ``None``.
+
+        The middleware calls it once per request, when the app loaded the session, and
+        never for a session served read-only.
+
+        .. versionchanged:: 0.2
+           Takes the request's :class:`~asgisession.session.Commit` (the one decision of
+           what changed), not the session.
+        """
         ...
+
+
+class Candidates:
+    """The values of a session cookie worth trying, and why the ones tried were refused.
+
+    Empty values (what a deletion leaves behind in some clients) are no cookie at all; at
+    most :data:`MAX_CANDIDATES` are tried. Both backends loop over :attr:`values`, report
+    each refusal with :meth:`refuse`, and return :meth:`none_valid` when no value opened.
+    """
+
+    __slots__ = ("_name", "had_cookie", "rejection", "values")
+
+    def __init__(self, values: list[str], cookie_name: str) -> None:
+        present = list(filter(None, values))
+        #: The values to try, in the order the browser sent them.
+        self.values: list[str] = (
+            present[:MAX_CANDIDATES] if len(present) > MAX_CANDIDATES else present
+        )
+        #: Whether the request carried the cookie at all (a valid value or not).
+        self.had_cookie: bool = bool(present)
+        #: The reason the first refused value was refused.
+        self.rejection: RejectReason | None = None
+        self._name = cookie_name
+
+    def refuse(self, exc: InvalidMessage) -> None:
+        """Note (and log) why a value was refused; the first reason is the one reported."""
+        self.rejection = self.rejection or exc.reason
+        logger.debug("session cookie %r refused: %s", self._name, exc)
+
+    def none_valid(self) -> LoadedState:
+        """The empty session of a request none of whose values opened."""
+        return LoadedState(had_cookie=self.had_cookie, rejection=self.rejection)
 
 
 class SealedCookie:
@@ -64,6 +107,10 @@ class SealedCookie:
     cookie: CookieOptions
     idle_timeout: int | None
     _refresh_after: int | None
+
+    def _candidates(self, values: list[str]) -> Candidates:
+        """The request's values of this cookie, to try in order (see :class:`Candidates`)."""
+        return Candidates(values, self.cookie.name)
 
     def _open_sealed(self, value: str, now: int) -> Opened:
         """Open one cookie value, or raise InvalidMessage with the reason.

@@ -13,9 +13,8 @@ from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec
 from ..errors import CookieOverflow, InvalidMessage, RejectReason
 from ..revocation import Revocations, user_of
-from ..session import LoadedState, Session
-from ..stores.base import bounded
-from .base import MAX_CANDIDATES, SealedCookie, refresh_interval
+from ..session import Commit, LoadedState
+from .base import SealedCookie, refresh_interval
 
 __all__ = ["CookieBackend"]
 
@@ -47,7 +46,6 @@ class CookieBackend(SealedCookie):
         refresh_after: int | None = None,
         user_key: str | None = None,
         revocations: Revocations | None = None,
-        timeout: float | None = 2.0,
     ) -> None:
         self.codec = codec
         self.cookie = cookie
@@ -55,7 +53,6 @@ class CookieBackend(SealedCookie):
         self.idle_timeout = idle_timeout
         self.user_key = user_key
         self.revocations = revocations
-        self.timeout = timeout
         self._refresh_after = refresh_interval(idle_timeout, refresh_after)
         #: Opening a cookie needs no I/O, so sessions load on first access; unless
         #: revocations must be checked, which takes a store lookup.
@@ -67,9 +64,7 @@ class CookieBackend(SealedCookie):
         user = user_of(state.data, self.user_key)
         if self.revocations is None or user is None or state.issued_at is None:
             return state
-        not_before = await bounded(
-            self.revocations.not_before(user), self.timeout, "a revocation check"
-        )
+        not_before = await self.revocations.not_before(user)  # the store times its calls
         if not_before is not None and state.issued_at < not_before:
             logger.debug("session cookie %r refused: revoked at %d", self.cookie.name, not_before)
             return LoadedState(had_cookie=True, rejection=RejectReason.REVOKED)
@@ -78,16 +73,13 @@ class CookieBackend(SealedCookie):
 
     def open(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid value; an empty session (with the reason) when none is."""
-        # An empty value is what a deletion leaves behind in some clients: no cookie at all.
-        values = list(filter(None, values))
-        rejection: RejectReason | None = None
-        for value in values[:MAX_CANDIDATES]:
+        candidates = self._candidates(values)
+        for value in candidates.values:
             try:
                 return self._open_one(value, now)
             except InvalidMessage as exc:
-                rejection = rejection or exc.reason
-                logger.debug("session cookie %r refused: %s", self.cookie.name, exc)
-        return LoadedState(had_cookie=bool(values), rejection=rejection)
+                candidates.refuse(exc)
+        return candidates.none_valid()
 
     def _open_one(self, value: str, now: int) -> LoadedState:
         opened = self._open_sealed(value, now)
@@ -104,7 +96,7 @@ class CookieBackend(SealedCookie):
             stale=opened.stale,
         )
 
-    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
+    async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
         """Return the ``Set-Cookie`` value for this response, or ``None`` to send nothing.
 
         A cookie is written when the data changed, the session was regenerated, it was
@@ -114,33 +106,24 @@ class CookieBackend(SealedCookie):
         :raises CookieOverflow: when the sealed cookie would pass 4096 bytes.
         :raises SerializationError: naming a key whose value is not JSON.
         """
-        if not session.accessed or not session.loaded:
-            return None
-        state = session.state
-        payload: bytes | None = None
-        write = session.modified or session.regenerated
-        if not write and session.exposed:
-            payload = serializer.dumps(session.raw())
-            write = payload != state.serialized
-        if not write and state.present:
-            write = state.stale or self._refresh_due(state.issued_at, now)
+        state = commit.state
+        write = commit.changed or (
+            state.present and (state.stale or self._refresh_due(state.issued_at, now))
+        )
         if not write:
             return None
-        data = session.raw()
-        if not data:
+        if commit.cleared:
             return self.cookie.render_deletion(secure=secure) if state.had_cookie else None
-        if payload is None:
-            payload = serializer.dumps(data)
-        if session.regenerated or state.expires_at is None:
+        if commit.regenerated or state.expires_at is None:
             expires_at = now + self.lifetime
         else:
             expires_at = state.expires_at
         value = self.codec.seal(
-            payload, purpose=self.cookie.name, issued_at=now, expires_at=expires_at
+            commit.serialized(), purpose=self.cookie.name, issued_at=now, expires_at=expires_at
         )
         size = self.cookie.size(value)
         if size > MAX_COOKIE_SIZE:
             raise CookieOverflow(
-                self.cookie.name, size, MAX_COOKIE_SIZE, serializer.sizes_by_key(data)[:5]
+                self.cookie.name, size, MAX_COOKIE_SIZE, serializer.sizes_by_key(commit.data)[:5]
             )
         return self._render_sealed(value, expires_at, secure=secure, now=now)

@@ -16,15 +16,15 @@ Invariants:
    deletes the record and the cookie.
 5. The cookie is re-issued only for a new id, a key rotation, or an idle-timeout refresh
    (at most once per tenth of the idle timeout, with a ``touch`` of the store's TTL).
-6. A store that fails or is slower than ``timeout`` raises :class:`StoreUnavailable`; no
-   write is ever reported that did not happen.
+6. A store that fails (or, for the bundled stores, is slower than their ``timeout``) raises
+   :class:`StoreUnavailable`; no write is ever reported that did not happen. The store
+   times its own calls: it knows what is safe to cancel, so the backend adds no timer.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
 
 from .. import serializer
 from ..cookies import CookieOptions
@@ -36,9 +36,9 @@ from ..errors import (
     SessionNotLoaded,
 )
 from ..revocation import Revocations, user_of
-from ..session import NOT_LOADED, LoadedState, Session
-from ..stores.base import Store, SupportsTouch, bounded, hash_key
-from .base import MAX_CANDIDATES, SealedCookie, refresh_interval
+from ..session import NOT_LOADED, Commit, LoadedState
+from ..stores.base import Store, SupportsTouch, hash_key
+from .base import SealedCookie, refresh_interval
 
 __all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "session_key"]
 
@@ -65,7 +65,6 @@ class ServerBackend(SealedCookie):
     :param idle_timeout: seconds without a request after which the session ends, or ``None``.
     :param refresh_after: how often a read-only request may push the idle timeout forward
         (a touch of the store's TTL and a re-issued cookie); a tenth of it by default.
-    :param timeout: seconds any one store call may take before it counts as a failure.
     :param namespace: prefix of the store keys of session records.
     :param user_key: the session key that names the session's user; sessions with it are
         listed per user, for :func:`~asgisession.revocation.revoke_user`.
@@ -86,7 +85,6 @@ class ServerBackend(SealedCookie):
         lifetime: int,
         idle_timeout: int | None = None,
         refresh_after: int | None = None,
-        timeout: float | None = 2.0,
         namespace: str = NAMESPACE,
         user_key: str | None = None,
     ) -> None:
@@ -94,14 +92,11 @@ class ServerBackend(SealedCookie):
             raise ConfigurationError(
                 f"store={store!r} is not a Store: it needs async load, save, delete and aclose."
             )
-        if timeout is not None and not timeout > 0:
-            raise ConfigurationError(f"store timeout={timeout!r}; give seconds > 0, or None.")
         self.store = store
         self.codec = codec
         self.cookie = cookie
         self.lifetime = lifetime
         self.idle_timeout = idle_timeout
-        self.timeout = timeout
         self.namespace = namespace
         self.user_key = user_key
         self.revocations: Revocations | None = Revocations(store) if user_key is not None else None
@@ -123,26 +118,23 @@ class ServerBackend(SealedCookie):
 
     async def load(self, values: list[str], now: int) -> LoadedState:
         """Open the first valid cookie value and fetch its record."""
-        values = [value for value in values if value]
-        rejection: RejectReason | None = None
-        for value in values[:MAX_CANDIDATES]:
+        candidates = self._candidates(values)
+        for value in candidates.values:
             try:
                 opened = self._open_sealed(value, now)
                 if len(opened.payload) != SESSION_ID_BYTES:
                     raise InvalidMessage(RejectReason.BAD_PAYLOAD, "not a session id")
-                record = await bounded(
-                    self.store.load(self.key(opened.payload)), self.timeout, "a load"
-                )
+                record = await self.store.load(self.key(opened.payload))
                 if record is None:
                     raise InvalidMessage(RejectReason.NOT_FOUND, "no such session in the store")
-                data = serializer.loads(record)
+                try:
+                    data = serializer.loads(record)
+                except ValueError as exc:
+                    raise InvalidMessage(
+                        RejectReason.BAD_PAYLOAD, f"session record unreadable: {exc}"
+                    ) from None
             except InvalidMessage as exc:
-                rejection = rejection or exc.reason
-                logger.debug("session cookie %r refused: %s", self.cookie.name, exc)
-                continue
-            except ValueError as exc:
-                rejection = rejection or RejectReason.BAD_PAYLOAD
-                logger.debug("session record unreadable: %s", exc)
+                candidates.refuse(exc)
                 continue
             return LoadedState(
                 data=data,
@@ -154,39 +146,27 @@ class ServerBackend(SealedCookie):
                 session_id=opened.payload,
                 user=user_of(data, self.user_key),
             )
-        return LoadedState(had_cookie=bool(values), rejection=rejection)
+        return candidates.none_valid()
 
-    async def commit(self, session: Session, *, secure: bool, now: int) -> str | None:
+    async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
         """Write what changed to the store; return the ``Set-Cookie`` value, or ``None``.
 
         :raises StoreUnavailable: when the store fails; nothing is then reported as saved.
         """
-        if not session.accessed or not session.loaded:
-            return None
-        state, data = session.state, session.raw()
-        if state.read_only:
-            if session.modified:
-                logger.debug("session store unavailable: this request's changes were not saved")
-            return None
-        payload: bytes | None = None
-        changed = session.modified or session.regenerated
-        if not changed and session.exposed:
-            payload = serializer.dumps(data)
-            changed = payload != state.serialized
-
+        state, data, changed = commit.state, commit.data, commit.changed
         session_id = state.session_id
-        if session_id is not None and (session.regenerated or not data):
+        if session_id is not None and (commit.regenerated or commit.cleared):
             if changed:
                 await self._delete(session_id, state.user)
             session_id = None
-        if not data:
-            gone = changed or session.regenerated
+        if commit.cleared:
+            gone = changed or commit.regenerated
             return self.cookie.render_deletion(secure=secure) if gone and state.had_cookie else None
 
         if session_id is None:
             if not changed:
                 return None
-            return await self._create(data, payload, secure=secure, now=now, had=state.had_cookie)
+            return await self._create(commit, secure=secure, now=now)
 
         assert state.expires_at is not None
         assert state.issued_at is not None
@@ -194,10 +174,7 @@ class ServerBackend(SealedCookie):
         ttl = self._ttl(state.expires_at, now)
         key = self.key(session_id)
         if changed:
-            payload = payload if payload is not None else serializer.dumps(data)
-            kept = await bounded(
-                self.store.save(key, payload, ttl=ttl, replace=True), self.timeout, "a save"
-            )
+            kept = await self.store.save(key, commit.serialized(), ttl=ttl, replace=True)
         elif refresh:
             kept = await self._touch(key, state, ttl)
         else:
@@ -209,52 +186,36 @@ class ServerBackend(SealedCookie):
         user = user_of(data, self.user_key)
         if changed and self.revocations is not None and user != state.user:
             if state.user is not None:
-                await bounded(self.revocations.unlink(state.user, key), self.timeout, "an unlink")
+                await self.revocations.unlink(state.user, key)
             if user is not None:
-                await bounded(
-                    self.revocations.link(user, key, expires_at=state.expires_at),
-                    self.timeout,
-                    "a link",
-                )
+                await self.revocations.link(user, key, expires_at=state.expires_at)
         if refresh or state.stale:
             return self._render(session_id, state.expires_at, secure=secure, now=now)
         return None
 
-    async def _create(
-        self, data: dict[str, Any], payload: bytes | None, *, secure: bool, now: int, had: bool
-    ) -> str | None:
+    async def _create(self, commit: Commit, *, secure: bool, now: int) -> str | None:
         session_id = secrets.token_bytes(SESSION_ID_BYTES)
         expires_at = now + self.lifetime
-        payload = payload if payload is not None else serializer.dumps(data)
-        stored = await bounded(
-            self.store.save(self.key(session_id), payload, ttl=self._ttl(expires_at, now)),
-            self.timeout,
-            "a save",
-        )
+        key = self.key(session_id)
+        stored = await self.store.save(key, commit.serialized(), ttl=self._ttl(expires_at, now))
         if not stored:  # a store that keeps nothing (NullStore): no id to hand out
-            return self.cookie.render_deletion(secure=secure) if had else None
-        user = user_of(data, self.user_key)
+            return self.cookie.render_deletion(secure=secure) if commit.state.had_cookie else None
+        user = user_of(commit.data, self.user_key)
         if self.revocations is not None and user is not None:
-            await bounded(
-                self.revocations.link(user, self.key(session_id), expires_at=expires_at),
-                self.timeout,
-                "a link",
-            )
+            await self.revocations.link(user, key, expires_at=expires_at)
         return self._render(session_id, expires_at, secure=secure, now=now)
 
     async def _touch(self, key: str, state: LoadedState, ttl: int) -> bool:
         if isinstance(self.store, SupportsTouch):
-            return await bounded(self.store.touch(key, ttl=ttl), self.timeout, "a touch")
+            return await self.store.touch(key, ttl=ttl)
         assert state.serialized is not None
-        return await bounded(
-            self.store.save(key, state.serialized, ttl=ttl, replace=True), self.timeout, "a save"
-        )
+        return await self.store.save(key, state.serialized, ttl=ttl, replace=True)
 
     async def _delete(self, session_id: bytes, user: str | None) -> None:
         key = self.key(session_id)
-        await bounded(self.store.delete(key), self.timeout, "a delete")
+        await self.store.delete(key)
         if self.revocations is not None and user is not None:
-            await bounded(self.revocations.unlink(user, key), self.timeout, "an unlink")
+            await self.revocations.unlink(user, key)
 
     def _ttl(self, expires_at: int, now: int) -> int:
         remaining = max(1, expires_at - now)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -26,7 +27,7 @@ from asgisession import (
     StoreUnavailable,
 )
 from asgisession._types import Message, Receive, Scope, Send
-from asgisession.backends.server import SESSION_ID_BYTES
+from asgisession.backends.server import SESSION_ID_BYTES, ServerBackend
 from asgisession.crypto import Keyring, b64url_decode
 from asgisession.stores.base import hash_key
 from asgisession.stores.memory import MemoryStore
@@ -398,13 +399,38 @@ async def test_failed_save_is_never_reported_as_saved(secret: str, store: Record
         assert {"user": "alice", "n": 1} == (await c.get("/read")).json()
 
 
-async def test_slow_store_times_out(secret: str, store: RecordingStore) -> None:
-    """A store slower than store_timeout counts as down."""
-    async with client(middleware(store, secret, store_timeout=0.05)) as c:
+async def test_deprecated_store_timeout_still_bounds_a_store_of_your_own(
+    secret: str, store: RecordingStore
+) -> None:
+    """store_timeout warns; until it goes, a store of your own that stalls counts as down."""
+    with pytest.warns(DeprecationWarning, match="set timeout= on the store") as record:
+        mw = SessionMiddleware(app, secret_key_base=secret, store=store, store_timeout=0.05)
+    assert __file__ == record[0].filename  # the warning points at the caller
+    async with client(mw) as c:
         await c.get("/set")
         store.stall = 1.0
+        started = time.monotonic()
         response = await c.get("/read")
     assert 503 == response.status_code
+    assert time.monotonic() - started < 0.9
+
+
+async def test_deprecated_store_timeout_leaves_bundled_stores_alone(secret: str) -> None:
+    """A bundled store times its own calls: store_timeout adds no second timer to it."""
+    store = MemoryStore()
+    with pytest.warns(DeprecationWarning, match="store_timeout"):
+        mw = middleware(store, secret, store_timeout=0.05)
+    assert isinstance(mw.backend, ServerBackend)
+    assert store is mw.backend.store
+
+
+def test_store_timeout_is_checked(secret: str) -> None:
+    """A store_timeout that is not seconds > 0 is refused when the middleware is built."""
+    with (
+        pytest.warns(DeprecationWarning, match="store_timeout"),
+        pytest.raises(ConfigurationError, match="> 0"),
+    ):
+        middleware(MemoryStore(), secret, store_timeout=0)
 
 
 async def test_anonymous_policy_never_overwrites_the_cookie(

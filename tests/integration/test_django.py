@@ -9,7 +9,7 @@ from django.core.asgi import get_asgi_application
 
 from asgisession.errors import ConfigurationError
 from asgisession.integrations.django import DjangoSession
-from asgisession.session import LoadedState, Session
+from asgisession.session import LoadedState, Session, control_of
 from examples import django_app
 
 from .contract import STORES, check_contract, wrap
@@ -46,7 +46,7 @@ async def test_without_the_asgi_middleware_the_error_names_it(
 def test_session_base_interface_goes_to_asgisession() -> None:
     """Django's SessionBase methods read and write asgisession's session."""
     inner = Session()
-    inner.attach(LoadedState(data={"a": 1}))
+    control_of(inner).attach(LoadedState(data={"a": 1}))
     django_session = DjangoSession(inner)
     assert 1 == django_session["a"]
     assert 1 == django_session.get("a")
@@ -58,7 +58,7 @@ def test_session_base_interface_goes_to_asgisession() -> None:
     assert not django_session.is_empty()
     assert None is django_session.session_key
     django_session.cycle_key()
-    assert inner.regenerated
+    assert control_of(inner).regenerated
     assert {"a": 1} == django_session.load()
     django_session.set_expiry(60)
     assert {"a": 1} == dict(inner)  # the lifetime is the middleware's: no _session_expiry key

@@ -60,7 +60,7 @@ from .serving import served_in_loop, write_results
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-#: store_timeout, and each store's own timeout, in seconds. Not much less: on a loaded
+#: Each store's own timeout (the one timer on a store call), in seconds. Not much less: on a loaded
 #: two-core machine a healthy store call can take a few hundred milliseconds.
 TIMEOUT = 1.0
 #: What a request that needs the session may take beyond TIMEOUT during a fault.
@@ -117,8 +117,8 @@ async def rig(kind: str, server: ServerProcess, secret: str, policy: Policy) -> 
             store = MemcachedStore(port=proxy.port, namespace=namespace, timeout=TIMEOUT)
         stack.push_async_callback(store.aclose)
         app = SessionMiddleware(
-            counter_app, secret_key_base=secret, store=store, store_timeout=TIMEOUT,
-            on_store_error=policy, defer_load=["/health"],
+            counter_app, secret_key_base=secret, store=store, on_store_error=policy,
+            defer_load=["/health"],
         )  # fmt: skip
         base_url = await stack.enter_async_context(served_in_loop(app))
         yield Rig(base_url, proxy, server, store)

@@ -8,7 +8,7 @@ from starlette.requests import HTTPConnection
 
 import examples.django_app  # noqa: F401 - configures Django's settings for DjangoSession
 from asgisession import Session
-from asgisession.session import LoadedState
+from asgisession.session import LoadedState, control_of
 from asgisession.stores import MemoryStore
 
 from ..asgi_helpers import client
@@ -27,7 +27,7 @@ async def test_usage_runs(secret: str) -> None:
     await usage.revocation(MemoryStore())
     assert 1 == len(usage.configuration())
     session = Session()
-    session.attach(LoadedState(data={"user": "alice"}))
+    control_of(session).attach(LoadedState(data={"user": "alice"}))
     usage.adapters(session)
     await usage.fastapi_dependencies(HTTPConnection({"type": "http", "session": session}))
     assert "_csrf_token" in session

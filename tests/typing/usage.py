@@ -55,7 +55,7 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
     assert_type(session.is_new, bool)
     assert_type(session.rejection, RejectReason | None)
     assert_type(session.modified, bool)
-    assert_type(session.regenerated, bool)
+    assert_type(session.loaded, bool)
     assert_type(await session.load(), None)
     assert_type(session.regenerate(), None)
     session["user"] = "alice"

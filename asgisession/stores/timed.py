@@ -1,0 +1,100 @@
+"""A store of your own, with a time limit on each call: what ``store_timeout`` still does.
+
+The bundled stores time their own calls (RedisStore, MemcachedStore and SQLiteStore take a
+``timeout=``; MemoryStore and NullStore never wait), since only the adapter knows what is
+safe to cancel. Until 0.2, SessionMiddleware also wrapped every store call in a timer of
+its own (``store_timeout``, 2 s by default). That keyword is deprecated; meanwhile it still
+bounds a store that is not one of the bundled ones, by wrapping it in :func:`timed`, so such
+a store behaves as before until 0.3. Such a store should bound its own calls from now on.
+
+The wrapper keeps the store's capabilities: it is a :class:`SupportsTouch` or
+:class:`SupportsUserIndex` exactly when the wrapped store is.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from .base import Store, SupportsTouch, SupportsUserIndex, bounded
+
+__all__ = ["is_bundled", "timed"]
+
+#: The modules of the bundled stores: this one's siblings.
+_BUNDLED = __name__.rpartition(".")[0] + "."
+
+
+def is_bundled(store: object) -> bool:
+    """Whether ``store`` is one of asgisession's own stores (which time their own calls)."""
+    return type(store).__module__.startswith(_BUNDLED)
+
+
+class _Timed:
+    """Every call of the wrapped store is cut off after ``timeout`` seconds."""
+
+    __slots__ = ("inner", "timeout")
+
+    def __init__(self, inner: Store, timeout: float) -> None:
+        self.inner = inner
+        self.timeout = timeout
+
+    async def load(self, key: str) -> bytes | None:
+        return await bounded(self.inner.load(key), self.timeout, "a load")
+
+    async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        return await bounded(
+            self.inner.save(key, data, ttl=ttl, replace=replace), self.timeout, "a save"
+        )
+
+    async def delete(self, key: str) -> None:
+        await bounded(self.inner.delete(key), self.timeout, "a delete")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __repr__(self) -> str:
+        return f"timed({self.inner!r}, {self.timeout})"
+
+
+class _TimedTouch(_Timed):
+    __slots__ = ()
+
+    async def touch(self, key: str, *, ttl: int) -> bool:
+        store = cast(SupportsTouch, self.inner)
+        return await bounded(store.touch(key, ttl=ttl), self.timeout, "a touch")
+
+
+class _TimedIndex(_Timed):
+    __slots__ = ()
+
+    async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
+        store = cast(SupportsUserIndex, self.inner)
+        await bounded(store.index_add(index, member, expires_at=expires_at), self.timeout, "a link")
+
+    async def index_remove(self, index: str, member: str) -> None:
+        store = cast(SupportsUserIndex, self.inner)
+        await bounded(store.index_remove(index, member), self.timeout, "an unlink")
+
+    async def index_members(self, index: str, *, now: int) -> dict[str, int]:
+        store = cast(SupportsUserIndex, self.inner)
+        return await bounded(store.index_members(index, now=now), self.timeout, "a listing")
+
+
+class _TimedTouchIndex(_TimedTouch, _TimedIndex):
+    __slots__ = ()
+
+
+def timed(store: Store, timeout: float | None) -> Store:
+    """``store`` with each call bounded by ``timeout`` seconds; as is for ``None`` or a bundled one.
+
+    :raises StoreUnavailable: (from a wrapped call) when the time runs out.
+    """
+    if timeout is None or is_bundled(store):
+        return store
+    touch, index = isinstance(store, SupportsTouch), isinstance(store, SupportsUserIndex)
+    kind = {
+        (False, False): _Timed,
+        (True, False): _TimedTouch,
+        (False, True): _TimedIndex,
+        (True, True): _TimedTouchIndex,
+    }[touch, index]
+    return kind(store, timeout)
