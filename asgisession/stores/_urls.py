@@ -63,6 +63,10 @@ def split(url: str, schemes: tuple[str, ...], store: str) -> SplitResult:
             f"{redact(url)!r}: the scheme {parts.scheme + ':' if parts.scheme else '(none)'} "
             f"is not one {store} takes; use {wanted}."
         )
+    if "," in parts.netloc:
+        raise ConfigurationError(
+            f"{redact(url)!r}: the URL names several hosts; {store} talks to one server."
+        )
     if parts.fragment:
         raise ConfigurationError(f"{redact(url)!r}: a store URL has no #fragment.")
     try:

@@ -257,11 +257,6 @@ class MemcachedStore(ClosingStore):
             or a bad parameter, naming the part.
         """
         parts = _urls.split(url, ("memcached",), "MemcachedStore")
-        if "," in parts.netloc:
-            raise ConfigurationError(
-                f"{_urls.redact(url)!r}: MemcachedStore talks to one memcached server; "
-                "name one host (memcached://host:port)."
-            )
         if "@" in parts.netloc:
             raise ConfigurationError(
                 f"{_urls.redact(url)!r}: memcached's text protocol has no user or password; "
