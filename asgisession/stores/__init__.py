@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from ._urls import redact
-from .base import Store, SupportsPing, SupportsTouch, SupportsUserIndex
+from .base import ManagedStore, Store, SupportsPing, SupportsTouch, SupportsUserIndex
 
 if TYPE_CHECKING:
     from .memcached import MemcachedStore
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .sqlite import SQLiteStore
 
 __all__ = [
+    "ManagedStore",
     "MemcachedStore",
     "MemoryStore",
     "NullStore",
@@ -65,7 +66,7 @@ _SCHEMES = {
 }
 
 
-def from_url(url: str, **options: Any) -> Store:
+def from_url(url: str, **options: Any) -> ManagedStore:
     """The store a URL names, built by that adapter's ``from_url(url, **options)``.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
@@ -88,7 +89,7 @@ def from_url(url: str, **options: Any) -> Store:
         shown = redact(url) if isinstance(url, str) else url
         raise ConfigurationError(f"{shown!r}: no store takes this scheme; use one of {known}.")
     adapter = __getattr__(name)
-    store: Store = adapter.from_url(url, **options)
+    store: ManagedStore = adapter.from_url(url, **options)
     return store
 
 

@@ -42,6 +42,7 @@ _T = TypeVar("_T")
 
 __all__ = [
     "ClosingStore",
+    "ManagedStore",
     "Store",
     "SupportsPing",
     "SupportsTouch",
@@ -121,6 +122,30 @@ class SupportsPing(Store, Protocol):
             the same store succeeds again once the cause is gone.
         """
         ...
+
+
+_Managed = TypeVar("_Managed", bound="ManagedStore")
+
+
+@runtime_checkable
+class ManagedStore(SupportsPing, Protocol):
+    """**Protocol:** what :func:`asgisession.stores.from_url` returns.
+
+    A store with :meth:`~SupportsPing.ping` that is its own async context manager
+    (``async with`` calls ``aclose()`` on exit). Check for touch and the user index with
+    their own protocols.
+
+    .. versionadded:: 0.2
+    """
+
+    async def __aenter__(self: _Managed) -> _Managed: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from ..servers import LOOPBACK, ServerProcess
 pytestmark = pytest.mark.anyio
 
 
-async def roundtrip(store: stores.Store) -> bytes | None:
+async def roundtrip(store: stores.ManagedStore) -> bytes | None:
     async with store:
         await store.save("k", b"v", ttl=60)
         return await store.load("k")
