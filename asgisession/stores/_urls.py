@@ -20,6 +20,7 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "Converter",
+    "as_bool",
     "as_int",
     "as_seconds",
     "as_seconds_or_none",
@@ -150,6 +151,16 @@ def as_int(minimum: int) -> Converter:
         return int(value)
 
     return convert
+
+
+def as_bool(value: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``)."""
+    word = value.lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("give true or false")
 
 
 def as_str(value: str) -> str:

@@ -177,7 +177,13 @@ class RedisStore(ClosingStore):
                 )
         converters: dict[str, _urls.Converter] = dict.fromkeys(_CLIENT_QUERY, _urls.as_str)
         converters.update(timeout=_urls.as_seconds_or_none, namespace=_urls.as_str)
+        # Read here, not by redis-py (which would pass on the string "false", a true value),
+        # so that the constructor refuses a decoding client with its own message.
+        converters["decode_responses"] = _urls.as_bool
         query = _urls.query_options(url, parts, converters)
+        if "decode_responses" in query:
+            decode = {"decode_responses": query.pop("decode_responses")}
+            options = _urls.merge(url, decode, options)
         options = _urls.merge(
             url, {k: query.pop(k) for k in ("timeout", "namespace") if k in query}, options
         )
