@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
     from ..stores.base import Store
@@ -56,17 +56,19 @@ class StoreChoice:
         return f"{name} {self.where} (the cookie holds only a sealed session id)"
 
     def open(self) -> Store | None:
-        """The store object; nothing connects until first use. ``None`` for cookies."""
+        """The store object, from :func:`asgisession.stores.from_url`; ``None`` for cookies.
+
+        Nothing connects until first use.
+        """
         from .. import stores  # the adapters import their client on first use
 
+        if self.kind == "cookie":
+            return None
         if self.kind == "sqlite":
-            return stores.SQLiteStore(self.where)
-        if self.kind == "redis":
-            return stores.RedisStore.from_url(self.where)
-        if self.kind == "memcached":
-            url = urlsplit(self.where)
-            return stores.MemcachedStore(url.hostname or "127.0.0.1", url.port or 11211)
-        return None
+            # The demo's sqlite:///PATH has always meant the absolute PATH; the library's
+            # URL for it has a fourth slash (sqlite:////PATH).
+            return stores.from_url("sqlite:///" + quote(self.where))
+        return stores.from_url(self.where)
 
 
 def parse_store(text: str) -> StoreChoice:

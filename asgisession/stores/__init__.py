@@ -7,9 +7,13 @@ as async key-value stores too::
 
     from asgisession.stores import SQLiteStore, RedisStore, MemcachedStore, MemoryStore, NullStore
 
-Each adapter lives in its own module and is imported only when its name is first used, so
-a cookie-store user never needs (or imports) a store client. A missing client raises an
-ImportError that names the extra to install.
+Or from a URL, with :func:`from_url`::
+
+    store = stores.from_url("redis://127.0.0.1:6379/0?namespace=app:&timeout=1.5")
+
+Each adapter lives in its own module and is imported only when its name is first used (by
+name or by a URL's scheme), so a cookie-store user never needs (or imports) a store client.
+A missing client raises an ImportError that names the extra to install.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .base import Store, SupportsTouch, SupportsUserIndex
+from ..errors import ConfigurationError
+from ._urls import redact
+from .base import ManagedStore, Store, SupportsPing, SupportsTouch, SupportsUserIndex
 
 if TYPE_CHECKING:
     from .memcached import MemcachedStore
@@ -27,14 +33,17 @@ if TYPE_CHECKING:
     from .sqlite import SQLiteStore
 
 __all__ = [
+    "ManagedStore",
     "MemcachedStore",
     "MemoryStore",
     "NullStore",
     "RedisStore",
     "SQLiteStore",
     "Store",
+    "SupportsPing",
     "SupportsTouch",
     "SupportsUserIndex",
+    "from_url",
 ]
 
 # name -> (module, the client it needs, the extra that installs it)
@@ -45,6 +54,43 @@ _ADAPTERS = {
     "RedisStore": ("redis", "redis", "redis"),
     "MemcachedStore": ("memcached", "aiomcache", "memcached"),
 }
+
+# URL scheme -> the adapter that takes it
+_SCHEMES = {
+    "memory": "MemoryStore",
+    "null": "NullStore",
+    "sqlite": "SQLiteStore",
+    "redis": "RedisStore",
+    "rediss": "RedisStore",
+    "memcached": "MemcachedStore",
+}
+
+
+def from_url(url: str, **options: Any) -> ManagedStore:
+    """The store a URL names, built by that adapter's ``from_url(url, **options)``.
+
+    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
+    ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS),
+    ``memcached://host[:port]``, ``memory://`` and ``null://``. The query sets the common
+    options where the store has them (``?timeout=1.5&namespace=app:``); ``options`` are the
+    adapter's keywords. Only the adapter the scheme names is imported. The store built owns
+    what it built (its client, its file) and closes it in ``aclose()``.
+
+    :raises ConfigurationError: for an unknown scheme or a URL the adapter cannot use,
+        naming the wrong part (never the URL's password).
+    :raises ImportError: when the adapter's client is not installed, naming the extra.
+
+    .. versionadded:: 0.2
+    """
+    scheme = url.partition("://")[0].lower() if isinstance(url, str) and "://" in url else ""
+    name = _SCHEMES.get(scheme)
+    if name is None:
+        known = ", ".join(f"{s}://" for s in _SCHEMES)
+        shown = redact(url) if isinstance(url, str) else url
+        raise ConfigurationError(f"{shown!r}: no store takes this scheme; use one of {known}.")
+    adapter = __getattr__(name)
+    store: ManagedStore = adapter.from_url(url, **options)
+    return store
 
 
 def __getattr__(name: str) -> Any:

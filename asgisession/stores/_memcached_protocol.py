@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from aiomcache.pool import Connection, MemcachePool
 
-__all__ = ["Borrower", "ServerError", "Slots", "Unexpected", "exchange", "retrieve"]
+__all__ = ["Borrower", "ServerError", "Slots", "Unexpected", "exchange", "retrieve", "version"]
 
 logger: logging.Logger = logging.getLogger("asgisession")
 
@@ -81,6 +81,15 @@ async def exchange(
     if reply not in expected:
         raise Unexpected(f"unexpected reply {reply[:60]!r} to {line.split(b' ', 1)[0]!r}")
     return reply
+
+
+async def version(conn: Connection) -> bytes:
+    """``version``: the server's version string; the cheapest full round trip."""
+    await _send(conn, b"version\r\n")
+    line = await _reply(conn)
+    if not line.startswith(b"VERSION "):
+        raise Unexpected(f"unexpected reply {line[:60]!r} to 'version'")
+    return line[len(b"VERSION ") :]
 
 
 async def retrieve(conn: Connection, key: bytes, *, cas: bool) -> tuple[bytes | None, int]:

@@ -42,7 +42,9 @@ _T = TypeVar("_T")
 
 __all__ = [
     "ClosingStore",
+    "ManagedStore",
     "Store",
+    "SupportsPing",
     "SupportsTouch",
     "SupportsUserIndex",
     "asyncio_only",
@@ -98,6 +100,52 @@ class SupportsTouch(Store, Protocol):
     async def touch(self, key: str, *, ttl: int) -> bool:
         """Reset ``key``'s time to live to ``ttl``; return whether the key existed."""
         ...
+
+
+@runtime_checkable
+class SupportsPing(Store, Protocol):
+    """**Protocol:** a store that can tell whether it can serve, for a readiness probe.
+
+    A capability rather than a method of :class:`Store`, so that a store written before it
+    keeps satisfying :class:`Store`; every bundled store has it. A caller holding any store
+    checks ``isinstance(store, SupportsPing)`` and, without it, learns the store's health
+    from its next call.
+
+    .. versionadded:: 0.2
+    """
+
+    async def ping(self) -> None:
+        """One cheap round trip to the backing service, bounded by the store's timeout.
+
+        :raises StoreUnavailable: with the reason, when the store cannot serve now (server
+            down, file not writable, write lock held past the timeout). A later ping on
+            the same store succeeds again once the cause is gone.
+        """
+        ...
+
+
+_Managed = TypeVar("_Managed", bound="ManagedStore")
+
+
+@runtime_checkable
+class ManagedStore(SupportsPing, Protocol):
+    """**Protocol:** what :func:`asgisession.stores.from_url` returns.
+
+    A store with :meth:`~SupportsPing.ping` that is its own async context manager
+    (``async with`` calls ``aclose()`` on exit). Check for touch and the user index with
+    their own protocols.
+
+    .. versionadded:: 0.2
+    """
+
+    async def __aenter__(self: _Managed) -> _Managed: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 @runtime_checkable

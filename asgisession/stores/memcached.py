@@ -58,7 +58,8 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
+from urllib.parse import unquote
 
 import aiomcache
 import msgspec
@@ -66,7 +67,8 @@ from aiomcache.exceptions import ClientException
 from aiomcache.pool import Connection, MemcachePool
 
 from ..errors import AsgiSessionError, ConfigurationError, StoreUnavailable
-from ._memcached_protocol import Borrower, ServerError, Unexpected, exchange, retrieve
+from . import _urls
+from ._memcached_protocol import Borrower, ServerError, Unexpected, exchange, retrieve, version
 from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
@@ -242,6 +244,42 @@ class MemcachedStore(ClosingStore):
         if client is not None:
             self._use_pool_of(client)
 
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MemcachedStore:
+        """A store that builds its own client for ``memcached://host[:port]``.
+
+        The host defaults to 127.0.0.1 and the port to 11211. The query may set
+        ``timeout``, ``namespace``, ``pool_size`` and ``max_item_size``; ``options`` are the
+        constructor's keywords, and one option may not come both ways. The store talks to
+        one server: a URL naming several (``memcached://a,b``) is refused.
+
+        :raises ConfigurationError: for another scheme, several hosts, user info, a path,
+            or a bad parameter, naming the part.
+        """
+        parts = _urls.split(url, ("memcached",), "MemcachedStore")
+        if "@" in parts.netloc:
+            raise ConfigurationError(
+                f"{_urls.redact(url)!r}: memcached's text protocol has no user or password; "
+                "remove the user info."
+            )
+        if parts.path not in ("", "/"):
+            raise ConfigurationError(
+                f"{_urls.redact(url)!r}: a memcached URL has no path ({parts.path!r})."
+            )
+        converters: dict[str, _urls.Converter] = {
+            "timeout": _urls.as_seconds,
+            "namespace": _urls.as_str,
+            "pool_size": _urls.as_int(1),
+            "max_item_size": _urls.as_int(1024),
+        }
+        query = _urls.query_options(url, parts, converters)
+        options = _urls.merge(url, query, options)
+        if parts.hostname:
+            options["host"] = unquote(parts.hostname)
+        if parts.port is not None:
+            options["port"] = parts.port
+        return cls(**options)
+
     @property
     def client(self) -> aiomcache.Client | None:
         """The aiomcache client in use: the one passed in, or the one built on first use."""
@@ -309,6 +347,13 @@ class MemcachedStore(ClosingStore):
             # One try: losing the race means another writer has just rewritten (and pruned) it.
             await self._write_index(index, live, cas)
         return live
+
+    async def ping(self) -> None:
+        """Ask memcached its ``version``, within ``timeout``.
+
+        :raises StoreUnavailable: when memcached does not answer or refuses the connection.
+        """
+        await self._run("a version", version)
 
     async def aclose(self) -> None:
         """Close the client if this store built it; later calls raise StoreUnavailable."""

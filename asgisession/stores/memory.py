@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import ConfigurationError
+from . import _urls
 from .base import ClosingStore, check_ttl
 
 __all__ = ["MemoryStore"]
@@ -37,6 +39,20 @@ class MemoryStore(ClosingStore):
         self._clock = clock
         self._items: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._indexes: dict[str, dict[str, int]] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MemoryStore:
+        """A store from ``memory://`` (query: ``max_entries``); ``options`` as the constructor's.
+
+        :raises ConfigurationError: for another scheme, a host or path, or a bad parameter.
+        """
+        parts = _urls.split(url, ("memory",), "MemoryStore")
+        if parts.netloc or parts.path:
+            raise ConfigurationError(
+                f"{_urls.redact(url)!r}: a memory:// URL has no host or path; use memory://."
+            )
+        query = _urls.query_options(url, parts, {"max_entries": _urls.as_int(1)})
+        return cls(**_urls.merge(url, query, options))
 
     def _live(self, key: str) -> tuple[bytes, float] | None:
         item = self._items.get(key)
@@ -97,6 +113,9 @@ class MemoryStore(ClosingStore):
         if not members:
             self._indexes.pop(index, None)
         return dict(members)
+
+    async def ping(self) -> None:
+        """Always ready: the dict is in this process."""
 
     async def aclose(self) -> None:
         """Drop everything."""

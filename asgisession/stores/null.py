@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import ConfigurationError
+from . import _urls
 from .base import ClosingStore, check_ttl
 
 __all__ = ["NullStore"]
@@ -15,6 +19,22 @@ class NullStore(ClosingStore):
 
     .. versionadded:: 0.1
     """
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> NullStore:
+        """A store from ``null://``, which takes no host, path, query or options.
+
+        :raises ConfigurationError: for another scheme or anything after ``null://``.
+        """
+        parts = _urls.split(url, ("null",), "NullStore")
+        if parts.netloc or parts.path or parts.query:
+            raise ConfigurationError(
+                f"{_urls.redact(url)!r}: a null:// URL has no host, path or query; use null://."
+            )
+        return cls(**options)
+
+    async def ping(self) -> None:
+        """Always ready: there is nothing to reach."""
 
     async def load(self, key: str) -> bytes | None:
         """Always ``None``."""

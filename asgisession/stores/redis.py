@@ -36,18 +36,24 @@ import math
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlencode, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigurationError, StoreUnavailable
+from . import _urls
 from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
 __all__ = ["RedisStore"]
 
 _T = TypeVar("_T")
+
+#: The connection options redis-py reads from a URL's query ("timeout" is the store's).
+_CLIENT_QUERY = frozenset(URL_QUERY_ARGUMENT_PARSERS) - {"timeout"}
 
 # ZADD, then move the key's expiry to the latest member's score plus a grace period, in
 # one atomic step. A MULTI cannot do this before Redis 7.0: EXPIREAT ... GT never sets an
@@ -137,22 +143,20 @@ class RedisStore(ClosingStore):
         self._closed = False
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str = "asgisession:",
-        timeout: float | None = 2.0,
-        **client_kwargs: Any,
-    ) -> RedisStore:
+    def from_url(cls, url: str, **options: Any) -> RedisStore:
         """A store with its own ``redis.asyncio.Redis`` client, which it closes in aclose().
 
-        ``url`` and ``client_kwargs`` go to ``redis.asyncio.BlockingConnectionPool.from_url``
-        (``redis://``, ``rediss://`` or ``unix://``). Unless given, ``socket_timeout`` and
-        ``socket_connect_timeout`` default to ``timeout``, so the client also gives up
-        on a silent socket by itself. Nothing connects until the first operation. For a
-        Redis Cluster, create a ``redis.asyncio.RedisCluster`` and pass it to the
-        constructor. It then stays yours to close.
+        ``url`` is ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or
+        ``unix:///path/to/socket``. Its query may set the store's ``timeout`` (seconds, or
+        ``none``) and ``namespace``, and any connection option redis-py reads from a URL
+        (``db``, ``socket_timeout``, ``max_connections``, ``protocol``, ...). ``options``
+        are the store's keywords (``namespace``, ``timeout``) and the client's (passed to
+        ``redis.asyncio.BlockingConnectionPool.from_url``); one option may not come both
+        ways. Unless given, ``socket_timeout`` and ``socket_connect_timeout`` default to
+        ``timeout``, so the client also gives up on a silent socket by itself. Nothing
+        connects until the first operation. For a Redis Cluster, create a
+        ``redis.asyncio.RedisCluster`` and pass it to the constructor. It then stays yours
+        to close.
 
         The pool holds at most ``max_connections`` connections (50 unless given). A
         command that finds them all busy waits for one, within ``timeout``: redis-py's
@@ -160,14 +164,48 @@ class RedisStore(ClosingStore):
         concurrent commands), turning a burst of requests into 503s. A client you build
         yourself should use a ``BlockingConnectionPool`` for the same reason.
 
-        :raises ConfigurationError: as the constructor does (e.g. ``decode_responses=True``).
+        :raises ConfigurationError: for a URL redis-py cannot use, naming the wrong part
+            (never its password), and as the constructor does (e.g. ``decode_responses=True``).
         """
+        parts = _urls.split(url, ("redis", "rediss", "unix"), "RedisStore")
+        if parts.scheme != "unix" and parts.path not in ("", "/"):
+            db = parts.path[1:]
+            if not db.isdigit():
+                raise ConfigurationError(
+                    f"{_urls.redact(url)!r}: the path {parts.path!r} is not a database "
+                    "number (as in redis://host:6379/0)."
+                )
+        converters: dict[str, _urls.Converter] = dict.fromkeys(_CLIENT_QUERY, _urls.as_str)
+        converters.update(timeout=_urls.as_seconds_or_none, namespace=_urls.as_str)
+        # Read here, not by redis-py (which would pass on the string "false", a true value),
+        # so that the constructor refuses a decoding client with its own message.
+        converters["decode_responses"] = _urls.as_bool
+        query = _urls.query_options(url, parts, converters)
+        if "decode_responses" in query:
+            decode = {"decode_responses": query.pop("decode_responses")}
+            options = _urls.merge(url, decode, options)
+        options = _urls.merge(
+            url, {k: query.pop(k) for k in ("timeout", "namespace") if k in query}, options
+        )
+        namespace = options.pop("namespace", "asgisession:")
+        timeout = options.pop("timeout", 2.0)
+        client_kwargs = options
+        for name in query.keys() & client_kwargs.keys():
+            raise ConfigurationError(
+                f"{_urls.redact(url)!r}: {name} is given both in the URL's query and as a "
+                "keyword; give it once."
+            )
+        client_url = urlunsplit(parts._replace(query=urlencode(list(query.items()))))
         if timeout is not None:
             client_kwargs.setdefault("socket_timeout", timeout)
             client_kwargs.setdefault("socket_connect_timeout", timeout)
         # The client holds no connection yet, so dropping it on a refusal leaks nothing.
         client_kwargs.setdefault("timeout", timeout)  # the pool's wait for a free connection
-        client = Redis(connection_pool=BlockingConnectionPool.from_url(url, **client_kwargs))
+        try:
+            pool = BlockingConnectionPool.from_url(client_url, **client_kwargs)
+        except ValueError as exc:  # redis-py's messages name the option, not the password
+            raise ConfigurationError(f"{_urls.redact(url)!r}: {exc}") from None
+        client = Redis(connection_pool=pool)
         client.auto_close_connection_pool = True  # as Redis.from_url does: aclose() closes it
         store = cls(client, namespace=namespace, timeout=timeout)
         store._owns_client = True
@@ -288,6 +326,17 @@ class RedisStore(ClosingStore):
         _, rows = await self._call("index MULTI", prune_and_read)
         # RESP2 gives (member, score) tuples and RESP3 gives [member, score] lists.
         return {member.decode(): int(score) for member, score in rows}
+
+    async def ping(self) -> None:
+        """PING the server (on a cluster, every primary), within ``timeout``.
+
+        :raises StoreUnavailable: when Redis does not answer, refuses, or needs a password.
+        """
+        if self._cluster:
+            cluster = cast("RedisCluster", self._client)
+            await self._call("PING", lambda: cluster.ping(target_nodes=RedisCluster.PRIMARIES))
+        else:
+            await self._call("PING", lambda: self._client.ping())
 
     async def aclose(self) -> None:
         """Close the client if this store built it (from_url); idempotent.

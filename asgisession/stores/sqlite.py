@@ -50,8 +50,10 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, cast
+from urllib.parse import unquote
 
 from ..errors import ConfigurationError, StoreUnavailable
+from . import _urls
 from ._sqlite_statements import (
     META_TABLE,
     SCHEMA_VERSION,
@@ -156,6 +158,38 @@ class SQLiteStore(ClosingStore):
         self._last_sweep = -math.inf
         self._hops = 0  # thread hops taken; tests and benchmarks read it
 
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteStore:
+        """A store from ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``.
+
+        As in SQLAlchemy, the path is what follows the third slash: a fourth makes it
+        absolute. The query may set ``timeout`` (seconds, or ``none``), ``busy_timeout``,
+        ``sweep_interval``, ``sweep_batch`` and ``table``; ``options`` are the constructor's
+        keywords, and one option may not come both ways.
+
+        :raises ConfigurationError: for another scheme, a host, no path, or a bad parameter.
+        """
+        parts = _urls.split(url, ("sqlite",), "SQLiteStore")
+        if parts.netloc:
+            raise ConfigurationError(
+                f"{_urls.redact(url)!r}: a SQLite URL has no host ({parts.netloc!r}); use "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db."
+            )
+        path = unquote(parts.path[1:])  # the third slash ends the empty host
+        if not path or path.endswith("/"):
+            raise ConfigurationError(
+                f"{_urls.redact(url)!r}: name the database file, as in sqlite:///sessions.db."
+            )
+        converters: dict[str, _urls.Converter] = {
+            "timeout": _urls.as_seconds_or_none,
+            "busy_timeout": _urls.as_seconds,
+            "sweep_interval": _urls.as_seconds,
+            "sweep_batch": _urls.as_int(1),
+            "table": _urls.as_str,
+        }
+        query = _urls.query_options(url, parts, converters)
+        return cls(path, **_urls.merge(url, query, options))
+
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, table={self.table!r})"
 
@@ -195,6 +229,17 @@ class SQLiteStore(ClosingStore):
         """The live members of ``index``; expired ones are deleted on the way."""
         run = partial(self._sql.members, index, now)
         return await self._call("an index_members", run, writes=True)
+
+    async def ping(self) -> None:
+        """Take the write lock and let it go (``BEGIN IMMEDIATE``; ``COMMIT``), within ``timeout``.
+
+        A write transaction that writes nothing: it opens the file (creating it and its
+        tables) if need be, and fails when the file cannot be written or another connection
+        holds the write lock for longer than the store waits.
+
+        :raises StoreUnavailable: saying which, and what to check.
+        """
+        await self._call("a ping", _nothing, writes=True)
 
     async def sweep(self) -> int:
         """Delete every expired row now, ``sweep_batch`` per transaction; return the count.
@@ -418,6 +463,10 @@ class SQLiteStore(ClosingStore):
             "exists and is writable, that the file is a SQLite database, that the disk has "
             f"room, and that no other connection holds a write lock for over {waited:g} s."
         )
+
+
+def _nothing(db: sqlite3.Connection) -> None:
+    """The operation of a ping: the transaction around it is the test."""
 
 
 def _check_number(name: str, value: float, *, minimum: float, exclusive: bool = False) -> None:

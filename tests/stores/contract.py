@@ -15,7 +15,13 @@ import time
 import anyio
 import pytest
 
-from asgisession.stores.base import Store, SupportsTouch, SupportsUserIndex, hash_key
+from asgisession.stores.base import (
+    Store,
+    SupportsPing,
+    SupportsTouch,
+    SupportsUserIndex,
+    hash_key,
+)
 
 
 def new_key() -> str:
@@ -39,6 +45,11 @@ class StoreContract:
     @pytest.fixture
     def store(self) -> Store:
         raise NotImplementedError("subclasses provide a store fixture")
+
+    async def test_ping_when_up(self, store: Store) -> None:
+        if not isinstance(store, SupportsPing):
+            pytest.skip("the store has no ping()")
+        await store.ping()
 
     async def test_is_a_store(self, store: Store) -> None:
         """The adapter satisfies the Store protocol structurally."""
