@@ -52,7 +52,8 @@ def http_date(timestamp: float) -> str:
     """An IMF-fixdate (RFC 9110 section 5.6.7), e.g. ``Thu, 01 Jan 1970 00:00:00 GMT``.
 
     Written out by hand because ``strftime`` names days and months in the process locale,
-    and ``email.utils.formatdate`` costs a few microseconds per call.
+    and ``email.utils.formatdate`` is slower (see docs/benchmarks.md, "Shapes chosen for
+    speed").
     """
     t = time.gmtime(timestamp)
     return (

@@ -288,8 +288,8 @@ class Opened(NamedTuple):
     """A message that opened: its payload and the authenticated header fields.
 
     Immutable. A named tuple rather than a frozen dataclass because it is made on every
-    request that reads a session, and a frozen dataclass's ``__init__`` cost about 1.2 µs
-    more here (a fifth of opening a small cookie; see docs/benchmarks.md).
+    request that reads a session (docs/benchmarks.md, "Shapes chosen for speed", has the
+    measurement).
 
     .. versionadded:: 0.1
     """
