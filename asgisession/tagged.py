@@ -189,14 +189,14 @@ def _decode(value: Any) -> Any:
     payload = value[MARKER]
     if type(payload) is not list or len(payload) < 2:
         raise ValueError("a tag is a list: [name, payload...]")
-    tag = payload[0]
-    make = _MAKE.get(tag)
+    name = payload[0]
+    make = _MAKE.get(name)
     if make is None:
-        return _READ[tag](payload)
+        return _READ[name](payload)
     items = payload[1]
     if type(items) is not list:
-        raise ValueError(f"a {tag} tag holds a list")
-    if tag == "dict":
+        raise ValueError(f"a {name} tag holds a list")
+    if name == "dict":
         if any(type(pair) is not list or type(pair[0]) is not str for pair in items):
             raise ValueError("a dict tag holds [str, value] pairs")
         return {key: _decode(item) for key, item in items}
