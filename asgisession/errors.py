@@ -4,7 +4,7 @@ The hierarchy::
 
     AsgiSessionError
     ├── ConfigurationError (ValueError)    bad settings, raised at construction
-    ├── SerializationError (TypeError)     a session value JSON cannot carry
+    ├── SerializationError (TypeError)     a session value that would not read back as it is
     ├── CookieOverflow                     a Set-Cookie over the browsers' 4096-byte limit
     ├── SessionNotLoaded (RuntimeError)    sync access to a session that must be awaited first
     ├── StoreUnavailable                   a server-side store that cannot be reached
@@ -80,20 +80,43 @@ class ConfigurationError(AsgiSessionError, ValueError):
 
 
 class SerializationError(AsgiSessionError, TypeError):
-    """Raised when a session value cannot be written as JSON.
+    """Raised when a session value cannot be stored, or would not read back as it was.
+
+    Raised before anything is sent, when the session is written.
 
     :ivar key: the top-level session key whose value failed.
+    :ivar path: where the value sits, from that key down: ``("cart", 3, "when")``.
+    :ivar value_type: the type of the value that failed, when one did (``None`` for
+        failures of the whole value, such as nesting too deep).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``path`` and ``value_type``; values that would read back changed (a ``datetime``
+       as a ``str``, a ``tuple`` as a ``list``) raise too.
     """
 
-    def __init__(self, key: str, detail: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        detail: str,
+        *,
+        path: Sequence[str | int] = (),
+        value_type: type | None = None,
+    ) -> None:
         self.key = key
+        self.path: tuple[str | int, ...] = tuple(path) or (key,)
+        self.value_type = value_type
         super().__init__(
-            f"session[{key!r}] cannot be stored: {detail}. Sessions hold JSON only "
-            "(dict with str keys, list, str, int, float, bool, None); convert the value "
-            "first, e.g. store an id instead of an object."
+            f"{self.location} cannot be stored: {detail}. Sessions hold JSON only "
+            "(dict with str keys, list, str, int, float, bool, None) unless another "
+            "serializer= is chosen; convert the value first, e.g. store an id instead of an "
+            "object."
         )
+
+    @property
+    def location(self) -> str:
+        """The path as Python would spell it: ``session['cart'][3]['when']``."""
+        return "session" + "".join(f"[{step!r}]" for step in self.path)
 
 
 class CookieOverflow(AsgiSessionError):

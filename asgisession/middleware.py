@@ -47,6 +47,7 @@ from .formats import resolve_format
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
+from .serializer import JSON, Serializer
 from .session import LoadedState, Session, SessionControl, in_use
 from .stores.base import Store
 from .stores.timed import timed
@@ -118,6 +119,11 @@ class SessionMiddleware:
         sessions are then listed per user (the store needs a per-user index).
     :param revocation_store: with the cookie store and ``user_key``: the store that keeps
         per-user "not before" times. A cookie that names a user then costs one lookup.
+    :param serializer: turns session data into bytes and back: strict JSON by default
+        (:data:`~asgisession.serializer.JSON`; a value that would read back changed
+        raises :class:`~asgisession.errors.SerializationError`), or
+        :class:`~asgisession.tagged.TaggedJSON` for ``datetime``, ``UUID``, ``bytes``,
+        ``Decimal``, ``set``, ``tuple`` and more. With ``backend=``, the backend's own.
     :param backend: a custom :class:`~asgisession.backends.base.SessionBackend`, which brings its
         own cookie options, lifetime and idle timeout (those parameters are then ignored;
         ``cookie=`` is refused).
@@ -154,6 +160,7 @@ class SessionMiddleware:
         user_key: str | None = None,
         revocation_store: Store | None = None,
         backend: SessionBackend | None = None,
+        serializer: Serializer | None = None,
     ) -> None:
         self.app: ASGIApp = app
         self.keyring: Keyring = Keyring(secret_key_base)
@@ -176,6 +183,19 @@ class SessionMiddleware:
                 "backend= brings its own cookie options (backend.cookie); cookie= would be "
                 "ignored. Give the CookieOptions to the backend instead."
             )
+        if backend is not None and serializer is not None:
+            raise ConfigurationError(
+                "backend= brings its own serializer (backend.serializer); serializer= would "
+                "be ignored. Give it to the backend instead."
+            )
+        if serializer is None:
+            serializer = getattr(backend, "serializer", JSON)
+        elif not isinstance(serializer, Serializer):
+            raise ConfigurationError(
+                f"serializer={serializer!r} is not a Serializer: it needs dumps, loads and "
+                "sizes_by_key."
+            )
+        self.serializer: Serializer = serializer
         if backend is None:
             _check_seconds("lifetime", lifetime)
             if idle_timeout is not None:
@@ -199,6 +219,7 @@ class SessionMiddleware:
                 backend = CookieBackend(
                     codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
                     refresh_after=refresh_after, user_key=user_key, revocations=revocations,
+                    serializer=serializer,
                 )  # fmt: skip
             else:
                 if revocation_store is not None:
@@ -210,7 +231,7 @@ class SessionMiddleware:
                     store = timed(store, timeout)
                 backend = ServerBackend(
                     store, codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
-                    refresh_after=refresh_after, user_key=user_key,
+                    refresh_after=refresh_after, user_key=user_key, serializer=serializer,
                 )  # fmt: skip
         self.backend: SessionBackend = backend
 
@@ -340,7 +361,7 @@ class SessionMiddleware:
         never committed, whichever the backend: writing it would replace the cookie the
         user really has with one for an empty session.
         """
-        commit = control.commit()
+        commit = control.commit(self.serializer)
         set_cookie: str | None = None
         if commit is not None and commit.state.read_only:
             if commit.changed:

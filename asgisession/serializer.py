@@ -1,26 +1,38 @@
-"""JSON for session data: compact, fast, and never pickle.
+"""Session data as bytes: the :class:`Serializer` protocol and the default, strict JSON.
 
-msgspec's encoder and decoder are used because they beat the standard library's ``json``
-on session-sized objects (``benchmarks/codec.py`` measures both: here 8-20x faster to
-encode and 3-9x faster to decode), and msgspec is a C extension, not a Rust build.
+The default writes compact JSON with msgspec, which beats the standard library's ``json``
+on session-sized objects (``benchmarks/codec.py`` measures both) and is a C extension,
+not a Rust build. It is *strict*: what it accepts reads back on the next request equal
+and of the same type. JSON carries ``dict`` (``str`` keys), ``list``, ``str``, ``int``,
+``float``, ``bool`` and ``None``; anything else (a ``datetime``, ``tuple``, ``set``,
+``bytes``, ``UUID``, ``Decimal``, ``Enum``, a NaN, an ``int`` key, a ``dict`` subclass)
+would come back as some other JSON value, so it raises :class:`SerializationError`
+naming where it sits and its type. :class:`~asgisession.tagged.TaggedJSON` is the opt-in
+that carries those types (``SessionMiddleware(serializer=TaggedJSON())``).
 
-What comes back is always plain JSON types: ``dict`` (str keys), ``list``, ``str``,
-``int``, ``float``, ``bool`` and ``None``. msgspec writes a few more types in their JSON
-spelling (tuples and sets as lists, ``datetime``/``UUID``/``Decimal`` as strings,
-``bytes`` as base64 strings, NaN and infinities as ``null``); they read back as those
-JSON types, as in Rails.
+msgspec has no option to refuse the types it writes natively (it calls ``enc_hook`` only
+for the rest), so the check is a walk of the data before encoding, in exact-type tests,
+inlined for leaves: measured on the benchmark sessions it costs about as much as decoding
+the output again and comparing (which would still let ``IntEnum`` members and ``dict``
+subclasses through). Only when it fails is the data walked again, slowly, to name the
+place.
 """
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
+import math
+import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from .errors import SerializationError
 
-__all__ = ["dumps", "loads", "sizes_by_key"]
+__all__ = ["JSON", "JsonSerializer", "Serializer", "dumps", "loads", "sizes_by_key"]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -32,35 +44,176 @@ _ENCODE_ERRORS = (TypeError, OverflowError, ValueError, RecursionError)
 #: What decoding untrusted-shaped JSON may raise; all of it means "not session data".
 DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
+_LEAVES = frozenset({str, int, bool, type(None)})
+_isfinite = math.isfinite
 
-def dumps(data: Mapping[str, Any]) -> bytes:
-    """Encode a session mapping as compact JSON.
 
-    :raises SerializationError: naming the first top-level key whose value cannot be encoded.
+@runtime_checkable
+class Serializer(Protocol):
+    """**Protocol:** turns a session's data into bytes for the cookie or store, and back.
+
+    The contract every implementation keeps: ``loads(dumps(data)) == data``, with every
+    value of the same type; a value it cannot bring back so raises
+    :class:`~asgisession.errors.SerializationError` from :meth:`dumps`.
+
+    .. versionadded:: 0.2
     """
-    try:
-        return _encoder.encode(data)
-    except _ENCODE_ERRORS as exc:
-        for key, value in data.items():
-            try:
-                _encoder.encode(value)
-            except _ENCODE_ERRORS as item_exc:
-                raise SerializationError(str(key), str(item_exc)) from item_exc
-        raise SerializationError("?", str(exc)) from exc  # pragma: no cover - keys are str
+
+    def dumps(self, data: Mapping[str, Any]) -> bytes:
+        """Encode a session mapping; raise SerializationError for a value it cannot keep."""
+        ...
+
+    def loads(self, payload: bytes) -> dict[str, Any]:
+        """Decode what :meth:`dumps` wrote; raise :class:`ValueError` for anything else."""
+        ...
+
+    def sizes_by_key(self, data: Mapping[str, Any]) -> list[tuple[str, int]]:
+        """Each top-level key with the bytes its entry takes, largest first."""
+        ...
 
 
-def loads(payload: bytes) -> dict[str, Any]:
-    """Decode a JSON object; raise :class:`ValueError` when it is not one."""
-    try:
-        data = _decoder.decode(payload)
-    except DECODE_ERRORS as exc:
-        raise ValueError(str(exc)) from None
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    return data
+class JsonSerializer:
+    """Plain JSON, strict: the default :class:`Serializer` (:data:`JSON`).
+
+    .. versionadded:: 0.2
+    """
+
+    def dumps(self, data: Mapping[str, Any]) -> bytes:
+        """Encode a session mapping as compact JSON.
+
+        :raises SerializationError: naming the path and type of the first value that
+            JSON cannot carry or that would read back as another type or value.
+        """
+        try:
+            if type(data) is not dict:
+                data = dict(data)
+            _check_dict(data)
+            return _encoder.encode(data)
+        except _ENCODE_ERRORS:
+            raise _explain(data) from None
+
+    def loads(self, payload: bytes) -> dict[str, Any]:
+        """Decode a JSON object; raise :class:`ValueError` when it is not one."""
+        try:
+            data = _decoder.decode(payload)
+        except DECODE_ERRORS as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        return data
+
+    def sizes_by_key(self, data: Mapping[str, Any]) -> list[tuple[str, int]]:
+        """Each top-level key with the bytes its entry takes in the JSON, largest first."""
+        sizes = [(key, len(_encoder.encode({key: value})) - 2) for key, value in data.items()]
+        return sorted(sizes, key=lambda item: item[1], reverse=True)
 
 
-def sizes_by_key(data: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """Each top-level key with the bytes its entry takes in the JSON, largest first."""
-    sizes = [(key, len(_encoder.encode({key: value})) - 2) for key, value in data.items()]
-    return sorted(sizes, key=lambda item: item[1], reverse=True)
+def _check_dict(value: dict[Any, Any]) -> None:
+    for key, item in value.items():
+        if type(key) is not str:
+            raise TypeError
+        kind = type(item)
+        if kind in _LEAVES:
+            continue
+        if kind is dict:
+            _check_dict(item)
+        elif kind is list:
+            _check_list(item)
+        elif kind is not float or not _isfinite(item):
+            raise TypeError
+
+
+def _check_list(value: list[Any]) -> None:
+    for item in value:
+        kind = type(item)
+        if kind in _LEAVES:
+            continue
+        if kind is dict:
+            _check_dict(item)
+        elif kind is list:
+            _check_list(item)
+        elif kind is not float or not _isfinite(item):
+            raise TypeError
+
+
+#: What the types JSON writes but cannot bring back read back as.
+_READS_BACK_AS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (datetime.datetime, "an ISO 8601 str (its tzinfo object lost)"),
+    ((datetime.date, datetime.time), "an ISO 8601 str"),
+    (datetime.timedelta, "an ISO 8601 duration str"),
+    ((tuple, set, frozenset), "a list"),
+    ((bytes, bytearray, memoryview), "a base64 str"),
+    ((uuid.UUID, decimal.Decimal), "a str"),
+)
+
+
+def _explain(data: Mapping[str, Any]) -> SerializationError:
+    """Find the first value the strict JSON refuses and say where it is and why."""
+    for key, value in data.items():
+        if type(key) is not str:  # pragma: no cover - Session refuses such keys
+            return SerializationError(str(key), "session keys must be str", path=(str(key),))
+        try:
+            found = _find(value, [key])
+        except RecursionError:
+            return SerializationError(key, "nested too deep for JSON", path=(key,))
+        if found is not None:
+            return found
+    for key, value in data.items():  # nothing refused by type: msgspec's own limits
+        try:
+            _encoder.encode(value)
+        except _ENCODE_ERRORS as exc:
+            return SerializationError(str(key), str(exc), path=(str(key),))
+    return SerializationError("?", "JSON cannot encode it")  # pragma: no cover
+
+
+def _find(value: Any, path: list[str | int]) -> SerializationError | None:
+    kind = type(value)
+    if kind in _LEAVES:
+        return None
+    if kind is float:
+        if _isfinite(value):
+            return None
+        return _error(path, kind, f"{value!r} is not JSON: it would read back as None")
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return _error(
+                    [*path, key], type(key),
+                    f"the {type(key).__name__} key {key!r} would read back as the str "
+                    f"{str(key)!r}, or not at all (JSON object keys are str)",
+                )  # fmt: skip
+            found = _find(item, [*path, key])
+            if found is not None:
+                return found
+        return None
+    if kind is list:
+        for index, item in enumerate(value):
+            found = _find(item, [*path, index])
+            if found is not None:
+                return found
+        return None
+    return _error(path, kind, _why(value))
+
+
+def _why(value: Any) -> str:
+    name = type(value).__name__
+    if isinstance(value, enum.Enum):
+        return f"the {name} member would read back as its value {value.value!r}"
+    if isinstance(value, (dict, list)):
+        plain = "dict" if isinstance(value, dict) else "list"
+        return f"a {name} would read back as a plain {plain}"
+    for types, spelling in _READS_BACK_AS:
+        if isinstance(value, types):
+            return f"a {name} would read back as {spelling}"
+    return f"JSON cannot carry a {name}"
+
+
+def _error(path: list[str | int], kind: type, detail: str) -> SerializationError:
+    return SerializationError(str(path[0]), detail, path=path, value_type=kind)
+
+
+#: The default serializer: strict JSON.
+JSON: JsonSerializer = JsonSerializer()
+dumps = JSON.dumps
+loads = JSON.loads
+sizes_by_key = JSON.sizes_by_key

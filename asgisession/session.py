@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from . import serializer
 from ._session_compat import DeprecatedSessionNames
 from .errors import RejectReason, SessionNotLoaded
+from .serializer import JSON, Serializer
 
 __all__ = ["Commit", "LoadedState", "Session", "SessionControl"]
 
@@ -85,10 +85,15 @@ class Commit:
     cleared: bool
     #: The serialised data, when the change check already computed it.
     payload: bytes | None = None
+    #: What turns the data into bytes (the middleware's ``serializer=``).
+    serializer: Serializer = JSON
 
     def serialized(self) -> bytes:
-        """The serialised data (computed now unless the change check did it already)."""
-        return self.payload if self.payload is not None else serializer.dumps(self.data)
+        """The serialised data (computed now unless the change check did it already).
+
+        :raises SerializationError: for a value the serializer would not read back as is.
+        """
+        return self.payload if self.payload is not None else self.serializer.dumps(self.data)
 
 
 NOT_LOADED = (
@@ -384,12 +389,13 @@ class SessionControl:
         """The loaded data itself: reading it marks nothing as exposed."""
         return self._session._load_sync()
 
-    def commit(self) -> Commit | None:
+    def commit(self, serializer: Serializer = JSON) -> Commit | None:
         """What to write for this request; ``None`` when the app never loaded the session.
 
         The one place that decides whether the data changed: a change through the mapping,
         :attr:`Session.modified`, a regeneration or reset, or (when a list or dict was
-        handed out) data that now serialises differently from what was loaded.
+        handed out) data that now serialises differently from what was loaded, by
+        ``serializer`` (the one the backend reads with).
         """
         session = self._session
         state = session._state
@@ -401,7 +407,7 @@ class SessionControl:
         if not changed and session._exposed:
             payload = serializer.dumps(data)
             changed = payload != state.serialized
-        return Commit(state, data, changed, session._regenerated, not data, payload)
+        return Commit(state, data, changed, session._regenerated, not data, payload, serializer)
 
 
 def in_use(session: Session) -> bool:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from .. import serializer
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec
 from ..errors import CookieOverflow, InvalidMessage, RejectReason
 from ..revocation import Revocations, user_of
+from ..serializer import JSON, Serializer
 from ..session import Commit, LoadedState
 from .base import SealedCookie, refresh_interval
 
@@ -30,6 +30,7 @@ class CookieBackend(SealedCookie):
         however active it is.
     :param idle_timeout: seconds without a request after which the session expires, or
         ``None``.
+    :param serializer: turns the data into bytes and back (strict JSON by default).
     :param refresh_after: how often an active session's cookie is re-issued to push the
         idle timeout forward; a tenth of the idle timeout by default.
 
@@ -46,6 +47,7 @@ class CookieBackend(SealedCookie):
         refresh_after: int | None = None,
         user_key: str | None = None,
         revocations: Revocations | None = None,
+        serializer: Serializer = JSON,
     ) -> None:
         self.codec = codec
         self.cookie = cookie
@@ -53,6 +55,7 @@ class CookieBackend(SealedCookie):
         self.idle_timeout = idle_timeout
         self.user_key = user_key
         self.revocations = revocations
+        self.serializer = serializer
         self._refresh_after = refresh_interval(idle_timeout, refresh_after)
         #: Opening a cookie needs no I/O, so sessions load on first access; unless
         #: revocations must be checked, which takes a store lookup.
@@ -84,7 +87,7 @@ class CookieBackend(SealedCookie):
     def _open_one(self, value: str, now: int) -> LoadedState:
         opened = self._open_sealed(value, now)
         try:
-            data = serializer.loads(opened.payload)
+            data = self.serializer.loads(opened.payload)
         except ValueError as exc:
             raise InvalidMessage(RejectReason.BAD_PAYLOAD, str(exc)) from None
         return LoadedState(
@@ -104,7 +107,7 @@ class CookieBackend(SealedCookie):
         due for a refresh. An emptied session that came with a cookie gets a deletion.
 
         :raises CookieOverflow: when the sealed cookie would pass 4096 bytes.
-        :raises SerializationError: naming a key whose value is not JSON.
+        :raises SerializationError: naming a value the serializer would not read back as is.
         """
         state = commit.state
         write = commit.changed or (
@@ -124,6 +127,9 @@ class CookieBackend(SealedCookie):
         size = self.cookie.size(value)
         if size > MAX_COOKIE_SIZE:
             raise CookieOverflow(
-                self.cookie.name, size, MAX_COOKIE_SIZE, serializer.sizes_by_key(commit.data)[:5]
+                self.cookie.name,
+                size,
+                MAX_COOKIE_SIZE,
+                self.serializer.sizes_by_key(commit.data)[:5],
             )
         return self._render_sealed(value, expires_at, secure=secure, now=now)

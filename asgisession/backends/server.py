@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import secrets
 
-from .. import serializer
 from ..cookies import CookieOptions
 from ..crypto import MessageCodec
 from ..errors import (
@@ -36,6 +35,7 @@ from ..errors import (
     SessionNotLoaded,
 )
 from ..revocation import Revocations, user_of
+from ..serializer import JSON, Serializer
 from ..session import NOT_LOADED, Commit, LoadedState
 from ..stores.base import Store, SupportsTouch, hash_key
 from .base import SealedCookie, refresh_interval
@@ -68,6 +68,7 @@ class ServerBackend(SealedCookie):
     :param namespace: prefix of the store keys of session records.
     :param user_key: the session key that names the session's user; sessions with it are
         listed per user, for :func:`~asgisession.revocation.revoke_user`.
+    :param serializer: turns the data into bytes and back (strict JSON by default).
 
     .. versionadded:: 0.1
     """
@@ -87,6 +88,7 @@ class ServerBackend(SealedCookie):
         refresh_after: int | None = None,
         namespace: str = NAMESPACE,
         user_key: str | None = None,
+        serializer: Serializer = JSON,
     ) -> None:
         if not isinstance(store, Store):
             raise ConfigurationError(
@@ -99,6 +101,7 @@ class ServerBackend(SealedCookie):
         self.idle_timeout = idle_timeout
         self.namespace = namespace
         self.user_key = user_key
+        self.serializer = serializer
         self.revocations: Revocations | None = Revocations(store) if user_key is not None else None
         if self.revocations is not None and not self.revocations.indexed:
             raise ConfigurationError(
@@ -128,7 +131,7 @@ class ServerBackend(SealedCookie):
                 if record is None:
                     raise InvalidMessage(RejectReason.NOT_FOUND, "no such session in the store")
                 try:
-                    data = serializer.loads(record)
+                    data = self.serializer.loads(record)
                 except ValueError as exc:
                     raise InvalidMessage(
                         RejectReason.BAD_PAYLOAD, f"session record unreadable: {exc}"
