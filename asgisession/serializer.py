@@ -25,7 +25,7 @@ import decimal
 import enum
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -214,6 +214,6 @@ def _error(path: list[str | int], kind: type, detail: str) -> SerializationError
 
 #: The default serializer: strict JSON.
 JSON: JsonSerializer = JsonSerializer()
-dumps = JSON.dumps
-loads = JSON.loads
-sizes_by_key = JSON.sizes_by_key
+dumps: Callable[[Mapping[str, Any]], bytes] = JSON.dumps
+loads: Callable[[bytes], dict[str, Any]] = JSON.loads
+sizes_by_key: Callable[[Mapping[str, Any]], list[tuple[str, int]]] = JSON.sizes_by_key
