@@ -8,6 +8,7 @@ it was and hands out no cookie for it. Each runs on every server-side store.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
@@ -78,7 +79,7 @@ async def test_creating_a_session_never_overwrites_a_live_one(
     """A new session whose id is taken (forced here) leaves the record there untouched."""
     mw = SessionMiddleware(app, secret_key_base=secret, store=served.store)
     taken = b"\x07" * server.SESSION_ID_BYTES
-    monkeypatch.setattr(server.secrets, "token_bytes", lambda n: taken)
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: taken)
     victim = set_cookie(await call(mw, "/login?user=victim"))
     assert victim
     before = await served.store.load(session_key(taken))
