@@ -186,9 +186,10 @@ class ServerBackend(SealedCookie):
         if session_id is not None and (commit.regenerated or commit.cleared):
             if changed:
                 found = await self._delete(session_id, state.user)
-                if not found and not commit.cleared:
+                if not found and not commit.cleared and not is_light(data):
                     # Ended meanwhile (logout, revoked) or moved by a concurrent regenerate:
-                    # a successor would bring it back, or fork it.
+                    # a successor would bring it back, or fork it. (What a reset left, a
+                    # flash or a new CSRF secret, goes on in the cookie: nothing of the old.)
                     logger.debug("session was deleted while this request ran; not regenerated")
                     return self.cookie.render_deletion(secure=secure)
             session_id = None
