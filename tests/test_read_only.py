@@ -48,7 +48,7 @@ class DownMemoryStore(MemoryStore):
     async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
         raise StoreUnavailable("the memory store is down (test)")
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str) -> bool:
         raise StoreUnavailable("the memory store is down (test)")
 
 

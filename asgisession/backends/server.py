@@ -11,14 +11,32 @@ Invariants:
 2. Empty sessions are never stored; an id the store does not have is a new, empty session
    that costs a write only if the app puts data in it.
 3. Writes happen only when the data changed. Updates use ``replace=True``, so a session
-   deleted meanwhile (logout in another tab, "log out everywhere") stays deleted.
-4. ``regenerate()`` moves the data to a new id and deletes the old record; ``reset()``
-   deletes the record and the cookie.
+   deleted meanwhile (logout in another tab, "log out everywhere") stays deleted. A new
+   record is written with ``add`` (:class:`~asgisession.stores.base.SupportsAdd`), which
+   never overwrites a live key.
+4. ``regenerate()`` deletes the old record and moves the data to a new id only if that
+   delete found the record: a session ended meanwhile (logout, ``revoke_user``) is not
+   brought back under a new id, and of concurrent regenerations of one session only one
+   gets a successor. The others answer with a deletion cookie. ``reset()`` deletes the
+   record and the cookie.
 5. The cookie is re-issued only for a new id, a key rotation, or an idle-timeout refresh
    (at most once per tenth of the idle timeout, with a ``touch`` of the store's TTL).
 6. A store that fails (or, for the bundled stores, is slower than their ``timeout``) raises
    :class:`StoreUnavailable`; no write is ever reported that did not happen. The store
    times its own calls: it knows what is safe to cancel, so the backend adds no timer.
+7. A record is bound to its id: it starts with ``#``, a hash of the session id (which the
+   store never sees; its key is another hash of it) and a newline, then the JSON data. A
+   record copied under another session's key does not open for that session's cookie.
+   Records written before 0.2 are plain JSON and are read as they are (bound at their
+   next write); the binding holds once no such record is left.
+8. A session that holds nothing but the CSRF secret and flash messages (:data:`LIGHT_KEYS`)
+   stays in the cookie, sealed as the cookie store seals a session, and costs the store
+   nothing: an anonymous visitor who only fetched a form page leaves no record behind.
+   The first write of any other key moves it into the store under a new id. Such a cookie
+   is told from a sealed id by its length (an id is exactly :data:`SESSION_ID_BYTES`; a
+   sealed session never is), and only a JSON object of those keys is accepted: a
+   cookie-store session holding anything else, sealed with the same secret, does not open
+   here.
 """
 
 from __future__ import annotations
@@ -26,7 +44,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from ..cookies import CookieOptions
+from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec
 from ..errors import (
     ConfigurationError,
@@ -37,7 +55,8 @@ from ..errors import (
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
 from ..session import NOT_LOADED, Commit, LoadedState
-from ..stores.base import Store, SupportsTouch, hash_key
+from ..stores.base import Store, SupportsAdd, SupportsTouch, hash_key
+from ._records import bind, is_light, open_light, unbind
 from .base import SealedCookie, refresh_interval
 
 __all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "session_key"]
@@ -126,10 +145,19 @@ class ServerBackend(SealedCookie):
             try:
                 opened = self._open_sealed(value, now)
                 if len(opened.payload) != SESSION_ID_BYTES:
-                    raise InvalidMessage(RejectReason.BAD_PAYLOAD, "not a session id")
+                    data, payload = open_light(opened.payload, self.serializer)  # no store I/O
+                    return LoadedState(
+                        data=data,
+                        serialized=payload,
+                        had_cookie=True,
+                        issued_at=opened.issued_at,
+                        expires_at=opened.expires_at,
+                        stale=opened.stale,
+                    )
                 record = await self.store.load(self.key(opened.payload))
                 if record is None:
                     raise InvalidMessage(RejectReason.NOT_FOUND, "no such session in the store")
+                record = unbind(opened.payload, record)
                 try:
                     data = self.serializer.loads(record)
                 except ValueError as exc:
@@ -160,14 +188,27 @@ class ServerBackend(SealedCookie):
         session_id = state.session_id
         if session_id is not None and (commit.regenerated or commit.cleared):
             if changed:
-                await self._delete(session_id, state.user)
+                found = await self._delete(session_id, state.user)
+                if not found and not commit.cleared and not is_light(data):
+                    # Ended meanwhile (logout, revoked) or moved by a concurrent regenerate:
+                    # a successor would bring it back, or fork it. (What a reset left, a
+                    # flash or a new CSRF secret, goes on in the cookie: nothing of the old.)
+                    logger.debug("session was deleted while this request ran; not regenerated")
+                    return self.cookie.render_deletion(secure=secure)
             session_id = None
         if commit.cleared:
             gone = changed or commit.regenerated
             return self.cookie.render_deletion(secure=secure) if gone and state.had_cookie else None
 
         if session_id is None:
-            if not changed:
+            if is_light(data):  # rule 8: it stays in the cookie
+                due = state.present and (state.stale or self._refresh_due(state.issued_at, now))
+                if not (changed or due):
+                    return None
+                light = self._render_light(commit, secure=secure, now=now)
+                if light is not None:
+                    return light
+            elif not changed:
                 return None
             return await self._create(commit, secure=secure, now=now)
 
@@ -177,7 +218,8 @@ class ServerBackend(SealedCookie):
         ttl = self._ttl(state.expires_at, now)
         key = self.key(session_id)
         if changed:
-            kept = await self.store.save(key, commit.serialized(), ttl=ttl, replace=True)
+            record = bind(session_id, commit.serialized())
+            kept = await self.store.save(key, record, ttl=ttl, replace=True)
         elif refresh:
             kept = await self._touch(key, state, ttl)
         else:
@@ -196,12 +238,40 @@ class ServerBackend(SealedCookie):
             return self._render(session_id, state.expires_at, secure=secure, now=now)
         return None
 
+    def _render_light(self, commit: Commit, *, secure: bool, now: int) -> str | None:
+        """The Set-Cookie of a session kept in the cookie (rule 8).
+
+        ``None`` when it does not fit in a cookie: it goes to the store instead.
+        """
+        state = commit.state
+        expires_at = state.expires_at
+        if commit.regenerated or expires_at is None:
+            expires_at = now + self.lifetime
+        payload = commit.serialized()
+        if len(payload) == SESSION_ID_BYTES:  # never the length of an id (JSON allows a space)
+            payload += b" "
+        value = self.codec.seal(
+            payload, purpose=self.cookie.name, issued_at=now, expires_at=expires_at
+        )
+        if self.cookie.size(value) > MAX_COOKIE_SIZE:
+            return None
+        return self._render_sealed(value, expires_at, secure=secure, now=now)
+
     async def _create(self, commit: Commit, *, secure: bool, now: int) -> str | None:
         session_id = secrets.token_bytes(SESSION_ID_BYTES)
-        expires_at = now + self.lifetime
+        expires_at = commit.state.expires_at  # a light session keeps its lifetime
+        if commit.regenerated or expires_at is None:
+            expires_at = now + self.lifetime
         key = self.key(session_id)
-        stored = await self.store.save(key, commit.serialized(), ttl=self._ttl(expires_at, now))
-        if not stored:  # a store that keeps nothing (NullStore): no id to hand out
+        record = bind(session_id, commit.serialized())
+        ttl = self._ttl(expires_at, now)
+        if isinstance(self.store, SupportsAdd):
+            stored = await self.store.add(key, record, ttl=ttl)
+        else:  # a store written before 0.2 (see SupportsAdd)
+            stored = await self.store.save(key, record, ttl=ttl)
+        if not stored:
+            # A store that keeps nothing (NullStore), or an id already taken (256 random
+            # bits: a broken random source). Either way, no id to hand out.
             return self.cookie.render_deletion(secure=secure) if commit.state.had_cookie else None
         user = user_of(commit.data, self.user_key)
         if self.revocations is not None and user is not None:
@@ -212,13 +282,17 @@ class ServerBackend(SealedCookie):
         if isinstance(self.store, SupportsTouch):
             return await self.store.touch(key, ttl=ttl)
         assert state.serialized is not None
-        return await self.store.save(key, state.serialized, ttl=ttl, replace=True)
+        assert state.session_id is not None
+        record = bind(state.session_id, state.serialized)
+        return await self.store.save(key, record, ttl=ttl, replace=True)
 
-    async def _delete(self, session_id: bytes, user: str | None) -> None:
+    async def _delete(self, session_id: bytes, user: str | None) -> bool:
+        """Delete the record; whether it was there (``True`` when the store does not say)."""
         key = self.key(session_id)
-        await self.store.delete(key)
+        found = await self.store.delete(key)
         if self.revocations is not None and user is not None:
             await self.revocations.unlink(user, key)
+        return found is not False
 
     def _ttl(self, expires_at: int, now: int) -> int:
         remaining = max(1, expires_at - now)

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from ._urls import redact
-from .base import ManagedStore, Store, SupportsPing, SupportsTouch, SupportsUserIndex
+from .base import (
+    ManagedStore,
+    Store,
+    SupportsAdd,
+    SupportsPing,
+    SupportsTouch,
+    SupportsUserIndex,
+)
 
 if TYPE_CHECKING:
     from .memcached import MemcachedStore
@@ -40,6 +47,7 @@ __all__ = [
     "RedisStore",
     "SQLiteStore",
     "Store",
+    "SupportsAdd",
     "SupportsPing",
     "SupportsTouch",
     "SupportsUserIndex",

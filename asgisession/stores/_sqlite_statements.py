@@ -157,7 +157,13 @@ class Statements:
         )
         self.replace = f"UPDATE {t} SET data = ?, expires_at = ? WHERE key = ? AND expires_at > ?"
         self.touch = f"UPDATE {t} SET expires_at = ? WHERE key = ? AND expires_at > ?"
+        self.add = (
+            f"INSERT INTO {t} (key, data, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) "
+            "DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at "
+            f"WHERE {t}.expires_at <= ?"
+        )
         self.delete = f"DELETE FROM {t} WHERE key = ?"
+        self.delete_live = f"DELETE FROM {t} WHERE key = ? AND expires_at > ?"
         self.index_add = (
             f"INSERT INTO {i} (index_key, member, expires_at) VALUES (?, ?, ?) "
             "ON CONFLICT (index_key, member) DO UPDATE SET expires_at = excluded.expires_at"
@@ -193,6 +199,13 @@ class Statements:
             return db.execute(self.replace, (data, expires_at, key, now)).rowcount == 1
         db.execute(self.upsert, (key, data, expires_at))
         return True
+
+    def delete_row(self, key: str, now: float, db: sqlite3.Connection) -> bool:
+        """Delete ``key``; whether it was live (an expired row goes too, unreported)."""
+        if db.execute(self.delete_live, (key, now)).rowcount == 1:
+            return True
+        db.execute(self.delete, (key,))
+        return False
 
     @staticmethod
     def rowcount(sql: str, params: tuple[object, ...], db: sqlite3.Connection) -> int:

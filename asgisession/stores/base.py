@@ -21,6 +21,11 @@ Rules every store keeps:
    third-party adapter whose service can hang must bound its own calls (:func:`bounded`
    helps). A store that never waits, such as :class:`~.memory.MemoryStore` or
    :class:`~.null.NullStore`, needs no bound.
+6. ``delete`` says whether it removed a live key, and ``add`` (:class:`SupportsAdd`) writes
+   only where no live key is, each in one atomic step of the backing service. Of two
+   requests ending or moving the same session (two ``regenerate()`` calls, a logout racing
+   a login), exactly one therefore sees the record, and a new session never overwrites
+   one that exists.
 
 Ownership: a store built from a client the caller passed in never closes that client; a
 store that built its own client (``from_url()``, a path, host and port) closes it in
@@ -44,6 +49,7 @@ __all__ = [
     "ClosingStore",
     "ManagedStore",
     "Store",
+    "SupportsAdd",
     "SupportsPing",
     "SupportsTouch",
     "SupportsUserIndex",
@@ -81,12 +87,43 @@ class Store(Protocol):
         """
         ...
 
-    async def delete(self, key: str) -> None:
-        """Remove ``key``; a missing key is not an error."""
+    async def delete(self, key: str) -> bool | None:
+        """Remove ``key``; a missing key is not an error.
+
+        :returns: whether a live key was removed, decided atomically by the backing
+            service (of concurrent deletes of one key, one sees ``True``). ``None`` means
+            the adapter does not say: stores written before 0.2 return nothing, and the
+            session layer then cannot tell a session ended meanwhile (it treats the key as
+            found, as before).
+
+        .. versionchanged:: 0.2
+           Returns whether the key was there; every bundled store says.
+        """
         ...
 
     async def aclose(self) -> None:
         """Release what the store owns (see the module docstring on ownership)."""
+        ...
+
+
+@runtime_checkable
+class SupportsAdd(Store, Protocol):
+    """**Protocol:** a store that can write a key only where none is live (add-if-absent).
+
+    The session layer creates every session with it, so a new session id, however
+    unlikely a collision, can never land on another session's record. A capability rather
+    than a method of :class:`Store`, so that a store written before it keeps working (its
+    sessions are created with a plain :meth:`~Store.save`); every bundled store has it.
+
+    .. versionadded:: 0.2
+    """
+
+    async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
+        """Store ``data`` under ``key`` for ``ttl`` seconds only if no live key is there.
+
+        :returns: whether it was written; ``False`` when a live key was there (left as
+            it was) or, for a store that keeps nothing, always.
+        """
         ...
 
 

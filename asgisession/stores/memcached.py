@@ -2,7 +2,7 @@
 
 ``save`` is ``set`` (``replace`` when ``replace=True``: memcached writes only over an
 existing item, so a deleted session is never written back), ``load`` is ``get``, ``touch``
-is ``touch``, ``delete`` is ``delete``. Rules on top of those in :mod:`.base`:
+is ``touch``, ``delete`` is ``delete``, ``add`` is ``add``. Rules on top of those in :mod:`.base`:
 
 1. **Keys.** memcached takes keys of at most 250 bytes with no whitespace or control
    characters. ``namespace + key`` goes on the wire as is only when it is printable ASCII
@@ -308,6 +308,13 @@ class MemcachedStore(ClosingStore):
         expires = exptime(ttl, now=self._clock())
         return await self._store(b"replace" if replace else b"set", key, data, expires)
 
+    async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if no live item is there (``add``).
+
+        :raises ItemTooLarge: before sending, when ``data`` cannot fit in one item.
+        """
+        return await self._store(b"add", key, data, exptime(ttl, now=self._clock()))
+
     async def touch(self, key: str, *, ttl: int) -> bool:
         """Reset ``key``'s time to live without rewriting it; return whether it existed."""
         line = b"touch %s %d" % (self.memcached_key(key), exptime(ttl, now=self._clock()))
@@ -316,10 +323,13 @@ class MemcachedStore(ClosingStore):
         )
         return reply == b"TOUCHED"
 
-    async def delete(self, key: str) -> None:
-        """Remove ``key``; a missing key is not an error."""
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it was there (a missing key is no error)."""
         line = b"delete " + self.memcached_key(key)
-        await self._run("a delete", lambda conn: exchange(conn, line, b"DELETED", b"NOT_FOUND"))
+        reply = await self._run(
+            "a delete", lambda conn: exchange(conn, line, b"DELETED", b"NOT_FOUND")
+        )
+        return reply == b"DELETED"
 
     async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
         """Add ``member`` to ``index`` until ``expires_at`` (unix seconds), or move its expiry.

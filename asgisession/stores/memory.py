@@ -74,6 +74,16 @@ class MemoryStore(ClosingStore):
         check_ttl(ttl)
         if replace and self._live(key) is None:
             return False
+        return self._put(key, data, ttl)
+
+    async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if no live key is there."""
+        check_ttl(ttl)
+        if self._live(key) is not None:
+            return False
+        return self._put(key, data, ttl)
+
+    def _put(self, key: str, data: bytes, ttl: int) -> bool:
         self._items[key] = (bytes(data), self._clock() + ttl)
         self._items.move_to_end(key)
         while len(self._items) > self.max_entries:
@@ -89,9 +99,10 @@ class MemoryStore(ClosingStore):
         self._items[key] = (item[0], self._clock() + ttl)
         return True
 
-    async def delete(self, key: str) -> None:
-        """Remove ``key`` if present."""
-        self._items.pop(key, None)
+    async def delete(self, key: str) -> bool:
+        """Remove ``key`` if present; return whether it was there and live."""
+        item = self._items.pop(key, None)
+        return item is not None and item[1] > self._clock()
 
     async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
         """Add ``member`` to ``index`` until ``expires_at``."""

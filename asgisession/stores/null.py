@@ -45,8 +45,14 @@ class NullStore(ClosingStore):
         check_ttl(ttl)
         return False
 
-    async def delete(self, key: str) -> None:
-        """Nothing to delete."""
+    async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
+        """Keeps nothing and says so (``False``)."""
+        check_ttl(ttl)
+        return False
+
+    async def delete(self, key: str) -> bool:
+        """Nothing to delete (``False``)."""
+        return False
 
     async def aclose(self) -> None:
         """Nothing to release."""

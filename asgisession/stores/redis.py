@@ -71,7 +71,8 @@ class RedisStore(ClosingStore):
 
     ``save`` is ``SET key value EX ttl`` (``XX`` when ``replace=True``, so a deleted
     session is never written back), ``load`` is ``GET``, ``touch`` is ``EXPIRE`` (the data
-    is not rewritten), ``delete`` is ``DEL``. The user index is a sorted set per index.
+    is not rewritten), ``delete`` is ``DEL``, ``add`` is ``SET NX EX``. The user index is a
+    sorted set per index.
     See the module docstring for the key layout and the cluster notes.
 
     **Ownership.** A store built around a client you pass in never closes that client:
@@ -281,14 +282,23 @@ class RedisStore(ClosingStore):
         )
         return bool(result)
 
+    async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if no live key is there (SET NX EX)."""
+        check_ttl(ttl)
+        result = await self._call(
+            "SET NX", lambda: self._client.set(self.namespace + key, data, ex=ttl, nx=True)
+        )
+        return bool(result)
+
     async def touch(self, key: str, *, ttl: int) -> bool:
         """Reset ``key``'s time to live to ``ttl`` (EXPIRE); return whether it existed."""
         check_ttl(ttl)
         return await self._call("EXPIRE", lambda: self._client.expire(self.namespace + key, ttl))
 
-    async def delete(self, key: str) -> None:
-        """Remove ``key`` (DEL); a missing key is not an error."""
-        await self._call("DEL", lambda: self._client.delete(self.namespace + key))
+    async def delete(self, key: str) -> bool:
+        """Remove ``key`` (DEL); return whether it was there (a missing key is no error)."""
+        removed = await self._call("DEL", lambda: self._client.delete(self.namespace + key))
+        return bool(removed)
 
     async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
         """Add ``member`` to ``index`` until ``expires_at`` (ZADD), or move its expiry.

@@ -204,16 +204,27 @@ class SQLiteStore(ClosingStore):
         run = partial(self._sql.save_row, key, bytes(data), now + check_ttl(ttl), replace, now)
         return await self._call("a save", run, writes=True)
 
+    async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if no live key is there.
+
+        One ``INSERT``; a conflicting row is overwritten only when it has expired.
+        """
+        now = self._clock()
+        run = partial(
+            self._sql.rowcount, self._sql.add, (key, bytes(data), now + check_ttl(ttl), now)
+        )
+        return await self._call("an add", run, writes=True) == 1
+
     async def touch(self, key: str, *, ttl: int) -> bool:
         """Reset a live ``key``'s time to live; return whether it existed."""
         now = self._clock()
         run = partial(self._sql.rowcount, self._sql.touch, (now + check_ttl(ttl), key, now))
         return await self._call("a touch", run, writes=True) == 1
 
-    async def delete(self, key: str) -> None:
-        """Remove ``key`` if present."""
-        run = partial(self._sql.rowcount, self._sql.delete, (key,))
-        await self._call("a delete", run, writes=True)
+    async def delete(self, key: str) -> bool:
+        """Remove ``key`` if present; return whether it was there and live."""
+        run = partial(self._sql.delete_row, key, self._clock())
+        return await self._call("a delete", run, writes=True)
 
     async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
         """Add ``member`` to ``index`` until ``expires_at``, or move its expiry."""

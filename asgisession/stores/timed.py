@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from .base import Store, SupportsTouch, SupportsUserIndex, bounded
+from .base import Store, SupportsAdd, SupportsTouch, SupportsUserIndex, bounded
 
 __all__ = ["is_bundled", "timed"]
 
@@ -45,8 +45,16 @@ class _Timed:
             self.inner.save(key, data, ttl=ttl, replace=replace), self.timeout, "a save"
         )
 
-    async def delete(self, key: str) -> None:
-        await bounded(self.inner.delete(key), self.timeout, "a delete")
+    async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
+        # Always offered, so the wrapper adds no capability combinations: a wrapped store
+        # without add creates with save, as the session layer would do unwrapped.
+        inner = self.inner
+        if isinstance(inner, SupportsAdd):
+            return await bounded(inner.add(key, data, ttl=ttl), self.timeout, "an add")
+        return await bounded(inner.save(key, data, ttl=ttl), self.timeout, "a save")
+
+    async def delete(self, key: str) -> bool | None:
+        return await bounded(self.inner.delete(key), self.timeout, "a delete")
 
     async def aclose(self) -> None:
         await self.inner.aclose()

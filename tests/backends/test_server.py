@@ -27,6 +27,7 @@ from asgisession import (
     StoreUnavailable,
 )
 from asgisession._types import Message, Receive, Scope, Send
+from asgisession.backends._records import unbind
 from asgisession.backends.server import SESSION_ID_BYTES, ServerBackend
 from asgisession.crypto import Keyring, b64url_decode
 from asgisession.stores.base import hash_key
@@ -66,9 +67,13 @@ class RecordingStore(MemoryStore):
         await self._enter("touch", key)
         return await super().touch(key, ttl=ttl)
 
-    async def delete(self, key: str) -> None:
+    async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
+        await self._enter("add", key)
+        return await super().add(key, data, ttl=ttl)
+
+    async def delete(self, key: str) -> bool:
         await self._enter("delete", key)
-        await super().delete(key)
+        return await super().delete(key)
 
     def ops(self) -> list[str]:
         return [op for op, _ in self.calls]
@@ -157,9 +162,14 @@ async def test_write_creates_a_record_under_the_hashed_id(
     session_id = session_id_of(secret, response.headers["set-cookie"])
     assert SESSION_ID_BYTES == len(session_id)
     key = hash_key("s:", session_id)
-    assert [("save", key)] == store.calls
-    assert b'{"user":"alice","n":1}' == await store.load(key)
+    assert [("add", key)] == store.calls
+    record = await store.load(key)
+    assert record is not None
+    binding, data = record.split(b"\n", 1)
+    assert b'{"user":"alice","n":1}' == data
+    assert binding.startswith(b"#")
     assert session_id.hex() not in key
+    assert session_id.hex().encode() not in binding
     assert "private" == response.headers["cache-control"]
 
 
@@ -214,7 +224,7 @@ async def test_unknown_id_is_a_new_session_with_zero_writes(
         assert ["load"] == store.ops()
         assert Counter({RejectReason.NOT_FOUND: 1}) == mw.rejections
         response = await c.get("/set")
-    assert ["load", "load", "save"] == store.ops()
+    assert ["load", "load", "add"] == store.ops()
     assert 1 == len(response.headers.get_list("set-cookie"))
 
 
@@ -235,9 +245,11 @@ async def test_regenerate_moves_data_to_a_new_id(secret: str, store: RecordingSt
         second = session_id_of(secret, response.headers["set-cookie"])
         assert {"user": "alice", "n": 1} == (await c.get("/read")).json()
     assert first != second
-    assert ["load", "delete", "save", "load"] == store.ops()
+    assert ["load", "delete", "add", "load"] == store.ops()
     assert None is await store.load(hash_key("s:", first))
-    assert b'{"user":"alice","n":1}' == await store.load(hash_key("s:", second))
+    record = await store.load(hash_key("s:", second))
+    assert record is not None
+    assert b'{"user":"alice","n":1}' == unbind(second, record)
 
 
 async def test_reset_deletes_record_and_cookie(secret: str, store: RecordingStore) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from asgisession.stores.base import (
     Store,
+    SupportsAdd,
     SupportsPing,
     SupportsTouch,
     SupportsUserIndex,
@@ -114,6 +115,72 @@ class StoreContract:
         assert None is await store.load(key)
         await store.delete(key)
         await store.delete(new_key())
+
+    async def test_delete_says_whether_the_key_was_there(self, store: Store) -> None:
+        """delete returns True for a live key, False once it is gone or never was."""
+        key = new_key()
+        await store.save(key, b"x", ttl=60)
+        assert True is await store.delete(key)
+        assert False is await store.delete(key)
+        assert False is await store.delete(new_key())
+
+    async def test_delete_of_an_expired_key_finds_nothing(self, store: Store) -> None:
+        """A key past its TTL is not there for delete either (rule 2)."""
+        key = new_key()
+        await store.save(key, b"short", ttl=1)
+        await wait_until_gone(store, key)
+        assert False is await store.delete(key)
+
+    async def test_concurrent_deletes_find_the_key_once(self, store: Store) -> None:
+        """Of 20 concurrent deletes of one key, exactly one removed it (regenerate races)."""
+        key = new_key()
+        await store.save(key, b"x", ttl=60)
+        found: list[bool | None] = []
+
+        async def delete() -> None:
+            found.append(await store.delete(key))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(delete)
+        assert 1 == found.count(True)
+        assert 19 == found.count(False)
+
+    async def test_add_writes_only_where_nothing_is(self, store: Store) -> None:
+        """add creates a missing key, and never overwrites a live one."""
+        assert isinstance(store, SupportsAdd)
+        key = new_key()
+        assert await store.add(key, b"first", ttl=60)
+        assert not await store.add(key, b"second", ttl=60)
+        assert b"first" == await store.load(key)
+        await store.delete(key)
+        assert await store.add(key, b"third", ttl=60)
+        assert b"third" == await store.load(key)
+
+    async def test_add_over_an_expired_key(self, store: Store) -> None:
+        """An expired key is no key: add writes over it."""
+        assert isinstance(store, SupportsAdd)
+        key = new_key()
+        await store.save(key, b"short", ttl=1)
+        await wait_until_gone(store, key)
+        assert await store.add(key, b"new", ttl=60)
+        assert b"new" == await store.load(key)
+
+    async def test_concurrent_adds_write_once(self, store: Store) -> None:
+        """Of 20 concurrent adds of one key, exactly one wrote, and its value stays."""
+        assert isinstance(store, SupportsAdd)
+        key = new_key()
+        won: list[bytes] = []
+
+        async def add(n: int) -> None:
+            if await store.add(key, b"%d" % n, ttl=60):
+                won.append(b"%d" % n)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(20):
+                tg.start_soon(add, n)
+        assert 1 == len(won)
+        assert won[0] == await store.load(key)
 
     async def test_keys_are_independent(self, store: Store) -> None:
         """Writing or deleting one key leaves others alone."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgisession.stores.base import Store
+from asgisession.stores.base import Store, SupportsAdd
 from asgisession.stores.null import NullStore
 
 
@@ -16,4 +16,6 @@ async def test_null_store_keeps_nothing() -> None:
         assert not await store.save("k", b"v", ttl=60)
         assert not await store.save("k", b"v", ttl=60, replace=True)
         assert None is await store.load("k")
-        await store.delete("k")
+        assert False is await store.delete("k")
+        assert isinstance(store, SupportsAdd)
+        assert not await store.add("k", b"v", ttl=60)

@@ -1,0 +1,118 @@
+"""Attack tests on the server-side stores: every one runs on each store, on real servers.
+
+``server_store`` yields a :class:`Served` per store: MemoryStore, SQLiteStore on a real
+file, RedisStore on a real redis-server and a real three-node Redis Cluster, and
+MemcachedStore on a real memcached. Each comes with a fresh namespace (or file) and
+``records()``, the number of session records the backing service itself holds (asked of
+the service, not of the store object).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis, RedisCluster
+
+from asgisession.backends.server import NAMESPACE
+from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
+
+from ..redis_cluster import RedisClusterProcesses, start_redis_cluster
+from ..reliability.stores import memcached_stats
+from ..servers import LOOPBACK, ServerProcess
+
+SERVER_STORES = ["memory", "sqlite", "redis", "redis-cluster", "memcached"]
+
+
+@dataclass
+class Served:
+    """A store under attack and a probe of how many session records its service holds."""
+
+    name: str
+    store: Store
+    records: Callable[[], Awaitable[int]]
+
+
+@pytest.fixture(scope="session")
+def security_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """One three-node Redis Cluster for the security tests."""
+    workdirs = [tmp_path_factory.mktemp(f"security-cluster-{n}") for n in range(3)]
+    cluster = start_redis_cluster(workdirs)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def _redis_count(ports: list[int], pattern: str) -> int:
+    total = 0
+    for port in ports:
+        client = Redis(host=LOOPBACK, port=port)
+        try:
+            total += len(await client.keys(pattern))
+        finally:
+            await client.aclose()
+    return total
+
+
+@pytest.fixture(params=SERVER_STORES)
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+    """Each server-side store in turn, empty, with its record probe."""
+    name: str = request.param
+    namespace = f"sec{uuid.uuid4().hex}:"
+    async with AsyncExitStack() as stack:
+        records: Callable[[], Awaitable[int]]
+        if name == "memory":
+            memory = MemoryStore(max_entries=100_000)
+
+            async def records() -> int:
+                return sum(key.startswith(NAMESPACE) for key in memory._items)
+
+            store: Store = memory
+        elif name == "sqlite":
+            sqlite = SQLiteStore(tmp_path / "sessions.db")
+            probe = sqlite3.connect(tmp_path / "sessions.db", isolation_level=None)
+            stack.callback(probe.close)
+
+            async def records() -> int:
+                sql = f"SELECT count(*) FROM {sqlite.table} WHERE key LIKE 's:%'"  # noqa: S608
+                try:
+                    return int(probe.execute(sql).fetchone()[0])
+                except sqlite3.OperationalError:  # no table yet
+                    return 0
+
+            store = sqlite
+        elif name in ("redis", "redis-cluster"):
+            if name == "redis":
+                server: ServerProcess = request.getfixturevalue("redis_proc")
+                ports = [server.port]
+                url = f"redis://{LOOPBACK}:{server.port}/0"
+                store = RedisStore.from_url(url, namespace=namespace)
+            else:
+                cluster: RedisClusterProcesses = request.getfixturevalue("security_cluster")
+                ports = cluster.ports
+                client = RedisCluster(host=LOOPBACK, port=ports[0])
+                stack.push_async_callback(client.aclose)
+                store = RedisStore(client, namespace=namespace)
+
+            async def records() -> int:
+                return await _redis_count(ports, f"{namespace}{NAMESPACE}*")
+
+        else:
+            assert "memcached" == name
+            memcached: ServerProcess = request.getfixturevalue("memcached_proc")
+            store = MemcachedStore(port=memcached.port, namespace=namespace)
+            # memcached cannot list keys: count the items it ever stored since the start.
+            before = int((await memcached_stats(memcached.port))["total_items"])
+
+            async def records() -> int:
+                stats = await memcached_stats(memcached.port)
+                return int(stats["total_items"]) - before
+
+        stack.push_async_callback(store.aclose)
+        yield Served(name, store, records)
