@@ -25,14 +25,16 @@ import decimal
 import enum
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from .errors import SerializationError
 
-__all__ = ["JSON", "JsonSerializer", "Serializer", "dumps", "loads", "sizes_by_key"]
+__all__ = [
+    "JSON", "JsonSerializer", "Serializer", "dumps", "dumps_checking", "loads", "sizes_by_key",
+]  # fmt: skip
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -88,6 +90,33 @@ class JsonSerializer:
             if type(data) is not dict:
                 data = dict(data)
             _check_dict(data)
+            return _encoder.encode(data)
+        except _ENCODE_ERRORS:
+            raise _explain(data) from None
+
+    def dumps_checking(self, data: Mapping[str, Any], keys: Collection[str]) -> bytes:
+        """:meth:`dumps`, checking only the values under ``keys``.
+
+        For a session whose other values came from :meth:`loads`, which only ever returns
+        what :meth:`dumps` accepts: a write then costs a walk of what changed, not of the
+        whole session.
+
+        :raises SerializationError: as :meth:`dumps`, for a value under one of ``keys``.
+        """
+        try:
+            if type(data) is not dict:
+                data = dict(data)
+            for key in keys:
+                item: Any = data.get(key)
+                kind = type(item)
+                if kind in _LEAVES:
+                    continue
+                if kind is dict:
+                    _check_dict(item)
+                elif kind is list:
+                    _check_list(item)
+                elif kind is not float or not _isfinite(item):
+                    raise TypeError
             return _encoder.encode(data)
         except _ENCODE_ERRORS:
             raise _explain(data) from None
@@ -210,6 +239,19 @@ def _why(value: Any) -> str:
 
 def _error(path: list[str | int], kind: type, detail: str) -> SerializationError:
     return SerializationError(str(path[0]), detail, path=path, value_type=kind)
+
+
+def dumps_checking(
+    serializer: Serializer, data: Mapping[str, Any], keys: Collection[str] | None
+) -> bytes:
+    """``serializer.dumps(data)``, checking only ``keys`` where the serializer can.
+
+    ``keys`` is ``None`` when every value must be checked. The default JSON skips the walk
+    of values its own ``loads`` produced; any other serializer checks everything.
+    """
+    if keys is not None and type(serializer) is JsonSerializer:
+        return serializer.dumps_checking(data, keys)
+    return serializer.dumps(data)
 
 
 #: The default serializer: strict JSON.

@@ -22,7 +22,7 @@ from typing import Any, overload
 
 from ._session_compat import DeprecatedSessionNames
 from .errors import RejectReason, SessionNotLoaded
-from .serializer import JSON, Serializer
+from .serializer import JSON, Serializer, dumps_checking
 
 __all__ = ["Commit", "LoadedState", "Session", "SessionControl"]
 
@@ -87,13 +87,18 @@ class Commit:
     payload: bytes | None = None
     #: What turns the data into bytes (the middleware's ``serializer=``).
     serializer: Serializer = JSON
+    #: The keys whose values may hold what ``serializer`` has not checked (written, or a
+    #: list or dict handed out); ``None``: every key. The others came from its ``loads``.
+    dirty: set[str] | None = None
 
     def serialized(self) -> bytes:
         """The serialised data (computed now unless the change check did it already).
 
         :raises SerializationError: for a value the serializer would not read back as is.
         """
-        return self.payload if self.payload is not None else self.serializer.dumps(self.data)
+        if self.payload is not None:
+            return self.payload
+        return dumps_checking(self.serializer, self.data, self.dirty)
 
 
 NOT_LOADED = (
@@ -129,8 +134,8 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
     """
 
     __slots__ = (
-        "_accessed", "_async_loader", "_before_commit", "_changes", "_data", "_exposed",
-        "_modified", "_regenerated", "_resets", "_state", "_sync_loader",
+        "_accessed", "_async_loader", "_before_commit", "_changes", "_data", "_dirty",
+        "_exposed", "_modified", "_regenerated", "_resets", "_state", "_sync_loader",
     )  # fmt: skip
 
     def __init__(
@@ -141,6 +146,9 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         self._state: LoadedState | None = None
         self._data: dict[str, Any] = {}
         self._exposed = False
+        #: Keys written, or whose list or dict was handed out: only their values can hold
+        #: what the serializer has not checked (the rest came from its own loads).
+        self._dirty: set[str] | None = None
         self._modified = False
         self._regenerated = False
         self._accessed = False
@@ -247,6 +255,7 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         value = self._load_sync()[key]
         if isinstance(value, _MUTABLE):
             self._exposed = True
+            self._touch(key)
         return value
 
     @overload
@@ -261,6 +270,7 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
             return default
         if isinstance(value, _MUTABLE):
             self._exposed = True
+            self._touch(key)
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -269,6 +279,18 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         self._load_sync()[key] = value
         self._modified = True
         self._changes += 1
+        dirty = self._dirty
+        if dirty is None:
+            self._dirty = {key}
+        else:
+            dirty.add(key)
+
+    def _touch(self, key: str) -> None:
+        dirty = self._dirty
+        if dirty is None:
+            self._dirty = {key}
+        else:
+            dirty.add(key)
 
     def __delitem__(self, key: str) -> None:
         del self._load_sync()[key]
@@ -402,12 +424,16 @@ class SessionControl:
         if not session._accessed or state is None:
             return None
         data = session._data
+        # Loaded data came from the serializer's own loads only if a payload was loaded.
+        dirty = session._dirty if state.serialized is not None else None
         payload: bytes | None = None
         changed = session._modified or session._regenerated
         if not changed and session._exposed:
-            payload = serializer.dumps(data)
+            payload = dumps_checking(serializer, data, dirty)
             changed = payload != state.serialized
-        return Commit(state, data, changed, session._regenerated, not data, payload, serializer)
+        return Commit(
+            state, data, changed, session._regenerated, not data, payload, serializer, dirty
+        )
 
 
 def in_use(session: Session) -> bool:

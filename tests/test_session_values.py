@@ -392,3 +392,71 @@ def test_property_whatever_is_accepted_reads_back_the_same(
         check_round_trip(serializer, backend, secret, port, value)
 
     run()
+
+
+# -- only what changed is walked; what changed is always walked ----------------------------
+
+
+async def changed_on_second_request(
+    make: Callable[..., SessionMiddleware], change: Callable[[Any], object]
+) -> None:
+    """Write a nested session, then on the next request apply ``change`` to the loaded one."""
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        session = scope["session"]
+        await session.load()
+        if scope["path"] == "/write":
+            session.update({"cart": [{"sku": "a"}], "prefs": {"theme": "dark"}, "n": 1})
+        else:
+            session["seen"] = True  # a plain write too: the set of changed keys is not empty
+            change(session)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = make(inner)
+    first = Recorder()
+    await mw(http_scope(path="/write"), first.receive, first.send)
+    cookie = first.headers(b"set-cookie")[0].split(b";")[0]
+    second = Recorder()
+    await mw(http_scope(cookie, path="/change"), second.receive, second.send)
+
+
+def mark_modified_then_write(session: Any, key: str, value: Any) -> None:
+    session.modified = True
+    session[key] = value
+
+
+CHANGES: list[tuple[str, Callable[[Any], object], tuple[Any, ...]]] = [
+    ("nested append via []", lambda s: s["cart"].append({"when": WHEN}), ("cart", 1, "when")),
+    ("nested set via get", lambda s: s.get("prefs").update(at=WHEN), ("prefs", "at")),
+    ("setdefault", lambda s: s.setdefault("tags", []).append({1, 2}), ("tags", 0)),
+    ("items()", lambda s: [v.append(b"x") for k, v in s.items() if k == "cart"], ("cart", 1)),
+    ("top-level write", lambda s: s.__setitem__("n", (1, 2)), ("n",)),
+    ("write after modified", lambda s: mark_modified_then_write(s, "d", WHEN), ("d",)),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["cookie", "memory"])
+@pytest.mark.parametrize(("label", "change", "path"), CHANGES, ids=[c[0] for c in CHANGES])
+async def test_a_change_to_a_loaded_session_is_checked(
+    backend: str, label: str, change: Callable[[Any], object], path: tuple[Any, ...],
+    secret: str, request: pytest.FixtureRequest, tmp_path: Path,
+) -> None:  # fmt: skip
+    """Loaded values are trusted (they came from the serializer's loads); every way of
+    changing one (a write, a list or dict handed out and changed in place) is checked."""
+    async with store_for(backend, request, tmp_path) as store:
+        with pytest.raises(SerializationError) as info:
+            await changed_on_second_request(factory(secret, store), change)
+    assert path == info.value.path
+
+
+def test_dumps_checking_walks_only_the_keys_given() -> None:
+    """The contract the session relies on: values under other keys are not walked."""
+    trusted = {"loaded": [1, 2], "written": {"a": 1}}
+    assert JSON.dumps(trusted) == JSON.dumps_checking(trusted, {"written"})
+    with pytest.raises(SerializationError) as info:
+        JSON.dumps_checking({"loaded": [1], "written": {"at": WHEN}}, {"written"})
+    assert ("written", "at") == info.value.path
+    # A key it was not told about is not walked: msgspec writes the tuple as a list.
+    assert b'{"loaded":[1,2]}' == JSON.dumps_checking({"loaded": (1, 2)}, set())
