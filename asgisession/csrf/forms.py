@@ -328,7 +328,7 @@ class _BodyReader:
                 break  # refused whatever follows
             if found and self._size >= _SPILL_AT:
                 break  # a large body: the rest streams to the app, watched for repeats
-            if self._size > self._max_body:
+            if not found and self._size > self._max_body:
                 raise _TooLarge
         self._held.seek(0)
 

@@ -74,9 +74,12 @@ FORM_CASES: dict[str, Case] = {
         headers=[("content-type", FORM), ("content-type", FORM)],
         body="authenticity_token={q}",
     ),
-    # Body size.
-    "form-too-large": Case(
-        413, headers=[("content-type", FORM)], body="authenticity_token={q}&x=" + "a" * 5000
+    # Body size: max_body_size bounds the bytes read before the token, not the body.
+    "token-after-the-limit": Case(
+        413, headers=[("content-type", FORM)], body="x=" + "a" * 5000 + "&authenticity_token={q}"
+    ),
+    "token-before-a-long-field": Case(
+        200, headers=[("content-type", FORM)], body="authenticity_token={q}&x=" + "a" * 5000
     ),
     "non-form-large-body": Case(200, headers=TOKEN, body="a" * 5000),
 }
