@@ -299,11 +299,6 @@ class _BodyReader:
         #: Called once when that happens (the middleware sends its 403 there if it can).
         self.on_refused_late: Callable[[], Awaitable[None]] | None = None
 
-    @property
-    def spilled(self) -> bool:
-        """Whether the bytes read ahead went to a temporary file."""
-        return bool(getattr(self._held, "_rolled", False))
-
     async def read(self) -> None:
         """Read until the field appears, the body ends or the parse fails.
 
