@@ -191,9 +191,9 @@ def test_login_flash_navigation_csrf_form_and_logout(
     assert 403 == refused.value.status
     assert "failed the CSRF check (missing_token)" in page.inner_text("body")
     assert "asgisession demo" == page.inner_text("h1")
+    page.screenshot(path=screenshots / "4-no-token-refused.png", full_page=True)
     page.click("text=Back")
     assert "hello from chromium" in page.inner_text("#session")
-    page.screenshot(path=screenshots / "4-no-token-refused.png", full_page=True)
 
     page.goto(demo_url)
     page.click("text=Log out")
