@@ -34,7 +34,8 @@ from .._http import header_values, merge_vary, path_prefixes, send_plain
 from .._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from ..errors import ConfigurationError
 from ..session import LoadedState, Session
-from .forms import _BodyReader, _Disconnected, _is_form, _scanner, _TooLarge
+from .fields import _is_form, _scanner
+from .forms import _BodyReader, _Disconnected, _TooLarge
 from .origin import _normalised_path, _OriginCheck
 from .reasons import CSRFReason, _explain
 from .tokens import FIELD_NAME, SESSION_KEY, _decode_secret, _session, token_matches

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from asgisession import CSRFMiddleware
 from asgisession._types import Message, Receive, Scope, Send
 from asgisession.csrf import mask_token
-from asgisession.csrf.forms import _form_fields
+from asgisession.csrf.fields import _form_fields
 
 from .helpers import (
     FORM,

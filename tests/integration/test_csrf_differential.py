@@ -20,7 +20,7 @@ from starlette.requests import Request
 
 from asgisession._types import Message
 from asgisession.csrf import mask_token
-from asgisession.csrf.forms import _form_fields
+from asgisession.csrf.fields import _form_fields
 
 pytestmark = pytest.mark.integration
 
