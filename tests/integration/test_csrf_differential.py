@@ -9,23 +9,31 @@ fields, a field after files, odd boundaries, quoted names, charsets.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
 
+from asgisession import CSRFMiddleware, SessionMiddleware, csrf_token
 from asgisession._types import Message
-from asgisession.csrf import mask_token
+from asgisession.csrf import forms, mask_token
 from asgisession.csrf.fields import _form_fields
+
+from ..csrf.helpers import client
 
 pytestmark = pytest.mark.integration
 
 TOKEN = mask_token(secrets.token_bytes(32))
 OTHER = mask_token(secrets.token_bytes(32))
+SECRET = secrets.token_hex(32)
 FIELD = "authenticity_token"
 
 
@@ -142,8 +150,8 @@ async def test_utf16_names_are_read_as_starlette_reads_them() -> None:
 
 
 names = st.sampled_from(
-    [f'"{FIELD}"', FIELD, f'"{FIELD}[]"', '"a"', '"Authenticity_token"', f'"{FIELD} "',
-     f"'{FIELD}'", '"authenticity%5Ftoken"', f'"{FIELD}\\""']
+    [f'"{FIELD}"', f'"{FIELD}"', FIELD, f'"{FIELD}[]"', '"a"', '"Authenticity_token"',
+     f'"{FIELD} "', f"'{FIELD}'", '"authenticity%5Ftoken"', f'"{FIELD}\\""']
 )  # fmt: skip
 values = st.sampled_from([TOKEN, OTHER, "", "x--B", TOKEN + "\r\n--B"])
 extras = st.sampled_from(["", '; filename="a.txt"', "; filename=", f'; name="{FIELD}"'])
@@ -181,3 +189,65 @@ def urlencoded_bodies(draw: st.DrawFn) -> bytes:
 )
 async def test_generated_bodies_agree_or_are_refused(body: bytes, content_type: str) -> None:
     await check_agreement(content_type.encode(), body)
+
+
+# -- the whole stack: our check in front of Starlette's form, the body streamed in chunks --
+
+
+def _echo_app() -> Starlette:
+    async def token(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(csrf_token(request.scope))
+
+    async def submit(request: Request) -> JSONResponse:
+        async with request.form() as form:
+            seen = [v if isinstance(v, str) else "<file>" for v in form.getlist(FIELD)]
+        return JSONResponse(seen)
+
+    return Starlette(routes=[Route("/token", token), Route("/submit", submit, methods=["POST"])])
+
+
+@pytest.mark.anyio
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.one_of(multipart_bodies(), urlencoded_bodies()),
+    content_type=st.sampled_from([MP, FORM]),
+    chunk=st.integers(1, 64),
+)
+@example(
+    body=(
+        part(f'"{FIELD}"', TOKEN)
+        + part('"f"', "x" * 50, '; filename="a"')
+        + part(f'"{FIELD}"', OTHER)
+        + "--B--\r\n"
+    ).encode(),
+    content_type=MP,
+    chunk=16,
+)
+@example(
+    body=f"{FIELD}={TOKEN}&a=xxxxxxxxxxxxxxxx&{FIELD}={OTHER}".encode(), content_type=FORM, chunk=5
+)
+async def test_starlette_behind_the_check_sees_only_the_checked_token(
+    body: bytes, content_type: str, chunk: int
+) -> None:
+    """With the read-ahead shrunk to 8 bytes (so a body streams to the app right after the
+    first token field, as a large upload does), a request that passes the check reaches
+    Starlette with exactly the one token that was checked; otherwise it is refused."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(forms, "_SPILL_AT", 8)
+        app = SessionMiddleware(
+            CSRFMiddleware(_echo_app(), max_body_size=4096), secret_key_base=SECRET
+        )
+        async with client(app) as http:
+            token = (await http.get("/token")).text
+            sent = body.replace(TOKEN.encode(), token.encode())
+
+            async def pieces() -> AsyncIterator[bytes]:
+                for at in range(0, len(sent), chunk):
+                    yield sent[at : at + chunk]
+
+            headers = {"content-type": content_type}
+            response = await http.post("/submit", content=pieces(), headers=headers)
+    if response.status_code == 200:
+        assert [token] == response.json()
+    else:
+        assert response.status_code in (400, 403, 413)
