@@ -160,13 +160,19 @@ async def test_the_csrf_form_posts_with_its_token_only(store: Store | None, secr
         page = await user.act("/note", note="hello <b>")
         assert "&quot;note&quot;: &quot;hello &lt;b&gt;&quot;" in session_pre(page)
         assert ["Note saved: the form carried a valid authenticity token."] == flashes(page)
-        assert 403 == (await user.post("/note", {"note": "no token"}, with_token=False)).status_code
+        refused = await user.post("/note", {"note": "no token"}, with_token=False)
+        assert 403 == refused.status_code
+        # the demo's own page: its layout, the reason, and the way back
+        assert "<h1>asgisession demo</h1>" in refused.text
+        assert "failed the CSRF check (missing_token)" in refused.text
+        assert '<a href="/">Back</a>' in refused.text
         foreign = await http.post(
             "/note",
             data={"authenticity_token": user.token, "note": "cross-site"},
             headers={"origin": "http://localhost:9999"},
         )
         assert 403 == foreign.status_code
+        assert "(cross_site)" in foreign.text or "(bad_origin)" in foreign.text
         assert "hello &lt;b&gt;" in session_pre(await user.get())
 
 

@@ -10,15 +10,17 @@ and each module states its rules first:
   origin and ``trusted_origins``, and which paths can be exempt;
 - ``tokens.py``: the secret in ``session["_csrf_token"]``, its masked tokens, Rails'
   per-form tokens, and :func:`csrf_token` for templates;
-- ``forms.py``: reading a bounded form body for the ``authenticity_token`` field and
-  replaying it to the app byte for byte;
+- ``fields.py``: finding the token field in a form body as it streams, read the way
+  Starlette reads forms (python-multipart);
+- ``forms.py``: reading a form body up to that field (holding what it read, in a temporary
+  file past 256 KiB) and replaying it to the app byte for byte;
 - ``reasons.py``: :class:`CSRFReason`, what every failed check reports.
 
 The names below are importable from here, as they were from the single ``csrf.py``; the
 private ones only because the Rails interop and property tests import them by this path.
 """
 
-from .forms import _form_fields as _form_fields
+from .fields import _form_fields as _form_fields
 from .middleware import SAFE_METHODS as SAFE_METHODS
 from .middleware import CSRFMiddleware as CSRFMiddleware
 from .middleware import FailureHandler as FailureHandler

@@ -1,189 +1,124 @@
-"""Reading a form body for its ``authenticity_token`` field, and handing the body on intact.
+"""Reading a form body up to its token field, and handing the body on intact.
 
 Rules, stated once:
 
-1. Only the two form content types are read (``application/x-www-form-urlencoded`` and
-   ``multipart/form-data``); a token in any other body (JSON, text) does not count.
-2. The body is read whole, at most the middleware's ``max_body_size`` bytes: a larger
-   ``Content-Length`` is refused before reading, a longer body as soon as it passes the
-   limit (the middleware answers 413). A client that disconnects ends the request quietly.
-3. The app then receives the same bytes in one ``http.request`` message, after which
-   ``receive`` is the server's again.
-4. The field is found by its exact name. Every occurrence is reported, and one that is
-   not a plain string (``authenticity_token[]``, ``authenticity_token[a]``, a file part)
-   is reported as ``None``, so the caller can refuse repeats and non-strings.
-5. Anything malformed (parameters, a bad or missing boundary, broken or too many parts)
-   parses to ``None``, a rejection, never an exception.
+1. The body is fed, as it arrives, to a scanner (``fields.py``) for the token field. A body
+   of up to ``_SPILL_AT`` bytes is read whole; a longer one only until the end of the first
+   field of that name. The bytes read are held in memory up to ``_SPILL_AT``, then in a
+   temporary file (plain synchronous writes of one ``receive`` chunk each; no thread, no
+   event-loop call, so it runs the same on asyncio and Trio). A form with no such field in
+   its first ``max_body_size`` bytes is refused (the middleware answers 413). A client that
+   disconnects ends the request quietly.
+2. The app then receives the bytes read so far (in chunks of at most ``_CHUNK``), and after
+   them the rest of the body straight from the server. The rest is still scanned as it
+   passes: a second occurrence of the field makes the request ambiguous after the fact
+   (:attr:`_BodyReader.refused_late`), and the app's ``receive`` gets ``http.disconnect``.
+
+A stalled client holds the reader as long as it would hold the app: time limits on reading
+a body are the server's (and issue 21's) job, not this module's.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from urllib.parse import unquote_to_bytes
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import IO
 
-from .._http import header_values
 from .._types import Message, Receive
-from .tokens import FIELD_NAME
+from .fields import _Scanner
 
 __all__: list[str] = []
 
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-# One `; name=value` parameter; the value is a token or a quoted string with \-escapes.
-_PARAM = re.compile(rb';\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s;"]*)\s*', re.DOTALL)
-_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
-_MAX_PARTS = 1000
+#: Bytes held in memory before the body read ahead of the token goes to a temporary file.
+_SPILL_AT = 256 * 1024
+#: The largest message the replay hands the app.
+_CHUNK = 64 * 1024
 
 
 class _TooLarge(Exception):
-    """The body is over the limit (declared or read); the middleware answers 413."""
+    """No token within ``max_body_size`` bytes of form body; the middleware answers 413."""
 
 
 class _Disconnected(Exception):
-    """The client left before the body was complete; nobody is left to answer."""
+    """The client left before the token was found; nobody is left to answer."""
 
 
-async def _read_body(
-    headers: Sequence[tuple[bytes, bytes]], receive: Receive, max_body: int
-) -> tuple[bytes, Receive]:
-    """Buffer the whole body (bounded) and return it with a ``receive`` that replays it."""
-    lengths = header_values(headers, b"content-length")
-    if lengths and lengths[0].strip().isdigit() and int(lengths[0]) > max_body:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > max_body:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    replayed = False
+class _BodyReader:
+    """Reads a form body up to its first token field, then replays it to the app.
 
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
-
-
-def _is_form(content_type: bytes | None) -> bool:
-    if content_type is None:
-        return False
-    kind = content_type.split(b";", 1)[0].strip().lower()
-    return kind.decode("latin-1") in _FORM_TYPES
-
-
-def _parse_params(value: bytes) -> tuple[bytes, dict[bytes, bytes]] | None:
-    """``type; a=1; b="2"`` to ``(b"type", {b"a": b"1", b"b": b"2"})``; ``None`` if malformed."""
-    head, sep, rest = value.partition(b";")
-    params: dict[bytes, bytes] = {}
-    rest = sep + rest
-    pos = 0
-    while pos < len(rest):
-        match = _PARAM.match(rest, pos)
-        if match is None or match.end() == pos:
-            return None
-        key, raw = match.group(1).lower(), match.group(2)
-        if raw.startswith(b'"'):
-            raw = re.sub(rb"\\(.)", rb"\1", raw[1:-1], flags=re.DOTALL)
-        if key in params:  # a repeated parameter (two boundaries, two names) is ambiguous
-            return None
-        params[key] = raw
-        pos = match.end()
-    return head.strip().lower(), params
-
-
-_Found = list[bytes | None]  # the field's values; None stands for a non-string value
-
-
-def _urlencoded_fields(body: bytes, name: bytes) -> _Found:
-    found: _Found = []
-    for pair in body.split(b"&"):
-        key, _, value = pair.partition(b"=")
-        key = unquote_to_bytes(key.replace(b"+", b" "))
-        if key == name:
-            found.append(unquote_to_bytes(value.replace(b"+", b" ")))
-        elif key.startswith(name + b"["):  # authenticity_token[]=… : an array or hash
-            found.append(None)
-    return found
-
-
-def _multipart_fields(body: bytes, boundary: bytes, name: bytes) -> _Found | None:
-    """The values of field ``name`` in a multipart body; ``None`` if it is malformed.
-
-    Just enough of RFC 7578 to find one field: delimiter lines, part headers and the
-    ``name`` of ``Content-Disposition``. The body is already bounded by the caller.
+    :meth:`read` stops at the first occurrence of the field (or the end of the body);
+    :meth:`receive` is what the app calls instead of the server's ``receive``.
     """
-    delimiter = b"--" + boundary
-    separator = b"\r\n" + delimiter
-    if body.startswith(delimiter):
-        pos = len(delimiter)
-    else:  # a preamble before the first delimiter is allowed, and ignored
-        first = body.find(separator)
-        if first < 0:
-            return None
-        pos = first + len(separator)
-    found: _Found = []
-    for _ in range(_MAX_PARTS):
-        if body.startswith(b"--", pos):  # the close delimiter; the epilogue is ignored
-            return found
-        eol = body.find(b"\r\n", pos)
-        if eol < 0 or body[pos:eol].strip(b" \t"):
-            return None
-        start = eol + 2
-        end = body.find(separator, start)
-        if end < 0:
-            return None
-        part = body[start:end]
-        if part.startswith(b"\r\n"):
-            head, content = b"", part[2:]
-        else:
-            head_end = part.find(b"\r\n\r\n")
-            if head_end < 0:
-                return None
-            head, content = part[:head_end], part[head_end + 4 :]
-        dispositions = []
-        for line in head.split(b"\r\n"):
-            key, colon, value = line.partition(b":")
-            if not colon:
-                return None
-            if key.strip().lower() == b"content-disposition":
-                dispositions.append(_parse_params(value))
-        if len(dispositions) > 1 or (dispositions and dispositions[0] is None):
-            return None
-        if dispositions:
-            disposition = dispositions[0]
-            assert disposition is not None
-            kind, params = disposition
-            field = params.get(b"name")
-            if kind == b"form-data" and field == name:
-                found.append(None if b"filename" in params else content)
-            elif kind == b"form-data" and field is not None and field.startswith(name + b"["):
-                found.append(None)
-        pos = end + len(separator)
-    return None  # too many parts to be a form worth reading
 
+    def __init__(self, receive: Receive, scanner: _Scanner, max_body: int) -> None:
+        self._receive = receive
+        self.scanner = scanner
+        self._max_body = max_body
+        # closed by close(), which the middleware calls when the request ends
+        self._held: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPILL_AT)  # noqa: SIM115
+        self._size = 0
+        self._ended = False  # the server sent the last body message
+        self._replaying = True
+        #: Set when a repeat of the field shows up after the app started: its ``receive``
+        #: then answers ``http.disconnect`` and the middleware refuses the request.
+        self.refused_late = False
+        #: Called once when that happens (the middleware sends its 403 there if it can).
+        self.on_refused_late: Callable[[], Awaitable[None]] | None = None
 
-def _form_fields(content_type: bytes, body: bytes) -> _Found | None:
-    """Every value of the token field in a form ``body``; ``None`` if it cannot be parsed."""
-    parsed = _parse_params(content_type)
-    if parsed is None:
-        return None
-    kind, params = parsed
-    name = FIELD_NAME.encode()
-    if kind == b"application/x-www-form-urlencoded":
-        return _urlencoded_fields(body, name)
-    boundary = params.get(b"boundary")
-    if boundary is None or not _BOUNDARY.fullmatch(boundary):
-        return None
-    return _multipart_fields(body, boundary, name)
+    async def read(self) -> None:
+        """Read until the field appears, the body ends or the parse fails.
+
+        :raises _TooLarge: ``max_body_size`` bytes read and no field yet.
+        :raises _Disconnected: the client left first.
+        """
+        scanner = self.scanner
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk: bytes = message.get("body", b"")
+            self._size += len(chunk)
+            self._held.write(chunk)
+            scanner.feed(chunk)
+            if not message.get("more_body", False):
+                self._ended = True
+                scanner.finish()
+                break
+            found = scanner.found
+            if scanner.malformed or len(found) > 1 or None in found:
+                break  # refused whatever follows
+            if found and self._size >= _SPILL_AT:
+                break  # a large body: the rest streams to the app, watched for repeats
+            if not found and self._size > self._max_body:
+                raise _TooLarge
+        self._held.seek(0)
+
+    async def receive(self) -> Message:
+        """The body read so far, then the server's messages, parsed as they pass."""
+        if self.refused_late:
+            return {"type": "http.disconnect"}
+        if self._replaying:
+            chunk = self._held.read(_CHUNK)
+            more = self._held.tell() < self._size or not self._ended
+            if self._held.tell() >= self._size:
+                self.close()
+            if chunk or not more:
+                return {"type": "http.request", "body": chunk, "more_body": more}
+        message = await self._receive()
+        if message["type"] == "http.request" and not self._ended:
+            self._ended = not message.get("more_body", False)
+            seen = len(self.scanner.found)
+            self.scanner.feed(message.get("body", b""))
+            if self._ended:
+                self.scanner.finish()
+            if len(self.scanner.found) > seen:
+                self.refused_late = True
+                if self.on_refused_late is not None:
+                    await self.on_refused_late()
+                return {"type": "http.disconnect"}
+        return message
+
+    def close(self) -> None:
+        """Drop the bytes held (and the temporary file, if any)."""
+        self._replaying = False
+        self._held.close()

@@ -8,12 +8,17 @@ Rules, stated once:
    ``X-HTTP-Method-Override`` are never read.
 2. Every other method must pass the origin check (``origin.py``), then the token check,
    before the app runs; an exempt path (already in normal form) skips both.
-3. The token check tries ``X-CSRF-Token`` first, and reads the form body (``forms.py``) only
-   when that header is missing or wrong and the body is a form. A repeated header or field,
-   or a field that is not a plain string, is ambiguous and fails.
-4. A failure is logged at INFO on the ``asgisession.csrf`` logger with its
-   :class:`~asgisession.CSRFReason`, then handled as ``on_failure`` says; the 403 body never
-   names the reason. A form body over ``max_body_size`` gets 413.
+3. The token check tries the header (``X-CSRF-Token`` unless ``header_name`` says otherwise)
+   first, and reads the form body (``forms.py``) for the field (``authenticity_token`` unless
+   ``field_name`` says otherwise) only when that header is missing or wrong and the body is a
+   form. A repeated header or field, or a field that is not a plain string, is ambiguous and
+   fails, even when the repeat comes after the app started reading (then the app's
+   ``receive`` says the client left and the 403 goes out if no response has started).
+4. A failure is logged at WARNING on the ``asgisession.csrf`` logger with the method, the
+   path and its :class:`~asgisession.CSRFReason` (WARNING, so that a server's default
+   logging shows it), then handled as ``on_failure`` says; the 403 body names the reason
+   only with ``expose_reason=True``. A form with no token field in its first
+   ``max_body_size`` bytes gets 413, whose body names the option and the header.
 5. Every checked response varies on the headers the checks read (``Vary``), merged with the
    app's own.
 """
@@ -21,6 +26,7 @@ Rules, stated once:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Literal
 
@@ -28,10 +34,11 @@ from .._http import header_values, merge_vary, path_prefixes, send_plain
 from .._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from ..errors import ConfigurationError
 from ..session import LoadedState, Session
-from .forms import _Disconnected, _form_fields, _is_form, _read_body, _TooLarge
+from .fields import _is_form, _scanner
+from .forms import _BodyReader, _Disconnected, _TooLarge
 from .origin import _normalised_path, _OriginCheck
-from .reasons import CSRFReason
-from .tokens import HEADER_NAME, SESSION_KEY, _decode_secret, _session, token_matches
+from .reasons import CSRFReason, _explain
+from .tokens import FIELD_NAME, SESSION_KEY, _decode_secret, _session, token_matches
 
 __all__ = ["SAFE_METHODS", "CSRFMiddleware", "FailureHandler"]
 
@@ -41,8 +48,8 @@ logger: logging.Logger = logging.getLogger("asgisession.csrf")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FailureHandler = Callable[[Scope, Receive, Send, CSRFReason], Awaitable[None]]
 
-_FORBIDDEN = b"Forbidden: the request failed the CSRF check.\n"
-_TOO_LARGE = b"Payload Too Large: the form body is over the CSRF reader's limit.\n"
+_FORBIDDEN = "Forbidden: the request failed the CSRF check."
+_HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
 
 
 def _exemption(exempt: Sequence[str] | Callable[[str], bool]) -> Callable[[str], bool]:
@@ -60,7 +67,8 @@ class CSRFMiddleware:
         )
 
     Templates call :func:`csrf_token` for the hidden ``authenticity_token`` field or the
-    ``X-CSRF-Token`` header. :class:`~asgisession.SessionMiddleware` must wrap this one.
+    ``X-CSRF-Token`` header (both names can be changed, for example to Django's).
+    :class:`~asgisession.SessionMiddleware` must wrap this one.
 
     :param app: the ASGI app to protect.
     :param trusted_origins: other origins allowed to post here, ``scheme://host[:port]``;
@@ -75,7 +83,15 @@ class CSRFMiddleware:
     :param on_failure: ``"forbid"`` (403, the default), ``"null_session"`` (the app runs
         with an empty session that is never saved), ``"reset_session"`` (the session is
         reset, then the app runs), or an async ``handler(scope, receive, send, reason)``.
-    :param max_body_size: bytes of form body read to find the token; more gets 413.
+    :param max_body_size: bytes of form body read to find the token field; a form whose
+        field comes later (after large file parts) gets 413. What is read ahead of the
+        field is held in memory up to 256 KiB, then in a temporary file.
+    :param field_name: the form field that carries the token (Django's templates post
+        ``csrfmiddlewaretoken``, Flask-WTF's ``csrf_token``).
+    :param header_name: the request header that carries the token (Django and Flask-WTF
+        use ``X-CSRFToken``).
+    :param expose_reason: put the reason of a refusal in the 403 body, for development
+        (it tells an attacker which check failed; it is always logged).
     :param allow_unmasked: accept the raw 43-character secret as a token (off: it may have
         leaked through a page that printed the session).
     :param check_websocket_origin: run the origin check on WebSocket handshakes too; a
@@ -94,9 +110,12 @@ class CSRFMiddleware:
         trust_forwarded_headers: bool = False,
         exempt: Sequence[str] | Callable[[str], bool] = (),
         on_failure: Literal["forbid", "null_session", "reset_session"] | FailureHandler = "forbid",
-        max_body_size: int = 1024 * 1024,
+        max_body_size: int = 10 * 1024 * 1024,
         allow_unmasked: bool = False,
         check_websocket_origin: bool = False,
+        field_name: str = FIELD_NAME,
+        header_name: str = "X-CSRF-Token",
+        expose_reason: bool = False,
     ) -> None:
         self.app: ASGIApp = app
         self._origin_check = _OriginCheck(
@@ -122,6 +141,14 @@ class CSRFMiddleware:
         self._max_body = max_body_size
         self._allow_unmasked = allow_unmasked
         self._check_websocket = check_websocket_origin
+        if not isinstance(field_name, str) or not field_name:
+            raise ConfigurationError(f"field_name={field_name!r}; give the form field's name.")
+        if not isinstance(header_name, str) or not _HEADER.fullmatch(header_name):
+            raise ConfigurationError(f"header_name={header_name!r}; give an HTTP header name.")
+        self._field = field_name
+        self._header = header_name
+        self._header_key = header_name.lower().encode("ascii")
+        self._expose_reason = expose_reason
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -130,7 +157,7 @@ class CSRFMiddleware:
             if path is None or not self._exempt(path):
                 reason, _ = self._origin_check(scope)
                 if reason is not None:
-                    logger.info("CSRF: websocket handshake refused (%s)", reason.value)
+                    self._log(scope, reason)
                     await send({"type": "websocket.close", "code": 1008})
                     return
         if kind != "http":
@@ -145,77 +172,149 @@ class CSRFMiddleware:
             await self.app(scope, receive, send)
             return
 
+        reader: _BodyReader | None = None
         reason, consulted = self._origin_check(scope)
         if reason is None:
             try:
-                reason, receive = await self._token_check(scope, receive, session)
+                reason, reader = await self._token_check(scope, receive, session)
             except _TooLarge:
-                logger.info("CSRF: form body over %d bytes", self._max_body)
-                await send_plain(send, 413, _TOO_LARGE)
+                await self._too_large(scope, send)
                 return
             except _Disconnected:
                 return
-        consulted.append(b"X-CSRF-Token")
+        consulted.append(self._header.encode("ascii"))
+        started = False
+        watched: _BodyReader | None = None  # the reader of an accepted form, watched for repeats
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if watched is not None and watched.refused_late:
+                return  # the 403 went out, or the app's response is cut short
             if message["type"] == "http.response.start":
+                started = True
                 headers = message["headers"] = list(message.get("headers") or ())
                 merge_vary(headers, consulted)
             await send(message)
 
         if reason is None:
-            await self.app(scope, receive, send_wrapper)
+            if reader is None:
+                await self.app(scope, receive, send_wrapper)
+                return
+
+            async def refuse_late() -> None:
+                late = CSRFReason.AMBIGUOUS_TOKEN
+                self._log(scope, late)
+                if not started:  # from now on send_wrapper drops what the app sends
+                    vary = [(b"vary", b", ".join(consulted))]
+                    await send_plain(send, 403, self._forbidden(late), vary)
+
+            watched = reader
+            reader.on_refused_late = refuse_late
+            try:
+                await self.app(scope, reader.receive, send_wrapper)
+            except Exception:
+                # The app saw "the client left" because of the repeat, and said so by raising.
+                if not reader.refused_late:
+                    raise
+            finally:
+                reader.close()
             return
-        logger.info(
-            "CSRF check failed (%s): %s %r", reason.value, scope["method"], scope.get("path")
-        )
+        self._log(scope, reason)
+        try:
+            failed_receive = receive if reader is None else reader.receive
+            await self._fail(scope, failed_receive, send_wrapper, session, reason)
+        finally:
+            if reader is not None:
+                reader.close()
+
+    async def _fail(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        session: MutableMapping[str, Any],
+        reason: CSRFReason,
+    ) -> None:
+        """What ``on_failure`` says to do with a refused request."""
         on_failure = self._on_failure
         if on_failure == "forbid":
-            await send_plain(send_wrapper, 403, _FORBIDDEN)
+            await send_plain(send, 403, self._forbidden(reason))
         elif on_failure == "null_session":
             # The outer SessionMiddleware keeps its own object: what the app writes to this
             # one is dropped with it.
             empty = Session(lambda: LoadedState(read_only=True))
-            await self.app({**scope, "session": empty}, receive, send_wrapper)
+            await self.app({**scope, "session": empty}, receive, send)
         elif on_failure == "reset_session":
             if isinstance(session, Session):
                 session.reset()
             else:
                 session.clear()
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send)
         else:
             assert callable(on_failure)
-            await on_failure(scope, receive, send_wrapper, reason)
+            await on_failure(scope, receive, send, reason)
+
+    def _log(self, scope: Scope, reason: CSRFReason) -> None:
+        logger.warning(
+            "CSRF check failed: %s %s refused (%s): %s.",
+            scope.get("method", "WEBSOCKET"),
+            scope.get("path"),
+            reason.value,
+            _explain(reason, header=self._header, field=self._field),
+        )
+
+    def _forbidden(self, reason: CSRFReason) -> bytes:
+        if not self._expose_reason:
+            return (_FORBIDDEN + "\n").encode()
+        explained = _explain(reason, header=self._header, field=self._field)
+        return f"{_FORBIDDEN}\nReason: {reason.value}: {explained}.\n".encode()
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        explained = (
+            f"no {self._field} field in the first {self._max_body} bytes of the form body. "
+            f"Put the {self._field} field before the file fields, send the token in the "
+            f"{self._header} header instead, or raise CSRFMiddleware's max_body_size"
+        )
+        logger.warning(
+            "CSRF check failed: %s %s refused with 413: %s.",
+            scope["method"], scope.get("path"), explained,
+        )  # fmt: skip
+        await send_plain(send, 413, f"Payload Too Large: {explained}.\n".encode())
 
     async def _token_check(
         self, scope: Scope, receive: Receive, session: MutableMapping[str, Any]
-    ) -> tuple[CSRFReason | None, Receive]:
-        """The token rule's verdict, and the ``receive`` the app must use from now on."""
+    ) -> tuple[CSRFReason | None, _BodyReader | None]:
+        """The token rule's verdict, and the body reader the app must read from, if any."""
         if isinstance(session, Session):
             await session.load()  # a deferred server-side session
         secret = _decode_secret(session.get(SESSION_KEY))
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
-        sent = header_values(headers, HEADER_NAME)
+        sent = header_values(headers, self._header_key)
         if len(sent) > 1:
-            return CSRFReason.AMBIGUOUS_TOKEN, receive
+            return CSRFReason.AMBIGUOUS_TOKEN, None
         if sent and self._matches(secret, sent[0], scope):
-            return None, receive
+            return None, None
         content_types = header_values(headers, b"content-type")
         if len(content_types) != 1 or not _is_form(content_types[0]):
-            return (CSRFReason.BAD_TOKEN if sent else CSRFReason.MISSING_TOKEN), receive
-        body, receive = await _read_body(headers, receive, self._max_body)
-        found = _form_fields(content_types[0], body)
-        if found is None:
-            return CSRFReason.MALFORMED_BODY, receive
+            return (CSRFReason.BAD_TOKEN if sent else CSRFReason.MISSING_TOKEN), None
+        reader = _BodyReader(receive, _scanner(content_types[0], self._field), self._max_body)
+        try:
+            await reader.read()
+        except BaseException:
+            reader.close()
+            raise
+        found = reader.scanner.found
+        if reader.scanner.malformed and not found:
+            return CSRFReason.MALFORMED_BODY, reader
         if len(found) > 1 or None in found:
-            return CSRFReason.AMBIGUOUS_TOKEN, receive
+            return CSRFReason.AMBIGUOUS_TOKEN, reader
         if not found:
-            return (CSRFReason.BAD_TOKEN if sent else CSRFReason.MISSING_TOKEN), receive
+            return (CSRFReason.BAD_TOKEN if sent else CSRFReason.MISSING_TOKEN), reader
         value = found[0]
         assert value is not None
         if self._matches(secret, value, scope):
-            return None, receive
-        return CSRFReason.BAD_TOKEN, receive
+            return None, reader
+        return CSRFReason.BAD_TOKEN, reader
 
     def _matches(self, secret: bytes | None, token: bytes, scope: Scope) -> bool:
         if secret is None or not token.isascii():

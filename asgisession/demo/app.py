@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from asgisession import (
     CookieOverflow,
     CSRFMiddleware,
+    CSRFReason,
     Session,
     SessionMiddleware,
     StoreUnavailable,
@@ -33,6 +34,7 @@ from asgisession import (
 )
 from asgisession._types import ASGIApp, Receive, Scope, Send
 from asgisession.cookies import cookie_values
+from asgisession.csrf.reasons import _explain
 from asgisession.stores import MemoryStore, Store
 
 from .page import HomeView, error_page, home_page
@@ -243,6 +245,13 @@ async def read_form(receive: Receive) -> dict[str, str]:
     return {name: values[0] for name, values in fields.items()}
 
 
+async def csrf_refused(scope: Scope, receive: Receive, send: Send, reason: CSRFReason) -> None:
+    """CSRFMiddleware's ``on_failure``: the demo's own 403 page, naming the reason."""
+    explained = _explain(reason, header="X-CSRF-Token", field="authenticity_token")
+    message = f"This request failed the CSRF check ({reason.value}): {explained}."
+    await Request(scope, send, {}).html(error_page("Request refused", message), 403)
+
+
 def build_app(
     secret_key_base: str | list[str], store: Store | None, *, description: str
 ) -> ASGIApp:
@@ -253,7 +262,7 @@ def build_app(
     """
     revocations = store if store is not None else MemoryStore()
     return SessionMiddleware(
-        CSRFMiddleware(DemoApp(store, revocations, description)),
+        CSRFMiddleware(DemoApp(store, revocations, description), on_failure=csrf_refused),
         secret_key_base=secret_key_base,
         cookie_name=COOKIE_NAME,
         user_key=USER_KEY,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from asgisession import CSRFMiddleware
 from asgisession._types import Message, Receive, Scope, Send
 from asgisession.csrf import mask_token
-from asgisession.csrf.forms import _form_fields
+from asgisession.csrf.fields import _form_fields
 
 from .helpers import (
     FORM,
@@ -74,9 +74,12 @@ FORM_CASES: dict[str, Case] = {
         headers=[("content-type", FORM), ("content-type", FORM)],
         body="authenticity_token={q}",
     ),
-    # Body size.
-    "form-too-large": Case(
-        413, headers=[("content-type", FORM)], body="authenticity_token={q}&x=" + "a" * 5000
+    # Body size: max_body_size bounds the bytes read before the token, not the body.
+    "token-after-the-limit": Case(
+        413, headers=[("content-type", FORM)], body="x=" + "a" * 5000 + "&authenticity_token={q}"
+    ),
+    "token-before-a-long-field": Case(
+        200, headers=[("content-type", FORM)], body="authenticity_token={q}&x=" + "a" * 5000
     ),
     "non-form-large-body": Case(200, headers=TOKEN, body="a" * 5000),
 }
@@ -115,15 +118,23 @@ async def test_body_is_replayed_in_chunks_and_disconnect_follows() -> None:
 
 
 @pytest.mark.anyio
-async def test_content_length_over_the_limit_is_413_before_reading() -> None:
-    """A declared Content-Length over max_body_size gets 413 without reading the body."""
+async def test_no_token_within_the_limit_is_413_and_the_rest_is_not_read() -> None:
+    """A form whose token field does not come within max_body_size bytes gets 413 once the
+    limit is passed (a large Content-Length alone is no reason: the token may come first);
+    the 413 names the option, the header alternative and the field."""
     headers = [(b"content-type", FORM.encode()), (b"content-length", b"999999")]
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b"a=12345&", "more_body": True},
+        {"type": "http.request", "body": b"b=12345&", "more_body": True},
+        {"type": "http.request", "body": b"c=12345&", "more_body": True},
+    ]
     recorder = await call(
-        CSRFMiddleware(Handler(), max_body_size=10),
-        request_scope(headers=headers),
-        [{"type": "http.request", "body": b"x"}],
+        CSRFMiddleware(Handler(), max_body_size=10), request_scope(headers=headers), incoming
     )
     assert 413 == recorder.sent[0]["status"]
+    body = recorder.sent[1]["body"].decode()
+    for words in ("max_body_size", "X-CSRF-Token", "authenticity_token", "first 10 bytes"):
+        assert words in body
     assert 1 == len(recorder.incoming)
 
 

@@ -4,6 +4,8 @@ failure strategies, configuration, and sessions loaded late.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from asgisession import ConfigurationError, CSRFMiddleware, CSRFReason, SessionMiddleware
@@ -74,15 +76,65 @@ async def test_safe_requests_leave_the_session_untouched(secret: str) -> None:
 async def test_forbidden_body_is_short_plain_text_and_logged(
     secret: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A 403 carries a short text/plain body; the reason goes to the log."""
+    """A 403 carries a short text/plain body without the reason; the reason goes to the
+    log at WARNING, with the method and the path."""
     app = build(secret, Handler())
-    caplog.set_level("INFO", logger="asgisession.csrf")
+    caplog.set_level("WARNING", logger="asgisession.csrf")
     async with client(app) as http:
         response = await http.post("/submit")
     assert 403 == response.status_code
     assert response.headers["content-type"].startswith("text/plain")
     assert len(response.content) < 100
-    assert "missing_token" in caplog.text
+    assert "missing_token" not in response.text
+    [record] = caplog.records
+    assert "WARNING" == record.levelname
+    assert "POST /submit refused (missing_token)" in record.getMessage()
+
+
+@pytest.mark.anyio
+async def test_expose_reason_puts_the_reason_in_the_403(secret: str) -> None:
+    async with client(build(secret, Handler(), expose_reason=True)) as http:
+        missing = await http.post("/submit")
+        token, _ = await fetch_token(http)
+        bad = await http.post("/submit", headers={"x-csrf-token": token[:-2] + "AA"})
+    assert 403 == missing.status_code
+    assert "Reason: missing_token: no token in the X-CSRF-Token header" in missing.text
+    assert "Reason: bad_token" in bad.text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("field", "header"),
+    [("csrfmiddlewaretoken", "X-CSRFToken"), ("csrf_token", "X-CSRFToken")],
+    ids=["django", "flask-wtf"],
+)
+async def test_field_and_header_names_are_configurable(
+    secret: str, field: str, header: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Django's and Flask-WTF's names work; the default names then do not."""
+    handler = Handler()
+    app = build(secret, handler, field_name=field, header_name=header)
+    async with client(app) as http:
+        token, _ = await fetch_token(http)
+        by_field = await http.post("/submit", data={field: token})
+        by_header = await http.post("/submit", headers={header: token})
+        multipart = await http.post("/submit", data={field: token}, files={"f": b"x"})
+        old_field = await http.post("/submit", data={"authenticity_token": token})
+        old_header = await http.post("/submit", headers={"x-csrf-token": token})
+    assert [200, 200, 200] == [r.status_code for r in (by_field, by_header, multipart)]
+    assert [403, 403] == [old_field.status_code, old_header.status_code]
+    assert 3 == handler.calls
+    assert header in by_header.headers["vary"]
+    assert f"no token in the {header} header or the {field} form field" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"field_name": ""}, {"header_name": "X CSRF"}, {"header_name": ""}, {"field_name": 1}],
+)
+def test_bad_names_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        CSRFMiddleware(Handler(), **options)
 
 
 # -- failure strategies -------------------------------------------------------------------

@@ -189,8 +189,11 @@ def test_login_flash_navigation_csrf_form_and_logout(
     with page.expect_response(demo_url + "note") as refused:
         page.click("text=Save note without the token")
     assert 403 == refused.value.status
-    assert "failed the CSRF check" in page.inner_text("body")
+    assert "failed the CSRF check (missing_token)" in page.inner_text("body")
+    assert "asgisession demo" == page.inner_text("h1")
     page.screenshot(path=screenshots / "4-no-token-refused.png", full_page=True)
+    page.click("text=Back")
+    assert "hello from chromium" in page.inner_text("#session")
 
     page.goto(demo_url)
     page.click("text=Log out")
