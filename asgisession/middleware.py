@@ -101,6 +101,8 @@ class SessionMiddleware:
     :param partitioned: CHIPS partitioned cookie (needs ``secure=True``).
     :param on_reject: called with the :class:`~asgisession.errors.RejectReason` whenever
         an incoming session cookie is refused (for metrics); ``self.rejections`` counts them.
+        ``self.lost_changes`` counts responses whose session changed after they started
+        (those changes cannot be saved; each is logged at WARNING with the keys lost).
     :param clock: returns the current unix time; for tests.
     :param store: keep session data server-side in this
         :class:`~asgisession.stores.base.Store` (the cookie then holds only a sealed id).
