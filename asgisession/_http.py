@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 from ._types import Send
 from .errors import ConfigurationError
 
-__all__ = ["header_values", "merge_vary", "path_prefixes", "send_plain"]
+__all__ = [
+    "cookie_path_matches",
+    "header_values",
+    "keep_private",
+    "merge_vary",
+    "path_prefixes",
+    "send_plain",
+]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -44,6 +51,44 @@ def merge_vary(headers: Headers, names: Sequence[bytes]) -> None:
     else:
         key, value = headers[first]
         headers[first] = (key, value + b", " + joined if value.strip() else joined)
+
+
+def keep_private(headers: Headers) -> bytes | None:
+    """Keep a response that sets a cookie out of shared caches: its ``Cache-Control`` private.
+
+    A shared cache that stores a response with ``Set-Cookie`` hands that cookie (a session)
+    to everyone it serves the response to. Without ``Cache-Control``, ``private`` is added.
+    One without a bare ``private`` or ``no-store`` (``public``, ``s-maxage``, a plain
+    ``max-age``: all let shared caches store it) becomes ``private`` plus its other
+    directives, less ``public``, ``s-maxage`` and a field-qualified ``private="..."``.
+    ``headers`` is changed in place.
+
+    :returns: the ``Cache-Control`` value that was replaced (for the log), else ``None``.
+    """
+    values = header_values(headers, b"cache-control")
+    if not values:
+        headers.append((b"cache-control", b"private"))
+        return None
+    directives = [d.strip() for value in values for d in value.split(b",") if d.strip()]
+    if any(d.lower() in (b"private", b"no-store") for d in directives):
+        return None
+    shared = (b"public", b"s-maxage", b"private")
+    kept = [d for d in directives if d.split(b"=", 1)[0].strip().lower() not in shared]
+    headers[:] = [(key, value) for key, value in headers if key.lower() != b"cache-control"]
+    headers.append((b"cache-control", b", ".join([b"private", *kept])))
+    return b", ".join(values)
+
+
+def cookie_path_matches(cookie_path: str, request_path: str) -> bool:
+    """Whether a browser sends a cookie with Path ``cookie_path`` to ``request_path``.
+
+    RFC 6265 section 5.1.4: the same path, or one below it by whole segments.
+    """
+    if request_path == cookie_path or cookie_path == "/":
+        return True
+    return request_path.startswith(cookie_path) and (
+        cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"
+    )
 
 
 async def send_plain(

@@ -55,6 +55,10 @@ ADVICE: dict[RejectReason, str] = {
     RejectReason.EXPIRED: (
         "past its absolute lifetime: the user must log in again (raise `lifetime` if too soon)."
     ),
+    RejectReason.ISSUED_IN_FUTURE: (
+        "issued over a minute ahead of this machine's clock: check the servers' clocks (NTP); "
+        "if they agree, someone holding the secret sealed it: replace the secret."
+    ),
     RejectReason.IDLE_TIMEOUT: (
         "unused for longer than --idle-timeout: check it matches the app's idle_timeout."
     ),

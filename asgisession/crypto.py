@@ -61,6 +61,10 @@ __all__ = [
 SecretKeyBase = str | bytes | Sequence[str | bytes]
 
 MIN_SECRET_BYTES = 32
+#: Seconds a message's issue time may lie ahead of the reader's clock (nodes' clocks differ
+#: a little); a later one is refused, so a fast clock or a message sealed with the secret
+#: for a future time cannot outlive an idle timeout or a revocation's "not before".
+MAX_CLOCK_SKEW = 60
 VERSION_GCM = 0x01
 VERSION_SIGNED = 0x02
 #: The frame header (see the module docstring): version, key id, purpose digest, issued, expires.
@@ -97,7 +101,7 @@ def _secret_bytes(secret: str | bytes) -> bytes:
     if weakness is None and len(set(raw)) < 8:
         weakness = f"only {len(set(raw))} distinct characters"
     if weakness is None:
-        period = next((n for n in range(1, 9) if raw == (raw[:n] * len(raw))[: len(raw)]), None)
+        period = _period(raw)
         if period is not None:
             weakness = f"a pattern of {period} characters, repeated"
     if weakness is not None:
@@ -107,6 +111,22 @@ def _secret_bytes(secret: str | bytes) -> bytes:
             "code (an environment variable or a secrets manager)."
         )
     return raw
+
+
+def _period(raw: bytes) -> int | None:
+    """The shortest pattern that ``raw`` repeats at least twice (a partial last copy allowed).
+
+    A random secret of 32+ bytes repeats itself over half its length with odds below
+    ``256**-16`` per period (``16**-16`` for hex), so only a made-up secret is caught.
+    """
+    border = [0] * len(raw)  # border[i]: longest proper prefix of raw[: i + 1] ending there
+    for i in range(1, len(raw)):
+        k = border[i - 1]
+        while k and raw[i] != raw[k]:
+            k = border[k - 1]
+        border[i] = k + (raw[i] == raw[k])
+    period = len(raw) - (border[-1] if raw else 0)
+    return period if raw and 2 * period <= len(raw) else None
 
 
 class KeyGenerator:
@@ -389,6 +409,8 @@ class _FramedCodec:
             raise InvalidMessage(RejectReason.WRONG_PURPOSE, "sealed for another cookie")
         if now >= expires_at:
             raise InvalidMessage(RejectReason.EXPIRED, f"expired at {expires_at}")
+        if issued_at > now + MAX_CLOCK_SKEW:
+            raise InvalidMessage(RejectReason.ISSUED_IN_FUTURE, f"issued at {issued_at}")
         # tuple.__new__ builds the same Opened without the named tuple's generated Python
         # __new__, a frame of its own: about a tenth of opening a small cookie.
         return tuple.__new__(Opened, (payload, issued_at, expires_at, index, index != 0))

@@ -52,6 +52,11 @@ class RejectReason(str, enum.Enum):
     WRONG_PURPOSE = "wrong_purpose"
     #: Authentic, but past its absolute expiry.
     EXPIRED = "expired"
+    #: Authentic, but issued later than now plus ``MAX_CLOCK_SKEW`` (60 s): a node's clock
+    #: runs fast, or the value was sealed for a future time by someone holding the secret.
+    #:
+    #: .. versionadded:: 0.2
+    ISSUED_IN_FUTURE = "issued_in_future"
     #: Authentic, but unused for longer than the idle timeout.
     IDLE_TIMEOUT = "idle_timeout"
     #: Authentic, but the payload is not a JSON object.
@@ -63,6 +68,12 @@ class RejectReason(str, enum.Enum):
     NOT_FOUND = "not_found"
     #: Authentic, but revoked on the server (server-side stores, "log out everywhere").
     REVOKED = "revoked"
+    #: Two values of the session cookie both open, to different sessions: neither is used,
+    #: since either may have been planted (a sibling subdomain's cookie with a longer Path
+    #: is sent first). Identical copies, and extra values that do not open, are no conflict.
+    #:
+    #: .. versionadded:: 0.2
+    DUPLICATE = "duplicate"
 
 
 class AsgiSessionError(Exception):

@@ -26,7 +26,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from ._http import merge_vary, path_prefixes, send_plain
+from . import serializer
+from ._http import cookie_path_matches, keep_private, merge_vary, path_prefixes, send_plain
 from ._options import DEFAULT as _DEFAULT
 from ._options import cookie_options
 from ._options import store_timeout as _store_timeout
@@ -101,6 +102,8 @@ class SessionMiddleware:
     :param partitioned: CHIPS partitioned cookie (needs ``secure=True``).
     :param on_reject: called with the :class:`~asgisession.errors.RejectReason` whenever
         an incoming session cookie is refused (for metrics); ``self.rejections`` counts them.
+        ``self.lost_changes`` counts responses whose session changed after they started
+        (those changes cannot be saved; each is logged at WARNING with the keys lost).
     :param clock: returns the current unix time; for tests.
     :param store: keep session data server-side in this
         :class:`~asgisession.stores.base.Store` (the cookie then holds only a sealed id).
@@ -165,6 +168,9 @@ class SessionMiddleware:
         self.app: ASGIApp = app
         self.keyring: Keyring = Keyring(secret_key_base)
         self.rejections: Counter[RejectReason] = Counter()
+        #: Responses whose session changed after ``http.response.start`` (or
+        #: ``websocket.accept``) was sent: those changes could not be saved.
+        self.lost_changes: int = 0
         self._on_reject = on_reject
         self._clock = clock
         resolved = resolve_format(cookie_format)
@@ -262,6 +268,7 @@ class SessionMiddleware:
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
         request_cookies = RequestCookies(headers)
         scheme = scope.get("scheme", "http")
+        request_path = str(scope.get("path", ""))
         now = int(self._clock())
 
         def load_sync() -> LoadedState:
@@ -313,19 +320,24 @@ class SessionMiddleware:
 
         scope[JAR_SCOPE_KEY] = make_jar
         started = committed = False
-        changes_at_commit = 0
+        changes_at_commit = resets_at_commit = 0
+        data_at_commit: dict[str, object] | None = None
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, committed, changes_at_commit, control
+            nonlocal started, committed, changes_at_commit, resets_at_commit, data_at_commit
+            nonlocal control
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
                 if in_use(session):
                     control = control or SessionControl(session)
                     control.run_before_commit()
-                    changes_at_commit = control.changes
+                    changes_at_commit, resets_at_commit = control.changes, control.resets
+                    if session.loaded:
+                        data_at_commit = dict(control.data())  # to name what a late change lost
                     if control.accessed and message.get("status", 200) < 500:
                         secure = backend.cookie.is_secure(scheme)
-                        await self._commit(control, message, secure)
+                        in_path = cookie_path_matches(backend.cookie.path, request_path)
+                        await self._commit(control, message, secure, in_path)
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)
             started = True
@@ -342,10 +354,32 @@ class SessionMiddleware:
         if committed and in_use(session):
             control = control or SessionControl(session)
         if committed and control is not None and control.changes != changes_at_commit:
-            logger.debug(
-                "session changed after the response started; the change was not saved "
-                "(write the session before sending the response, or before websocket.accept)"
+            self._lost(control, data_at_commit, control.resets != resets_at_commit)
+
+    def _lost(self, control: SessionControl, before: dict[str, object] | None, reset: bool) -> None:
+        """Log (WARNING) and count a session changed after the response started.
+
+        ``before`` is the data as committed; a session first used after the start is
+        compared with what was loaded. Changes inside a nested list or dict are not named.
+        """
+        self.lost_changes += 1
+        lost: list[str] = []
+        if control.session.loaded:
+            if before is None:
+                serialized = control.state.serialized
+                before = serializer.loads(serialized) if serialized else {}
+            after = control.data()
+            lost = sorted(
+                key
+                for key in before.keys() | after.keys()
+                if key not in before or key not in after or before[key] != after[key]
             )
+        logger.warning(
+            "session changed after the response started; not saved: keys %s%s (write the "
+            "session before sending the response, or before websocket.accept)",
+            lost,
+            " and a reset()/regenerate()" if reset or control.regenerated else "",
+        )
 
     async def _unavailable(self, scope_type: str, send: Send) -> None:
         if scope_type == "websocket":
@@ -354,12 +388,18 @@ class SessionMiddleware:
         body = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
         await send_plain(send, 503, body, [(b"retry-after", self._retry_after)])
 
-    async def _commit(self, control: SessionControl, message: Message, secure: bool) -> None:
+    async def _commit(
+        self, control: SessionControl, message: Message, secure: bool, in_path: bool
+    ) -> None:
         """Commit an accessed session and add its headers.
 
         A session served read-only (the store failed and the policy is ``"anonymous"``) is
         never committed, whichever the backend: writing it would replace the cookie the
         user really has with one for an empty session.
+
+        On a request outside the cookie's Path (``in_path`` false) the cookie read cannot be
+        the configured one, so no deletion is sent: it would end the user's configured
+        cookie, which this request never saw, and leave the one it read in place.
         """
         commit = control.commit(self.serializer)
         set_cookie: str | None = None
@@ -368,6 +408,17 @@ class SessionMiddleware:
                 logger.debug("session served read-only: this request's changes were not saved")
         elif commit is not None:
             set_cookie = await self.backend.commit(commit, secure=secure, now=int(self._clock()))
+        if (
+            set_cookie is not None
+            and not in_path
+            and set_cookie == self.backend.cookie.render_deletion(secure=secure)
+        ):
+            logger.warning(
+                "session ended on a request outside the cookie's Path %r: no deletion sent "
+                "(the cookie read is another one of the same name; only its Path can clear it)",
+                self.backend.cookie.path,
+            )
+            set_cookie = None
         is_http = message["type"] in _HTTP_START
         if set_cookie is None and not is_http:
             return
@@ -376,8 +427,8 @@ class SessionMiddleware:
             merge_vary(headers, _VARY)
         if set_cookie is not None:
             headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-            if is_http and not any(k.lower() == b"cache-control" for k, _ in headers):
-                headers.append((b"cache-control", b"private"))
+            if is_http:
+                _keep_private(headers)
 
 
 def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: str | None) -> None:
@@ -417,5 +468,16 @@ def _add_jar_cookies(jar: CookieJar, message: Message) -> None:
     if is_http and jar.read:
         merge_vary(headers, _VARY)
     headers.extend((b"set-cookie", value.encode("latin-1")) for value in set_cookies)
-    if set_cookies and is_http and not any(k.lower() == b"cache-control" for k, _ in headers):
-        headers.append((b"cache-control", b"private"))
+    if set_cookies and is_http:
+        _keep_private(headers)
+
+
+def _keep_private(headers: list[tuple[bytes, bytes]]) -> None:
+    """Make a response with a Set-Cookie private to caches, logging an app value overridden."""
+    replaced = keep_private(headers)
+    if replaced is not None:
+        logger.warning(
+            "Cache-Control %r on a response that sets a cookie: made private, so no shared "
+            "cache hands the cookie to others",
+            replaced.decode("latin-1"),
+        )

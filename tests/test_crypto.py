@@ -19,6 +19,7 @@ import asgisession.crypto as crypto_module
 from asgisession.crypto import (
     HEADER_SIZE,
     MAC_SIZE,
+    MAX_CLOCK_SKEW,
     NONCE_SIZE,
     TAG_SIZE,
     VERSION_GCM,
@@ -208,14 +209,53 @@ def test_short_repeated_patterns_are_refused(secret: str | bytes) -> None:
         secrets.token_hex(32),
         secrets.token_hex(64),
         secrets.token_bytes(32),
-        "0123456789abcdef" * 8,  # the Rails test secret: 16 distinct, period 16
         NEW_SECRET.encode(),
     ],
-    ids=["token_hex(32)", "token_hex(64)", "token_bytes(32)", "rails-test-secret", "bytes"],
+    ids=["token_hex(32)", "token_hex(64)", "token_bytes(32)", "bytes"],
 )
 def test_good_secrets_are_accepted(secret: str | bytes) -> None:
-    """Random secrets, and the well-known Rails test secret, pass validation."""
+    """Random secrets pass validation."""
     assert 4 == len(KeyGenerator(secret).key_id)
+
+
+@pytest.mark.parametrize(
+    ("secret", "period"),
+    [
+        ("0123456789abcdef" * 2, 16),  # the issue's example: 16 distinct characters
+        ("0123456789abcdef" * 8, 16),  # the secret Rails' own tests use
+        ("0123456789abcdef" * 2 + "0123", 16),
+        ("Kp3vX9qLm2Wz8RtY" * 2, 16),
+        (secrets.token_hex(16) * 2, 32),
+        (secrets.token_hex(24) * 2, 48),
+    ],
+    ids=["hex16x2", "rails-test-secret", "partial-repeat", "mixed16x2", "hex32x2", "hex48x2"],
+)
+def test_longer_repeated_patterns_are_refused(secret: str, period: int) -> None:
+    """A secret that is any pattern written twice or more is refused, naming the period."""
+    with pytest.raises(ConfigurationError, match=f"a pattern of {period} characters, repeated"):
+        KeyGenerator(secret)
+
+
+@settings(max_examples=300, deadline=None)
+@given(nbytes=st.integers(16, 96), spelling=st.sampled_from(["hex", "urlsafe", "bytes"]))
+def test_random_secrets_never_look_repeated(nbytes: int, spelling: str) -> None:
+    """Secrets made by the secrets module (hex, url-safe base64, raw bytes) always pass."""
+    made: str | bytes
+    if spelling == "hex":
+        made = secrets.token_hex(nbytes)
+    elif spelling == "urlsafe":
+        made = secrets.token_urlsafe(max(nbytes, 32))
+    else:
+        made = secrets.token_bytes(max(nbytes, 32))
+    assert 4 == len(KeyGenerator(made).key_id)
+
+
+@given(raw=st.binary(max_size=80) | st.text("ab", max_size=40).map(str.encode))
+def test_period_is_the_shortest_repeated_pattern(raw: bytes) -> None:
+    """The detector agrees with the definition: the shortest p with raw[p:] == raw[:-p],
+    counted only when the pattern appears at least twice (2p <= len)."""
+    expected = next((p for p in range(1, len(raw) // 2 + 1) if raw[p:] == raw[:-p]), None)
+    assert expected == crypto_module._period(raw)
 
 
 # --- Keyring --------------------------------------------------------------------------
@@ -421,6 +461,24 @@ def test_expiry_is_absolute_from_expires_at(codec_cls: CodecClass, now: int, ope
         assert PAYLOAD == codec.open(token, purpose=PURPOSE, now=now).payload
     else:
         assert RejectReason.EXPIRED == reason_of(codec, token, now=now)
+
+
+@CODEC_CLASSES
+@pytest.mark.parametrize(
+    ("ahead", "opens"),
+    [(0, True), (MAX_CLOCK_SKEW, True), (MAX_CLOCK_SKEW + 1, False), (86400, False)],
+)
+def test_issue_time_in_the_future_is_refused_beyond_the_skew(
+    codec_cls: CodecClass, ahead: int, opens: bool
+) -> None:
+    """A message issued up to MAX_CLOCK_SKEW seconds ahead of the reader opens; later ones
+    are ISSUED_IN_FUTURE (a fast clock, or a value sealed for a future time)."""
+    codec = make(codec_cls, NEW_SECRET)
+    token = codec.seal(PAYLOAD, purpose=PURPOSE, issued_at=NOW + ahead, expires_at=NOW + 7 * 86400)
+    if opens:
+        assert NOW + ahead == codec.open(token, purpose=PURPOSE, now=NOW).issued_at
+    else:
+        assert RejectReason.ISSUED_IN_FUTURE == reason_of(codec, token)
 
 
 @CODEC_CLASSES

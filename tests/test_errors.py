@@ -99,6 +99,8 @@ def test_reject_reason_values_are_stable() -> None:
         "OVERSIZED": "oversized",
         "NOT_FOUND": "not_found",
         "REVOKED": "revoked",
+        "ISSUED_IN_FUTURE": "issued_in_future",
+        "DUPLICATE": "duplicate",
     } == {reason.name: reason.value for reason in RejectReason}
 
 

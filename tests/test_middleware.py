@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -329,16 +330,18 @@ async def test_write_after_response_started_is_not_saved(
 
 @pytest.mark.anyio
 async def test_clear_with_cookie_sends_deletion_with_same_path_and_domain(secret: str) -> None:
-    """clear() of a session that came with a cookie deletes it with the same Path and Domain."""
-    mw = SessionMiddleware(app, secret_key_base=secret, path="/app", domain="example.com")
+    """clear() of a session that came with a cookie deletes it with the same Path and Domain
+    (on a request under that Path: elsewhere the cookie read is not this one)."""
+    mw = SessionMiddleware(app, secret_key_base=secret, path="/", domain="example.com")
     value = await issue(mw)
+    mw = SessionMiddleware(app, secret_key_base=secret, path="/clear", domain="example.com")
     recorder = Recorder()
     await mw(http_scope(f"session={value}", path="/clear"), recorder.receive, recorder.send)
 
     (deletion,) = recorder.headers(b"set-cookie")
     parts = [part.strip() for part in deletion.decode().split(";")]
     assert "session=" == parts[0]
-    assert {"Path=/app", "Domain=example.com", "Max-Age=0"} <= set(parts)
+    assert {"Path=/clear", "Domain=example.com", "Max-Age=0"} <= set(parts)
     assert {} == recorder.body_json()
 
 
@@ -491,7 +494,7 @@ async def test_rejected_cookie_is_replaced_on_write(secret: str) -> None:
     async with client(mw) as c:
         response = await c.get("/set?user=bob", headers={"cookie": "session=garbage!"})
     (set_cookie,) = response.headers.get_list("set-cookie")
-    assert b'{"user":"bob"}' == open_cookie(secret, cookie_value(set_cookie)).payload
+    assert b'{"user":"bob"}' == open_cookie(secret, cookie_value(set_cookie), time.time()).payload
 
 
 # -- secrets and expiry -------------------------------------------------------------------
@@ -758,7 +761,8 @@ async def test_websocket_reads_session_and_sets_cookie_on_accept(secret: str) ->
     assert [b"1"] == recorder.headers(b"x-app")
     assert [] == recorder.headers(b"vary")
     assert b"Secure" in set_cookie
-    assert b'{"user":"alice","seen":true}' == open_cookie(secret, cookie_value(set_cookie)).payload
+    opened = open_cookie(secret, cookie_value(set_cookie), time.time())
+    assert b'{"user":"alice","seen":true}' == opened.payload
 
 
 @pytest.mark.anyio
@@ -944,7 +948,7 @@ async def test_second_change_after_start_is_logged(
     with caplog.at_level(logging.DEBUG, logger="asgisession"):
         await mw(http_scope(path="/read"), recorder.receive, recorder.send)
     (set_cookie,) = recorder.headers(b"set-cookie")
-    assert b'{"a":1}' == open_cookie(secret, cookie_value(set_cookie)).payload
+    assert b'{"a":1}' == open_cookie(secret, cookie_value(set_cookie), time.time()).payload
     assert any("after the response started" in r.getMessage() for r in caplog.records)
 
 
@@ -989,4 +993,4 @@ async def test_before_commit_writes_are_saved(secret: str) -> None:
         http_scope(path="/read"), recorder.receive, recorder.send
     )
     (set_cookie,) = recorder.headers(b"set-cookie")
-    assert b'{"late":true}' == open_cookie(secret, cookie_value(set_cookie)).payload
+    assert b'{"late":true}' == open_cookie(secret, cookie_value(set_cookie), time.time()).payload

@@ -7,11 +7,15 @@ the whole session in it; a server-side backend
 in a :class:`~asgisession.stores.base.Store`. Both open, time and render their sealed
 cookie with :class:`SealedCookie`.
 
-Reading tries at most :data:`MAX_CANDIDATES` values of the session cookie, in the order the
-browser sent them, and takes the first that opens. Duplicates happen when an old cookie
-with another Path or Domain is still in the browser; taking the first *valid* one means a
-stale or planted duplicate cannot shadow the real session, and the bound keeps the work a
-request can cause small.
+Reading tries at most :data:`MAX_CANDIDATES` distinct values of the session cookie, in the
+order the browser sent them. Duplicates happen when an old cookie with another Path or
+Domain is still in the browser, or when a sibling subdomain plants one (a longer Path is
+sent first). A value that does not open is skipped, so a stale or junk duplicate cannot
+shadow the real session; repeated identical values count once. Two values that both open
+to *different* sessions are ignored together (:attr:`~asgisession.errors.RejectReason.DUPLICATE`):
+the server cannot tell which one the browser was given, and taking either could put the
+user inside a session someone else planted. The bound keeps the work a request can cause
+small.
 """
 
 from __future__ import annotations
@@ -68,16 +72,17 @@ class SessionBackend(Protocol):
 class Candidates:
     """The values of a session cookie worth trying, and why the ones tried were refused.
 
-    Empty values (what a deletion leaves behind in some clients) are no cookie at all; at
-    most :data:`MAX_CANDIDATES` are tried. Both backends loop over :attr:`values`, report
-    each refusal with :meth:`refuse`, and return :meth:`none_valid` when no value opened.
+    Empty values (what a deletion leaves behind in some clients) are no cookie at all;
+    identical values count once; at most :data:`MAX_CANDIDATES` distinct ones are tried.
+    Both backends loop over :attr:`values`, report each refusal with :meth:`refuse` and
+    each value that opened with :meth:`accept`, then return :meth:`result`.
     """
 
-    __slots__ = ("_name", "had_cookie", "rejection", "values")
+    __slots__ = ("_conflict", "_found", "_identity", "_name", "had_cookie", "rejection", "values")
 
     def __init__(self, values: list[str], cookie_name: str) -> None:
-        present = list(filter(None, values))
-        #: The values to try, in the order the browser sent them.
+        present = list(dict.fromkeys(filter(None, values)))
+        #: The distinct values to try, in the order the browser sent them.
         self.values: list[str] = (
             present[:MAX_CANDIDATES] if len(present) > MAX_CANDIDATES else present
         )
@@ -86,6 +91,39 @@ class Candidates:
         #: The reason the first refused value was refused.
         self.rejection: RejectReason | None = None
         self._name = cookie_name
+        self._found: LoadedState | None = None
+        self._identity = b""
+        self._conflict = False
+
+    def accept(self, state: LoadedState, identity: bytes) -> None:
+        """Note a value that opened; ``identity`` names its session (data, or id).
+
+        The first is kept; another one naming a different session makes the request's
+        cookie ambiguous (see :meth:`result`).
+        """
+        if self._found is None:
+            self._found, self._identity = state, identity
+        elif identity != self._identity:
+            self._conflict = True
+
+    def result(self) -> LoadedState:
+        """The session of the one value that opened; else an empty one with the reason.
+
+        Two values opening different sessions give an empty session refused as
+        :attr:`~asgisession.errors.RejectReason.DUPLICATE`, logged at WARNING: neither is
+        used, since either may have been planted (by a sibling subdomain, say).
+        """
+        if self._conflict:
+            logger.warning(
+                "request carried %d session cookies %r that open different sessions; "
+                "both ignored (a planted cookie? use a __Host- cookie name)",
+                len(self.values),
+                self._name,
+            )
+            return LoadedState(had_cookie=True, rejection=RejectReason.DUPLICATE)
+        if self._found is not None:
+            return self._found
+        return self.none_valid()
 
     def refuse(self, exc: InvalidMessage) -> None:
         """Note (and log) why a value was refused; the first reason is the one reported."""

@@ -1,7 +1,7 @@
 """The cookie store: the whole session, sealed, in one cookie. The default.
 
-Of the session cookie's values the first that opens is taken (see
-:data:`~asgisession.backends.base.MAX_CANDIDATES`).
+Of the session cookie's values the one that opens is taken; two that open to different
+sessions are both ignored (see :mod:`asgisession.backends.base`).
 """
 
 from __future__ import annotations
@@ -75,14 +75,21 @@ class CookieBackend(SealedCookie):
         return state
 
     def open(self, values: list[str], now: int) -> LoadedState:
-        """Open the first valid value; an empty session (with the reason) when none is."""
+        """Open the one valid value; an empty session (with the reason) when none is.
+
+        Values that open to different sessions refuse each other (see
+        :meth:`~asgisession.backends.base.Candidates.result`).
+        """
         candidates = self._candidates(values)
         for value in candidates.values:
             try:
-                return self._open_one(value, now)
+                state = self._open_one(value, now)
             except InvalidMessage as exc:
                 candidates.refuse(exc)
-        return candidates.none_valid()
+                continue
+            assert state.serialized is not None
+            candidates.accept(state, state.serialized)
+        return candidates.result()
 
     def _open_one(self, value: str, now: int) -> LoadedState:
         opened = self._open_sealed(value, now)

@@ -139,7 +139,7 @@ class ServerBackend(SealedCookie):
         return session_key(session_id, self.namespace)
 
     async def load(self, values: list[str], now: int) -> LoadedState:
-        """Open the first valid cookie value and fetch its record."""
+        """Open the valid cookie value and fetch its record (two naming different ids: none)."""
         candidates = self._candidates(values)
         for value in candidates.values:
             try:
@@ -167,7 +167,7 @@ class ServerBackend(SealedCookie):
             except InvalidMessage as exc:
                 candidates.refuse(exc)
                 continue
-            return LoadedState(
+            state = LoadedState(
                 data=data,
                 serialized=record,
                 had_cookie=True,
@@ -177,7 +177,8 @@ class ServerBackend(SealedCookie):
                 session_id=opened.payload,
                 user=user_of(data, self.user_key),
             )
-        return candidates.none_valid()
+            candidates.accept(state, opened.payload)
+        return candidates.result()
 
     async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
         """Write what changed to the store; return the ``Set-Cookie`` value, or ``None``.

@@ -10,7 +10,9 @@ Rules, stated once:
    malformed or repeated values fail.
 3. Else, on https only, ``Referer`` the same way; none at all fails. Plain http without
    these headers, and a WebSocket handshake without ``Origin`` (not a browser's), leave the
-   decision to the token.
+   decision to the token. Whether the request is https does not depend on its ``Host``: an
+   unparsable or repeated ``Host`` leaves the own origin unknown, and then only a trusted
+   origin passes (fail closed).
 4. The request's own origin is its scheme and ``Host`` (or the server address when there is
    no ``Host``), or ``X-Forwarded-Proto``/``X-Forwarded-Host`` (their last value) only when
    ``trust_forwarded_headers``. Ports are explicit, so ``http://a`` is ``http://a:80``.
@@ -109,14 +111,14 @@ class _OriginCheck:
             if site == b"same-site":
                 return (None if self._allow_same_site else CSRFReason.SAME_SITE), consulted
             return CSRFReason.CROSS_SITE, consulted
-        own = self._own_origin(scope, headers)
+        scheme, own = self._own_origin(scope, headers)
         if origins:
             if origin_text is not None and origin_text.strip().lower() == "null":
                 return CSRFReason.NULL_ORIGIN, consulted
             if origin is not None and (origin == own or self._is_trusted(origin)):
                 return None, consulted
             return CSRFReason.BAD_ORIGIN, consulted
-        if own is None or own[0] != "https" or scope["type"] == "websocket":
+        if scheme != "https" or scope["type"] == "websocket":
             # Plain http without browser signals: the token decides. Browsers always send
             # Origin on WebSocket handshakes, so one without it is not a browser's.
             return None, consulted
@@ -129,9 +131,17 @@ class _OriginCheck:
             return None, consulted
         return CSRFReason.BAD_ORIGIN, consulted
 
-    def _own_origin(self, scope: Scope, headers: Sequence[tuple[bytes, bytes]]) -> Origin | None:
+    def _own_origin(
+        self, scope: Scope, headers: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[str, Origin | None]:
+        """The request's scheme, and its origin (``None`` when its host cannot be known).
+
+        The scheme is known even when the host is not, so an https request with a missing,
+        repeated or unparsable ``Host`` still gets the ``Referer`` rule (and fails it unless
+        the ``Referer`` is trusted): nothing can equal an origin that is unknown.
+        """
         scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"))
-        scheme = scheme or str(scope.get("scheme", "http"))
+        scheme = scheme or str(scope.get("scheme", "http")).lower()
         hosts = header_values(headers, b"host")
         if self._forwarded:
             protos = header_values(headers, b"x-forwarded-proto")
@@ -145,9 +155,9 @@ class _OriginCheck:
         if len(hosts) != 1:
             server = scope.get("server")
             if hosts or not server or server[1] is None:
-                return None
+                return scheme, None
             hosts = [f"{server[0]}:{server[1]}".encode("latin-1")]
-        return _parse_origin(f"{scheme}://{hosts[0].decode('latin-1')}")
+        return scheme, _parse_origin(f"{scheme}://{hosts[0].decode('latin-1')}")
 
     def _is_trusted(self, origin: Origin | None) -> bool:
         return origin is not None and any(t.matches(origin) for t in self._trusted)

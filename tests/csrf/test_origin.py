@@ -87,6 +87,22 @@ ORIGIN_CASES: dict[str, Case] = {
     "https-origin-own": Case(
         200, headers=[("origin", "https://testserver"), *TOKEN], scheme="https"
     ),
+    # https with a Host that gives no origin: the Referer rule still holds (fail closed).
+    "https-bad-host-no-referer": Case(403, headers=[("host", "[bad"), *TOKEN], scheme="https"),
+    "https-bad-port-no-referer": Case(
+        403, headers=[("host", "testserver:99999"), *TOKEN], scheme="https"
+    ),
+    "https-bad-host-referer-untrusted": Case(
+        403,
+        headers=[("host", "[bad"), ("referer", "https://evil.test/form"), *TOKEN],
+        scheme="https",
+    ),
+    "https-bad-host-referer-trusted": Case(
+        200,
+        headers=[("host", "[bad"), ("referer", "https://a.example.com/x"), *TOKEN],
+        scheme="https",
+    ),
+    "http-bad-host-no-referer": Case(200, headers=[("host", "[bad"), *TOKEN]),
     # Exemptions.
     "exempt-prefix": Case(200, path="/webhooks/stripe"),
     "exempt-prefix-bare": Case(200, path="/webhooks"),

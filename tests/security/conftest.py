@@ -1,4 +1,7 @@
-"""Attack tests on the server-side stores: every one runs on each store, on real servers.
+"""Attack tests: every one runs on each store, on real servers.
+
+``make_app`` (from tests/test_every_store.py) builds the middleware over the cookie store
+and each server store.
 
 ``server_store`` yields a :class:`Served` per store: MemoryStore, SQLiteStore on a real
 file, RedisStore on a real redis-server and a real three-node Redis Cluster, and
@@ -21,6 +24,10 @@ from redis.asyncio import Redis, RedisCluster
 
 from asgisession.backends.server import NAMESPACE
 from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
+from tests.test_every_store import (  # noqa: F401  (fixtures, registered by import)
+    every_store_cluster,
+    make_app,
+)
 
 from ..redis_cluster import RedisClusterProcesses, start_redis_cluster
 from ..reliability.stores import memcached_stats
