@@ -614,7 +614,8 @@ async def test_reset_empties_and_deletes_cookie(secret: str) -> None:
 
 @pytest.mark.anyio
 async def test_cookie_overflow_raises_before_anything_is_sent(secret: str) -> None:
-    """A ~5 KB session raises CookieOverflow out of send, before http.response.start."""
+    """A ~5 KB session: the app's response is withheld, a plain 500 sent instead (no
+    Set-Cookie), and CookieOverflow raised out of the middleware for the server to log."""
 
     async def big(scope: Scope, receive: Receive, send: Send) -> None:
         scope["session"]["user"] = "alice"
@@ -626,7 +627,10 @@ async def test_cookie_overflow_raises_before_anything_is_sent(secret: str) -> No
         await SessionMiddleware(big, secret_key_base=secret)(
             http_scope(path="/read"), recorder.receive, recorder.send
         )
-    assert [] == recorder.sent
+    assert [500] == [m["status"] for m in recorder.sent if m["type"] == "http.response.start"]
+    assert [b"content-type", b"content-length", b"cache-control"] == [
+        name for name, _ in recorder.sent[0]["headers"]
+    ]
     assert "blob" == info.value.largest_keys[0][0]
     assert "'blob'" in str(info.value)
     assert 4096 == info.value.limit
@@ -635,7 +639,7 @@ async def test_cookie_overflow_raises_before_anything_is_sent(secret: str) -> No
 
 @pytest.mark.anyio
 async def test_non_json_value_raises_serialization_error(secret: str) -> None:
-    """A value JSON cannot carry raises SerializationError naming the key, before sending."""
+    """A value JSON cannot carry: SerializationError naming the key, a plain 500 sent."""
 
     async def bad(scope: Scope, receive: Receive, send: Send) -> None:
         scope["session"]["when"] = object()
@@ -646,7 +650,8 @@ async def test_non_json_value_raises_serialization_error(secret: str) -> None:
         await SessionMiddleware(bad, secret_key_base=secret)(
             http_scope(path="/read"), recorder.receive, recorder.send
         )
-    assert ("when", []) == (info.value.key, recorder.sent)
+    assert "when" == info.value.key
+    assert [500] == [m["status"] for m in recorder.sent if m["type"] == "http.response.start"]
 
 
 @pytest.mark.anyio
