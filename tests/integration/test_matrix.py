@@ -56,7 +56,8 @@ class StoreKit:
         file's exclusive lock (as a migration or a backup tool might)."""
         if self.server is not None:
             return self._stopped(self.server)
-        assert self.url is not None and self.url.startswith("sqlite:///")
+        assert self.url is not None
+        assert self.url.startswith("sqlite:///")
         return self._locked(self.url.removeprefix("sqlite:///").split("?")[0])
 
     @staticmethod
