@@ -139,8 +139,9 @@ class SessionMiddleware:
         from a failed save). Nothing of the app's response has been sent: it is dropped, no
         ``Set-Cookie`` goes out (the user keeps the cookie they have), and the ASGI app the
         hook returns answers instead (a Starlette or FastAPI ``Response`` is one; it may be
-        a coroutine function). Returning ``None``, or no hook: a plain 500, the error then
-        raised out of the middleware for the server to log (a failed save: the 503 above).
+        a coroutine function). Returning ``None``, or no hook: nothing is sent and the error
+        is raised once the app is done, so the server answers 500 and logs it (a failed
+        save: the 503 above).
     :param defer_load: path prefixes, or a predicate on the scope, for which a server-side
         session is not loaded before the app runs; such apps ``await session.load()``.
     :param user_key: the session key whose value names the user (e.g. ``"user_id"``), for
@@ -367,7 +368,9 @@ class SessionMiddleware:
                             # If the chosen response fails, the framework's 500 goes out.
                             if await self._commit_failed(scope, receive, send, exc):
                                 commit_error = exc
-                            replaced = started = True
+                            else:
+                                started = True
+                            replaced = True
                             return
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)
@@ -406,8 +409,10 @@ class SessionMiddleware:
     ) -> bool:
         """Answer in place of a response whose session could not be saved.
 
-        The response ``on_commit_error`` returns, else a 503 for a failed save and a plain
-        500 otherwise. Returns whether ``error`` is still to be raised (the 500).
+        The response ``on_commit_error`` returns, else a 503 for a failed save. Otherwise
+        nothing is sent and this returns ``True``: ``error`` is to be raised once the app
+        is done, so the server answers its own 500 and logs it (a server that sees an error
+        after a complete response may close the connection instead).
         """
         responder: AnyASGIApp | None = None
         if self._on_commit_error is not None:
@@ -423,7 +428,6 @@ class SessionMiddleware:
             logger.warning("session store unavailable: %s", error)
             await self._unavailable("http", send)
             return False
-        await send_plain(send, 500, b"Internal Server Error: the session could not be saved.\n")
         return True
 
     async def _commit(self, control: SessionControl, message: Message, secure: bool) -> None:

@@ -11,7 +11,7 @@ Every framework serves the same routes, reaching the session the way its users d
 The routes are GETs so that the rows about the store need no CSRF token; CSRF rows add
 their own routes. :func:`create_app` wraps the app in ``SessionMiddleware(CSRFMiddleware(
 ...))`` as the docs do; :func:`served` builds the same from the environment, for a server
-started in a subprocess (``MATRIX_FRAMEWORK``, ``MATRIX_STORE``, ``SECRET_KEY_BASE``).
+started in a subprocess.
 """
 
 from __future__ import annotations
@@ -167,6 +167,18 @@ BUILDERS = {
 }
 
 
+def error_page(scope: Scope, error: Exception) -> AnyASGIApp:
+    """``on_commit_error``: a 400 HTML page naming the error (any framework can run it)."""
+    body = f"<h1>Your session could not be saved</h1><p>{type(error).__name__}</p>".encode()
+
+    async def page(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/html; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return page
+
+
 def create_app(
     framework: str, secret: str, store: Store | None = None, **options: Any
 ) -> SessionMiddleware:
@@ -178,7 +190,10 @@ def create_app(
 
 
 def served() -> SessionMiddleware:
-    """The app for a server in a subprocess, from ``MATRIX_FRAMEWORK`` and ``MATRIX_STORE``."""
+    """The app for a server in a subprocess: ``MATRIX_FRAMEWORK``, ``MATRIX_STORE`` (a store
+    URL, or empty for the cookie store) and ``MATRIX_HOOK`` (``page``: :func:`error_page`)."""
     url = os.environ.get("MATRIX_STORE", "")
     store = from_url(url) if url else None
-    return create_app(os.environ["MATRIX_FRAMEWORK"], os.environ["SECRET_KEY_BASE"], store)
+    hook = error_page if os.environ.get("MATRIX_HOOK") == "page" else None
+    framework, secret = os.environ["MATRIX_FRAMEWORK"], os.environ["SECRET_KEY_BASE"]
+    return create_app(framework, secret, store, on_commit_error=hook)

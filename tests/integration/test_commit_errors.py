@@ -238,15 +238,14 @@ async def test_raw_asgi_async_hook_renders_a_page(secret: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_hook_returning_none_and_no_hook_give_the_plain_500(secret: str) -> None:
-    """The default: a plain 500 (the app's response withheld), the error raised afterwards."""
+async def test_hook_returning_none_and_no_hook_give_the_servers_500(secret: str) -> None:
+    """The default: nothing of the app's response sent, the error raised for the server."""
     for hook in (raw_hook, None):
         app = SessionMiddleware(raw_app, secret_key_base=secret, on_commit_error=hook)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             response = await c.get("/bad")
-            assert 500 == response.status_code
-            assert "the session could not be saved" in response.text
+            assert 500 == response.status_code  # httpx's stand-in for a server's 500
             assert "part" not in response.text
             assert "set-cookie" not in response.headers
         with pytest.raises(SerializationError):

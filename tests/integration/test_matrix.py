@@ -26,7 +26,7 @@ from asgisession.stores import from_url
 from asgisession.stores.base import Store
 
 from ..servers import LOOPBACK, ServerProcess, free_port, memcached_server, redis_server
-from .matrix_apps import FRAMEWORKS, create_app
+from .matrix_apps import FRAMEWORKS, create_app, error_page
 
 pytestmark = pytest.mark.integration
 
@@ -97,21 +97,6 @@ def kits(tmp_path: Path) -> Iterator[Callable[[str], StoreKit]]:
     yield kit
     for server in servers:
         server.stop()
-
-
-# -- the page an app shows when its session cannot be saved ----------------------------------
-
-
-def error_page(scope: dict[str, Any], error: Exception) -> Callable[..., Awaitable[None]]:
-    """on_commit_error: a 400 HTML page naming the error (any framework can run it)."""
-    body = f"<h1>Your session could not be saved</h1><p>{type(error).__name__}</p>".encode()
-
-    async def page(scope: Any, receive: Any, send: Any) -> None:
-        headers = [(b"content-type", b"text/html; charset=utf-8")]
-        await send({"type": "http.response.start", "status": 400, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    return page
 
 
 @dataclass
@@ -241,38 +226,49 @@ def command(server: str, port: int) -> list[str]:
             LOOPBACK, "--port", str(port), "--workers", "1", FACTORY]  # fmt: skip
 
 
-#: Each framework under one server, each server under two frameworks, both server stores.
+#: Each framework under one server; each server under two frameworks, with the hook and
+#: without it, and under both server stores.
 SERVED = [
-    ("raw", "uvicorn", "redis"),
-    ("starlette", "hypercorn", "memcached"),
-    ("fastapi", "granian", "redis"),
-    ("litestar", "uvicorn", "memcached"),
-    ("quart", "hypercorn", "redis"),
-    ("django", "granian", "memcached"),
+    ("raw", "uvicorn", "redis", "page"),
+    ("starlette", "hypercorn", "memcached", "page"),
+    ("fastapi", "granian", "redis", "page"),
+    ("litestar", "uvicorn", "memcached", ""),
+    ("quart", "hypercorn", "redis", ""),
+    ("django", "granian", "memcached", ""),
 ]
 
 
-@pytest.mark.parametrize(("framework", "server", "store"), SERVED)
-def test_served_store_outage_is_503(
+@pytest.mark.parametrize(("framework", "server", "store", "hook"), SERVED)
+def test_served(
     framework: str,
     server: str,
     store: str,
+    hook: str,
     secret: str,
     kits: Callable[[str], StoreKit],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The outage row through a real server: the server sends what the middleware chose."""
+    """The rows through a real server: what the middleware chose is what the client gets."""
     kit = kits(store)
     assert kit.url is not None
     monkeypatch.setenv("SECRET_KEY_BASE", secret)
     monkeypatch.setenv("MATRIX_FRAMEWORK", framework)
     monkeypatch.setenv("MATRIX_STORE", kit.url)
+    monkeypatch.setenv("MATRIX_HOOK", hook)
     port = free_port()
     process = ServerProcess(command(server, port), port, cwd=ROOT).start()
     try:
         with httpx.Client(base_url=f"http://{LOOPBACK}:{port}", timeout=10.0) as c:
             assert {"count": 1} == c.get("/count").json()
             assert {"count": 2} == c.get("/count").json()
+            response = c.get("/bad")
+            if hook:
+                assert 400 == response.status_code
+                assert "<p>SerializationError</p>" in response.text
+            else:  # the default: nothing sent, the error raised: the server's own 500
+                assert 500 == response.status_code
+            assert "set-cookie" not in response.headers
+            assert {"count": 2} == c.get("/me").json()
             with kit.outage():
                 response = c.get("/me")
             assert 503 == response.status_code, response.text
