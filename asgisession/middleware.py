@@ -139,9 +139,8 @@ class SessionMiddleware:
         from a failed save). Nothing of the app's response has been sent: it is dropped, no
         ``Set-Cookie`` goes out (the user keeps the cookie they have), and the ASGI app the
         hook returns answers instead (a Starlette or FastAPI ``Response`` is one; it may be
-        a coroutine function). Returning ``None``, or no hook: nothing is sent and the error
-        is raised once the app is done, so the server answers 500 and logs it (a failed
-        save: the 503 above).
+        a coroutine function). Returning ``None``, or no hook: the error is raised from the
+        app's ``send``, before anything is sent (a failed save: the 503 above).
     :param defer_load: path prefixes, or a predicate on the scope, for which a server-side
         session is not loaded before the app runs; such apps ``await session.load()``.
     :param user_key: the session key whose value names the user (e.g. ``"user_id"``), for
@@ -332,14 +331,13 @@ class SessionMiddleware:
         scope[JAR_SCOPE_KEY] = make_jar
         started = committed = replaced = False
         changes_at_commit = 0
-        commit_error: Exception | None = None  # raised once the app is done (no hook took it)
 
         def app_met_store_failure() -> bool:
             # A failed preload counts once the app tried to use the session.
             return load_failed or (preload_failed and in_use(session) and not session.loaded)
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, committed, replaced, commit_error, changes_at_commit, control
+            nonlocal started, committed, replaced, changes_at_commit, control
             if replaced:
                 return  # our answer went out in place of the app's response: drop the rest
             status = message.get("status", 200)
@@ -365,12 +363,10 @@ class SessionMiddleware:
                         except _COMMIT_ERRORS as exc:
                             if message["type"] != "http.response.start":
                                 raise
-                            # If the chosen response fails, the framework's 500 goes out.
-                            if await self._commit_failed(scope, receive, send, exc):
-                                commit_error = exc
-                            else:
-                                started = True
-                            replaced = True
+                            # No answer chosen: raised into the app, as without a hook.
+                            if not await self._commit_failed(scope, receive, send, exc):
+                                raise
+                            replaced = started = True
                             return
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)
@@ -387,8 +383,6 @@ class SessionMiddleware:
             logger.warning("session store unavailable: %s", exc)
             await self._unavailable(scope["type"], send)
             return
-        if commit_error is not None:
-            raise commit_error
         if committed and in_use(session):
             control = control or SessionControl(session)
         if committed and control is not None and control.changes != changes_at_commit:
@@ -407,12 +401,10 @@ class SessionMiddleware:
     async def _commit_failed(
         self, scope: Scope, receive: Receive, send: Send, error: Exception
     ) -> bool:
-        """Answer in place of a response whose session could not be saved.
+        """Answer in place of a response whose session could not be saved; whether it did.
 
         The response ``on_commit_error`` returns, else a 503 for a failed save. Otherwise
-        nothing is sent and this returns ``True``: ``error`` is to be raised once the app
-        is done, so the server answers its own 500 and logs it (a server that sees an error
-        after a complete response may close the connection instead).
+        nothing is sent: the error is raised into the app's ``send``, as it always was.
         """
         responder: AnyASGIApp | None = None
         if self._on_commit_error is not None:
@@ -423,12 +415,12 @@ class SessionMiddleware:
             log = logger.warning if unavailable else logger.error
             log("session not saved; on_commit_error answered: %s", error, exc_info=error)
             await responder(scope, receive, send)
-            return False
+            return True
         if unavailable:
             logger.warning("session store unavailable: %s", error)
             await self._unavailable("http", send)
-            return False
-        return True
+            return True
+        return False
 
     async def _commit(self, control: SessionControl, message: Message, secure: bool) -> None:
         """Commit an accessed session and add its headers.

@@ -238,8 +238,8 @@ async def test_raw_asgi_async_hook_renders_a_page(secret: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_hook_returning_none_and_no_hook_give_the_servers_500(secret: str) -> None:
-    """The default: nothing of the app's response sent, the error raised for the server."""
+async def test_hook_returning_none_and_no_hook_raise_into_send(secret: str) -> None:
+    """The default: raised from the app's send, before anything is sent; a server's 500."""
     for hook in (raw_hook, None):
         app = SessionMiddleware(raw_app, secret_key_base=secret, on_commit_error=hook)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -265,7 +265,7 @@ def test_served(
             if hook:
                 assert 400 == response.status_code
                 assert "<p>SerializationError</p>" in response.text
-            else:  # the default: nothing sent, the error raised: the server's own 500
+            else:  # the default: raised into the app's send, the framework's own 500
                 assert 500 == response.status_code
             assert "set-cookie" not in response.headers
             assert {"count": 2} == c.get("/me").json()
