@@ -140,7 +140,8 @@ class SessionMiddleware:
         ``Set-Cookie`` goes out (the user keeps the cookie they have), and the ASGI app the
         hook returns answers instead (a Starlette or FastAPI ``Response`` is one; it may be
         a coroutine function). Returning ``None``, or no hook: the error is raised from the
-        app's ``send``, before anything is sent (a failed save: the 503 above).
+        app's ``send``, before anything is sent (a failed save: the 503 above). HTTP only: on
+        a WebSocket handshake the error is raised from ``send`` as before.
     :param defer_load: path prefixes, or a predicate on the scope, for which a server-side
         session is not loaded before the app runs; such apps ``await session.load()``.
     :param user_key: the session key whose value names the user (e.g. ``"user_id"``), for

@@ -16,6 +16,7 @@ started in a subprocess.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from typing import Any
@@ -136,11 +137,12 @@ def quart_app() -> AnyASGIApp:
 
 
 def django_app() -> AnyASGIApp:
+    from django.conf import settings
     from django.core.asgi import get_asgi_application
     from django.http import HttpRequest, JsonResponse
     from django.urls import path as django_path
 
-    from examples import django_app as example  # configures settings; its urlconf is ours
+    import examples.django_app  # noqa: F401 - configures settings unless a test did first
 
     def view(handler: Any) -> Any:
         def endpoint(request: HttpRequest) -> JsonResponse:
@@ -148,12 +150,14 @@ def django_app() -> AnyASGIApp:
 
         return endpoint
 
-    # The example's /me is the same route; the others join its urlpatterns (Django reads
-    # the list object at every resolve, so adding to it works whenever it happens).
-    known = {str(pattern.pattern) for pattern in example.urlpatterns}
+    # The routes join the project's urlpatterns, whichever module that is: Django reads the
+    # list object at every resolve, so adding to it works whenever it happens. A route the
+    # project has already (the example's /me) is the project's.
+    urlconf = importlib.import_module(settings.ROOT_URLCONF)
+    known = {str(pattern.pattern) for pattern in urlconf.urlpatterns}
     for path, handler in ROUTES.items():
         if path.lstrip("/") not in known:
-            example.urlpatterns.append(django_path(path.lstrip("/"), view(handler)))
+            urlconf.urlpatterns.append(django_path(path.lstrip("/"), view(handler)))
     return get_asgi_application()
 
 
