@@ -131,8 +131,9 @@ class SessionMiddleware:
     :param on_store_error: ``"unavailable"`` (default): a request that needs its session
         while the store fails gets ``503`` with ``Retry-After``; ``"anonymous"``: it gets an
         empty session that is never written (nothing overwrites the user's cookie).
-    :param retry_after: the ``Retry-After`` seconds of that 503. It replaces whatever 5xx
-        the framework's error handling sends once the app hit the failure.
+    :param retry_after: the ``Retry-After`` seconds of that 503. It replaces whatever other
+        5xx the framework's error handling sends once the app met the failure; a 503 of the
+        app's own is kept, with this ``Retry-After`` if it has none.
     :param on_commit_error: called as ``on_commit_error(scope, error)`` when the session
         cannot be saved as the app's response starts (:class:`~asgisession.CookieOverflow`,
         :class:`~asgisession.SerializationError`, or :class:`~asgisession.StoreUnavailable`
@@ -347,10 +348,15 @@ class SessionMiddleware:
                 and status >= 500
                 and app_met_store_failure()
             ):
-                logger.warning("session store unavailable: the app's %d sent as 503", status)
-                replaced = started = True
-                await self._unavailable("http", send)
-                return
+                if status == 503:  # the app's own page for it: kept, with a Retry-After
+                    headers = message["headers"] = list(message.get("headers") or ())
+                    if not any(key.lower() == b"retry-after" for key, _ in headers):
+                        headers.append((b"retry-after", self._retry_after))
+                else:
+                    logger.warning("session store unavailable: the app's %d sent as 503", status)
+                    replaced = started = True
+                    await self._unavailable("http", send)
+                    return
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
                 if in_use(session):

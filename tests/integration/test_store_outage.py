@@ -2,8 +2,8 @@
 """The 503 for a store outage, at its edges, in Starlette and FastAPI with a real memcached.
 
 Only a 5xx sent after the app met the failure becomes the 503: a 500 for another reason,
-and a response the app chose below 500, go out as they are. A deferred load that fails
-(``defer_load`` with FastAPI's ``SessionDep``) counts as meeting it.
+a response the app chose below 500, and a 503 page of its own go out as they are. A
+deferred load that fails (``defer_load`` with FastAPI's ``SessionDep``) counts as meeting it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from asgisession import SessionMiddleware, StoreUnavailable
@@ -102,6 +102,30 @@ async def test_only_a_5xx_after_the_failure_becomes_503(
         # The app met the failure and chose a redirect: that is what is sent.
         response = await get(app, cookie, "/maintenance")
         assert (303, "/maintenance") == (response.status_code, response.headers["location"])
+        assert "set-cookie" not in response.headers
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_exception_handlers_own_503_page_is_kept(
+    secret: str, session_then_outage: tuple[str, int]
+) -> None:
+    """FastAPI's exception handler for StoreUnavailable renders a page: kept, Retry-After added."""
+    cookie, port = session_then_outage
+    app = fastapi_app()
+
+    @app.exception_handler(StoreUnavailable)
+    async def outage(request: Request, exc: Exception) -> HTMLResponse:
+        return HTMLResponse("<h1>Back in a moment</h1>", status_code=503)
+
+    store = MemcachedStore(LOOPBACK, port, timeout=0.5)
+    try:
+        response = await get(
+            SessionMiddleware(app, secret_key_base=secret, store=store), cookie, "/count"
+        )
+        assert (503, "<h1>Back in a moment</h1>") == (response.status_code, response.text)
+        assert "5" == response.headers["retry-after"]
         assert "set-cookie" not in response.headers
     finally:
         await store.aclose()
