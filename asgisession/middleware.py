@@ -202,6 +202,11 @@ class SessionMiddleware:
         _check_seconds("retry_after", retry_after)
         self._anonymous_on_error = on_store_error == "anonymous"
         self._retry_after = str(retry_after).encode()
+        if on_commit_error is not None and not callable(on_commit_error):
+            raise ConfigurationError(
+                f"on_commit_error={on_commit_error!r}; give a function of (scope, error) "
+                "that returns the ASGI app to answer with, or None."
+            )
         self._on_commit_error = on_commit_error
         self._defer_load = _deferral(defer_load)
         timeout = _store_timeout(store_timeout)

@@ -23,7 +23,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from asgisession import CookieOverflow, SerializationError, SessionMiddleware
+from asgisession import ConfigurationError, CookieOverflow, SerializationError, SessionMiddleware
 from asgisession._types import AnyASGIApp, Receive, Scope, Send
 from asgisession.integrations.fastapi import SessionDep
 from asgisession.stores.redis import RedisStore
@@ -273,3 +273,9 @@ async def test_failed_save_without_hook_is_503(secret: str, redis: ServerProcess
             assert "set-cookie" not in response.headers
     finally:
         await store.aclose()
+
+
+def test_a_hook_that_is_not_callable_is_refused_at_startup(secret: str) -> None:
+    """A page passed where the hook goes (a common slip) fails at startup, not per request."""
+    with pytest.raises(ConfigurationError, match="on_commit_error"):
+        SessionMiddleware(raw_app, secret_key_base=secret, on_commit_error="error.html")  # type: ignore[arg-type]
