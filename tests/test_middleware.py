@@ -614,7 +614,7 @@ async def test_reset_empties_and_deletes_cookie(secret: str) -> None:
 
 @pytest.mark.anyio
 async def test_cookie_overflow_raises_before_anything_is_sent(secret: str) -> None:
-    """A ~5 KB session raises CookieOverflow out of the middleware; nothing was sent."""
+    """A ~5 KB session raises CookieOverflow out of send, before http.response.start."""
 
     async def big(scope: Scope, receive: Receive, send: Send) -> None:
         scope["session"]["user"] = "alice"
@@ -635,7 +635,7 @@ async def test_cookie_overflow_raises_before_anything_is_sent(secret: str) -> No
 
 @pytest.mark.anyio
 async def test_non_json_value_raises_serialization_error(secret: str) -> None:
-    """A value JSON cannot carry raises SerializationError naming the key; nothing sent."""
+    """A value JSON cannot carry raises SerializationError naming the key, before sending."""
 
     async def bad(scope: Scope, receive: Receive, send: Send) -> None:
         scope["session"]["when"] = object()
