@@ -16,17 +16,23 @@ before the app runs (unless its path is in ``defer_load``). When the store fails
 request is answered ``503`` with ``Retry-After`` if and only if the app needed the session
 (``on_store_error="unavailable"``, the default), or the app gets an empty session that is
 never written (``"anonymous"``). A response with a 5xx status never commits the session.
+
+Frameworks catch the ``StoreUnavailable`` raised into the app and send their own 500; no
+byte of it has reached the client when its ``http.response.start`` passes through our
+``send``, so a 5xx sent after the app hit the failure is replaced by the 503 and its body
+dropped. Likewise a commit that fails (``CookieOverflow``, ``SerializationError``, a failed
+save) withholds the app's response and sends the one ``on_commit_error`` chooses instead.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, TypeAlias
 
-from . import serializer
 from ._http import cookie_path_matches, keep_private, merge_vary, path_prefixes, send_plain
 from ._options import DEFAULT as _DEFAULT
 from ._options import cookie_options
@@ -43,7 +49,13 @@ from .cookies import (
     SameSite,
 )
 from .crypto import CookieFormat, Keyring, MessageCodec, SecretKeyBase
-from .errors import ConfigurationError, RejectReason, StoreUnavailable
+from .errors import (
+    ConfigurationError,
+    CookieOverflow,
+    RejectReason,
+    SerializationError,
+    StoreUnavailable,
+)
 from .formats import resolve_format
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
@@ -53,7 +65,7 @@ from .session import LoadedState, Session, SessionControl, in_use
 from .stores.base import Store
 from .stores.timed import timed
 
-__all__ = ["SessionMiddleware"]
+__all__ = ["CommitErrorHook", "SessionMiddleware"]
 
 logger: logging.Logger = logging.getLogger("asgisession")
 
@@ -61,6 +73,14 @@ DAY = 24 * 3600
 _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
 _HTTP_START = frozenset({"http.response.start", "websocket.http.response.start"})
 _VARY = (b"Cookie",)
+#: What a commit can fail with: the session is then not saved and the app's response withheld.
+_COMMIT_ERRORS = (CookieOverflow, SerializationError, StoreUnavailable)
+
+#: ``on_commit_error(scope, error)``: the ASGI app that answers instead (a Starlette or
+#: FastAPI ``Response`` is one), or ``None`` for the default; may be a coroutine function.
+CommitErrorHook: TypeAlias = Callable[
+    [Scope, Exception], "AnyASGIApp | Awaitable[AnyASGIApp | None] | None"
+]
 
 
 class SessionMiddleware:
@@ -114,7 +134,18 @@ class SessionMiddleware:
     :param on_store_error: ``"unavailable"`` (default): a request that needs its session
         while the store fails gets ``503`` with ``Retry-After``; ``"anonymous"``: it gets an
         empty session that is never written (nothing overwrites the user's cookie).
-    :param retry_after: the ``Retry-After`` seconds of that 503.
+    :param retry_after: the ``Retry-After`` seconds of that 503. It replaces whatever other
+        5xx the framework's error handling sends once the app met the failure; a 503 of the
+        app's own is kept, with this ``Retry-After`` if it has none.
+    :param on_commit_error: called as ``on_commit_error(scope, error)`` when the session
+        cannot be saved as the app's response starts (:class:`~asgisession.CookieOverflow`,
+        :class:`~asgisession.SerializationError`, or :class:`~asgisession.StoreUnavailable`
+        from a failed save). Nothing of the app's response has been sent: it is dropped, no
+        ``Set-Cookie`` goes out (the user keeps the cookie they have), and the ASGI app the
+        hook returns answers instead (a Starlette or FastAPI ``Response`` is one; it may be
+        a coroutine function). Returning ``None``, or no hook: the error is raised from the
+        app's ``send``, before anything is sent (a failed save: the 503 above). HTTP only: on
+        a WebSocket handshake the error is raised from ``send`` as before.
     :param defer_load: path prefixes, or a predicate on the scope, for which a server-side
         session is not loaded before the app runs; such apps ``await session.load()``.
     :param user_key: the session key whose value names the user (e.g. ``"user_id"``), for
@@ -159,6 +190,7 @@ class SessionMiddleware:
         store_timeout: float | None = _DEFAULT,
         on_store_error: Literal["unavailable", "anonymous"] = "unavailable",
         retry_after: int = 5,
+        on_commit_error: CommitErrorHook | None = None,
         defer_load: Sequence[str] | Callable[[Scope], bool] = (),
         user_key: str | None = None,
         revocation_store: Store | None = None,
@@ -182,6 +214,12 @@ class SessionMiddleware:
         _check_seconds("retry_after", retry_after)
         self._anonymous_on_error = on_store_error == "anonymous"
         self._retry_after = str(retry_after).encode()
+        if on_commit_error is not None and not callable(on_commit_error):
+            raise ConfigurationError(
+                f"on_commit_error={on_commit_error!r}; give a function of (scope, error) "
+                "that returns the ASGI app to answer with, or None."
+            )
+        self._on_commit_error = on_commit_error
         self._defer_load = _deferral(defer_load)
         timeout = _store_timeout(store_timeout)
         if backend is not None and cookie is not None:
@@ -277,13 +315,18 @@ class SessionMiddleware:
             state = backend.open(request_cookies.values(name), now)
             return state if state.rejection is None else self._counted(state)
 
+        # Whether the app needed its session while the store failed: its 5xx becomes our 503.
+        load_failed = preload_failed = False
+
         async def load() -> LoadedState:
+            nonlocal load_failed
             if request_cookies.oversized:
                 return self._refused_oversized()
             try:
                 return self._counted(await backend.load(request_cookies.values(name), now))
             except StoreUnavailable:
                 if not self._anonymous_on_error:
+                    load_failed = True
                     raise
                 logger.warning("session store unavailable; serving an anonymous session")
                 return LoadedState(had_cookie=True, read_only=True)
@@ -302,6 +345,7 @@ class SessionMiddleware:
                     control.attach(await load())
                 except StoreUnavailable as exc:
                     control.fail_with(exc)
+                    load_failed, preload_failed = False, True
         scope["session"] = session
         jar: list[CookieJar] = []  # filled by cookies(scope): no jar, no cost
 
@@ -319,13 +363,34 @@ class SessionMiddleware:
             return jar[0]
 
         scope[JAR_SCOPE_KEY] = make_jar
-        started = committed = False
+        started = committed = replaced = False
         changes_at_commit = resets_at_commit = 0
         data_at_commit: dict[str, object] | None = None
 
+        def app_met_store_failure() -> bool:
+            # A failed preload counts once the app tried to use the session.
+            return load_failed or (preload_failed and in_use(session) and not session.loaded)
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, committed, changes_at_commit, resets_at_commit, data_at_commit
-            nonlocal control
+            nonlocal started, committed, replaced, changes_at_commit, resets_at_commit
+            nonlocal data_at_commit, control
+            if replaced:
+                return  # our answer went out in place of the app's response: drop the rest
+            status = message.get("status", 200)
+            if (
+                message["type"] == "http.response.start"
+                and status >= 500
+                and app_met_store_failure()
+            ):
+                if status == 503:  # the app's own page for it: kept, with a Retry-After
+                    headers = message["headers"] = list(message.get("headers") or ())
+                    if not any(key.lower() == b"retry-after" for key, _ in headers):
+                        headers.append((b"retry-after", self._retry_after))
+                else:
+                    logger.warning("session store unavailable: the app's %d sent as 503", status)
+                    replaced = started = True
+                    await self._unavailable("http", send)
+                    return
             if not committed and message["type"] in _COMMIT_ON:
                 committed = True
                 if in_use(session):
@@ -337,7 +402,16 @@ class SessionMiddleware:
                     if control.accessed and message.get("status", 200) < 500:
                         secure = backend.cookie.is_secure(scheme)
                         in_path = cookie_path_matches(backend.cookie.path, request_path)
-                        await self._commit(control, message, secure, in_path)
+                        try:
+                            await self._commit(control, message, secure, in_path)
+                        except _COMMIT_ERRORS as exc:
+                            if message["type"] != "http.response.start":
+                                raise
+                            # No answer chosen: raised into the app, as without a hook.
+                            if not await self._commit_failed(scope, receive, send, exc):
+                                raise
+                            replaced = started = True
+                            return
                 if jar and message.get("status", 200) < 500:
                     _add_jar_cookies(jar[0], message)
             started = True
@@ -346,6 +420,8 @@ class SessionMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except StoreUnavailable as exc:
+            if replaced:
+                return  # answered already: the 503, or the response on_commit_error chose
             if started:
                 raise
             logger.warning("session store unavailable: %s", exc)
@@ -367,7 +443,7 @@ class SessionMiddleware:
         if control.session.loaded:
             if before is None:
                 serialized = control.state.serialized
-                before = serializer.loads(serialized) if serialized else {}
+                before = self.serializer.loads(serialized) if serialized else {}
             after = control.data()
             lost = sorted(
                 key
@@ -387,6 +463,30 @@ class SessionMiddleware:
             return
         body = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
         await send_plain(send, 503, body, [(b"retry-after", self._retry_after)])
+
+    async def _commit_failed(
+        self, scope: Scope, receive: Receive, send: Send, error: Exception
+    ) -> bool:
+        """Answer in place of a response whose session could not be saved; whether it did.
+
+        The response ``on_commit_error`` returns, else a 503 for a failed save. Otherwise
+        nothing is sent: the error is raised into the app's ``send``, as it always was.
+        """
+        responder: AnyASGIApp | None = None
+        if self._on_commit_error is not None:
+            chosen = self._on_commit_error(scope, error)
+            responder = await chosen if inspect.isawaitable(chosen) else chosen
+        unavailable = isinstance(error, StoreUnavailable)
+        if responder is not None:
+            log = logger.warning if unavailable else logger.error
+            log("session not saved; on_commit_error answered: %s", error, exc_info=error)
+            await responder(scope, receive, send)
+            return True
+        if unavailable:
+            logger.warning("session store unavailable: %s", error)
+            await self._unavailable("http", send)
+            return True
+        return False
 
     async def _commit(
         self, control: SessionControl, message: Message, secure: bool, in_path: bool
