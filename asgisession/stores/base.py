@@ -34,12 +34,12 @@ store that built its own client (``from_url()``, a path, host and port) closes i
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import sys
 from collections.abc import Awaitable
 from types import TracebackType
 from typing import Protocol, TypeVar, runtime_checkable
+
+import anyio
 
 from ..errors import ConfigurationError, StoreUnavailable
 
@@ -215,16 +215,18 @@ async def bounded(awaitable: Awaitable[_T], timeout: float | None, what: str) ->
     For adapters bounding their own calls (rule 5 of the module): ``what`` names the store
     and the operation, as in ``"Redis GET"``. Cancelling ``awaitable`` must be safe.
 
+    The limit is an anyio cancel scope, so it works under asyncio and Trio alike; a
+    cancellation from outside (a client that went away, a server shutting down) is not a
+    timeout and propagates unchanged.
+
     :raises StoreUnavailable: when the time runs out.
     """
     if timeout is None:
         return await awaitable
     try:
-        if sys.version_info >= (3, 11):
-            async with asyncio.timeout(timeout):
-                return await awaitable
-        return await asyncio.wait_for(awaitable, timeout)
-    except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+        with anyio.fail_after(timeout):
+            return await awaitable
+    except TimeoutError:
         raise StoreUnavailable(
             f"the session store did not answer {what} within {timeout} s"
         ) from None
