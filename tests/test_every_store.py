@@ -54,7 +54,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
-    """asyncio only: redis-py, aiomcache and aiosqlite are; the tests use asyncio.gather.
+    """asyncio only: so are the Redis, memcached and SQLite stores; the tests use asyncio.gather.
 
     MemoryStore under Trio is covered by tests/backends/ and tests/stores/test_memory.py.
     """

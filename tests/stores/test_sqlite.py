@@ -25,7 +25,7 @@ from .contract import StoreContract, new_key
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
-    """asyncio only: aiosqlite answers through asyncio futures; these tests call asyncio."""
+    """asyncio only: SQLiteStore's thread answers through asyncio's loop; the tests call asyncio."""
     return "asyncio"
 
 
