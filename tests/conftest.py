@@ -10,10 +10,17 @@ import pytest
 from .servers import ServerProcess, memcached_server, redis_server
 
 
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    """Run ``@pytest.mark.anyio`` tests on asyncio only (session-scoped, for hypothesis)."""
-    return "asyncio"
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run every ``@pytest.mark.anyio`` test under asyncio and under Trio.
+
+    Module-scoped, not function-scoped, so hypothesis can drive async tests (it refuses
+    function-scoped fixtures), and each module runs all its asyncio cases, then its Trio ones.
+    A module whose tests use an asyncio-only client or asyncio's own API overrides this
+    fixture with one returning ``"asyncio"``, and its docstring says why.
+    """
+    backend: str = request.param
+    return backend
 
 
 @pytest.fixture

@@ -27,6 +27,13 @@ from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore, Store
 from .asgi_helpers import client
 from .servers import LOOPBACK, ServerProcess, free_port
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: the demo is tested on SQLite, Redis and memcached, asyncio-only clients."""
+    return "asyncio"
+
+
 ORIGIN = "http://127.0.0.1:8000"
 TOKEN = re.compile(r'name="authenticity_token" value="([^"]+)"')
 

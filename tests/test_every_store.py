@@ -51,6 +51,16 @@ from .servers import LOOPBACK, ServerProcess, memcached_server, redis_server
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: so are the Redis, memcached and SQLite stores; the tests use asyncio.gather.
+
+    MemoryStore under Trio is covered by tests/backends/ and tests/stores/test_memory.py.
+    """
+    return "asyncio"
+
+
 HOUR = 3600
 DAY = 24 * HOUR
 BACKENDS = ["cookie", "memory", "sqlite", "redis", "redis-cluster", "memcached"]

@@ -36,6 +36,13 @@ from .servers import LOOPBACK, free_port
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: most outages here are Redis, memcached and SQLite stores, asyncio-only."""
+    return "asyncio"
+
+
 CASES = ["cookie", "memory", "sqlite", "redis", "memcached"]
 
 

@@ -41,6 +41,8 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import Protocol, TypeVar, runtime_checkable
 
+import anyio
+
 from ..errors import ConfigurationError, StoreUnavailable
 
 _T = TypeVar("_T")
@@ -215,19 +217,36 @@ async def bounded(awaitable: Awaitable[_T], timeout: float | None, what: str) ->
     For adapters bounding their own calls (rule 5 of the module): ``what`` names the store
     and the operation, as in ``"Redis GET"``. Cancelling ``awaitable`` must be safe.
 
+    In an asyncio task (Python 3.11+) the limit is ``asyncio.timeout``, cheaper on this
+    per-call path than an anyio cancel scope (``benchmarks/ab_middleware.py`` compares);
+    anywhere else (Trio, or asyncio on 3.10) it is ``anyio.fail_after``. Both keep the same
+    rules: a late call raises StoreUnavailable, and a cancellation from outside (a client
+    that went away, a server shutting down) is not a timeout and propagates unchanged.
+
     :raises StoreUnavailable: when the time runs out.
     """
     if timeout is None:
         return await awaitable
     try:
-        if sys.version_info >= (3, 11):
+        if sys.version_info >= (3, 11) and _in_asyncio_task():
             async with asyncio.timeout(timeout):
                 return await awaitable
-        return await asyncio.wait_for(awaitable, timeout)
-    except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+        with anyio.fail_after(timeout):
+            return await awaitable
+    except TimeoutError:
         raise StoreUnavailable(
             f"the session store did not answer {what} within {timeout} s"
         ) from None
+
+
+def _in_asyncio_task() -> bool:
+    """Whether an asyncio task runs this code (not Trio, nor Trio in guest mode on asyncio)."""
+    if "trio" not in sys.modules:  # anyio runs on asyncio or Trio, and Trio is not loaded
+        return True
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no asyncio loop runs in this thread
+        return False
 
 
 def asyncio_only(adapter: str, why: str) -> Exception:

@@ -7,13 +7,13 @@ contract suite in tests/stores/.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections import Counter
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -51,7 +51,7 @@ class RecordingStore(MemoryStore):
     async def _enter(self, op: str, key: str) -> None:
         self.calls.append((op, key))
         if self.stall:
-            await asyncio.sleep(self.stall)
+            await anyio.sleep(self.stall)
         if self.failing:
             raise StoreUnavailable("the test store is down")
 
@@ -264,7 +264,7 @@ async def test_reset_deletes_record_and_cookie(secret: str, store: RecordingStor
 
 async def test_save_racing_a_delete_does_not_resurrect(secret: str, store: RecordingStore) -> None:
     """A request that loaded before a logout elsewhere and writes after it stays logged out."""
-    gate = asyncio.Event()
+    gate = anyio.Event()
 
     async def slow_writer(scope: Scope, receive: Receive, send: Send) -> None:
         session: Session = scope["session"]
@@ -285,11 +285,17 @@ async def test_save_racing_a_delete_does_not_resurrect(secret: str, store: Recor
             transport=httpx.ASGITransport(app=writer), base_url="http://testserver"
         ) as other_tab:
             other_tab.cookies = c.cookies
-            request = asyncio.ensure_future(other_tab.get("/"))
-            await asyncio.sleep(0.05)
-            await c.get("/reset")  # logout in this tab deletes the record
-            gate.set()
-            response = await request
+            responses: list[httpx.Response] = []
+
+            async def other_request() -> None:
+                responses.append(await other_tab.get("/"))
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(other_request)
+                await anyio.sleep(0.05)
+                await c.get("/reset")  # logout in this tab deletes the record
+                gate.set()
+            response = responses[0]
     assert None is await store.load(key)
     assert "Max-Age=0" in response.headers["set-cookie"]
 

@@ -17,6 +17,12 @@ from .contract import STORES, check_contract, wrap
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: Django's ASGI handler and asgiref run on asyncio."""
+    return "asyncio"
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("store", STORES)
 async def test_contract(secret: str, store: str) -> None:

@@ -20,6 +20,12 @@ from .contract import STORES, check_contract, wrap
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: Quart runs on asyncio (Quart-Trio is a separate package)."""
+    return "asyncio"
+
+
 def current() -> QuartSession:
     """quart.session, typed as the adapter's class (Quart types it as its mixin)."""
     assert isinstance(session, QuartSession)  # the proxy forwards isinstance

@@ -22,6 +22,13 @@ from ..servers import LOOPBACK, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: the worker and the web app keep their sessions in Redis (asyncio-only)."""
+    return "asyncio"
+
+
 WORKER = Path(__file__).parents[2] / "examples" / "session_worker.py"
 
 

@@ -52,6 +52,13 @@ from .stores import (
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: memcached and SQLite clients are, and the proxy uses asyncio streams."""
+    return "asyncio"
+
+
 NOW = 1_800_000_000
 FLOOD = 10_000
 #: Requests in flight at once during a flood.

@@ -60,6 +60,13 @@ from .serving import served_in_loop, write_results
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: the fault proxy runs on asyncio streams, before Redis and memcached."""
+    return "asyncio"
+
+
 #: Each store's own timeout (the one timer on a store call), in seconds. Not much less: on a loaded
 #: two-core machine a healthy store call can take a few hundred milliseconds.
 TIMEOUT = 1.0

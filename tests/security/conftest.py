@@ -36,6 +36,12 @@ from ..servers import LOOPBACK, ServerProcess
 SERVER_STORES = ["memory", "sqlite", "redis", "redis-cluster", "memcached"]
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: these tests run on every server store, most of them asyncio-only."""
+    return "asyncio"
+
+
 @dataclass
 class Served:
     """A store under attack and a probe of how many session records its service holds."""

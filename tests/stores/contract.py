@@ -4,7 +4,7 @@ Each adapter's test module subclasses :class:`StoreContract` and provides a ``st
 fixture that yields a fresh, empty store backed by the real service (a real file, a real
 redis-server, a real memcached). Optional abilities are tested only where the store has
 them, by protocol (``SupportsTouch``, ``SupportsUserIndex``), never by class. The suite
-uses anyio only, so it runs under Trio too (``test_trio.py``).
+uses anyio only, so MemoryStore runs it under Trio too (test_memory.py).
 """
 
 from __future__ import annotations

@@ -14,6 +14,13 @@ pytestmark = [
     pytest.mark.skipif(sys.version_info < (3, 11), reason="Deadlines needs Task.uncancel"),
 ]
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: Deadlines runs on asyncio's loop and tasks, and so do these tests."""
+    return "asyncio"
+
+
 TIMEOUT = 0.2
 
 

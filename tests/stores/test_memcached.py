@@ -31,6 +31,13 @@ from .contract import StoreContract, new_key, wait_until_gone
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: aiomcache and the store's wire protocol are built on asyncio streams."""
+    return "asyncio"
+
+
 DAY = 86_400
 VALID_KEY = re.compile(rb"[!-~]{1,250}")
 ODD_KEYS = ["has space", "tab\there", "nul\x00", "new\nline", "del\x7f", "caf\u00e9", "x" * 300]

@@ -22,6 +22,11 @@ from ..servers import LOOPBACK, memcached_server, redis_server
 
 pytestmark = pytest.mark.anyio
 
+#: Marks a test of the Redis, memcached or SQLite store, which run on asyncio only (their
+#: clients, or SQLiteStore's thread, answer through asyncio's loop); the in-process stores'
+#: tests run under Trio too.
+asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
 
 class _NoPing:
     """A third-party store written before ping: still a Store, just not SupportsPing."""
@@ -51,6 +56,7 @@ def test_ping_is_a_capability_not_a_requirement() -> None:
     assert not isinstance(old, SupportsPing)
 
 
+@asyncio_only
 async def test_redis_down_and_back(tmp_path: Path) -> None:
     server = redis_server(tmp_path, "--logfile", str(tmp_path / "redis.log"))
     try:
@@ -67,6 +73,7 @@ async def test_redis_down_and_back(tmp_path: Path) -> None:
         server.stop()
 
 
+@asyncio_only
 async def test_redis_password_required_is_unavailable(tmp_path: Path) -> None:
     server = redis_server(tmp_path, "--requirepass", "s3cret-pw")
     try:
@@ -81,6 +88,7 @@ async def test_redis_password_required_is_unavailable(tmp_path: Path) -> None:
         server.stop()
 
 
+@asyncio_only
 async def test_memcached_down_and_back() -> None:
     server = memcached_server()
     try:
@@ -96,6 +104,7 @@ async def test_memcached_down_and_back() -> None:
         server.stop()
 
 
+@asyncio_only
 async def test_sqlite_missing_directory_then_created(tmp_path: Path) -> None:
     directory = tmp_path / "not-yet"
     async with SQLiteStore(directory / "sessions.db", timeout=1) as store:
@@ -107,6 +116,7 @@ async def test_sqlite_missing_directory_then_created(tmp_path: Path) -> None:
         assert (directory / "sessions.db").exists()  # the ping made the file and its tables
 
 
+@asyncio_only
 async def test_sqlite_write_lock_held_past_the_timeout(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
     async with SQLiteStore(path, timeout=0.3, busy_timeout=0.2) as store:
@@ -125,6 +135,7 @@ async def test_sqlite_write_lock_held_past_the_timeout(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files")
+@asyncio_only
 async def test_sqlite_read_only_file(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
     async with SQLiteStore(path) as store:

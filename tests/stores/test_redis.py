@@ -25,6 +25,12 @@ from ..servers import LOOPBACK, ServerProcess, redis_server
 from .contract import StoreContract, new_key
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: redis.asyncio, RedisStore's client, does not run under Trio."""
+    return "asyncio"
+
+
 def fresh_namespace() -> str:
     """A namespace no other test uses, so tests share a server without seeing each other."""
     return f"t{uuid.uuid4().hex}:"

@@ -22,6 +22,13 @@ from asgisession.stores.sqlite import META_TABLE, SCHEMA_VERSION, SQLiteStore
 
 from .contract import StoreContract, new_key
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: SQLiteStore's thread answers through asyncio's loop; the tests call asyncio."""
+    return "asyncio"
+
+
 TABLE = "asgisession_sessions"
 
 

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+import anyio
 import pytest
 
 from asgisession import StoreUnavailable
@@ -24,7 +23,7 @@ class PlainStore:
         self.stall = 0.0
 
     async def load(self, key: str) -> bytes | None:
-        await asyncio.sleep(self.stall)
+        await anyio.sleep(self.stall)
         return self.data.get(key)
 
     async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:

@@ -1,24 +1,26 @@
-"""The stores under Trio: MemoryStore and NullStore work; the asyncio-only adapters say why not.
+"""The asyncio-only adapters under Trio say why they cannot run there.
 
 Every test here runs on anyio's Trio backend (this module overrides ``anyio_backend``).
 RedisStore, MemcachedStore and SQLiteStore are built on asyncio (redis.asyncio, aiomcache,
 a thread that answers through asyncio's loop): their first call raises ConfigurationError
-naming the limit and what to do, not an obscure failure inside the client.
+naming the limit and what to do, not an obscure failure inside the client. MemoryStore and
+NullStore run their own tests (test_memory.py, test_null.py) under Trio too, as every anyio
+test does (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from asgisession import ConfigurationError
-from asgisession.stores import MemcachedStore, MemoryStore, NullStore, RedisStore, SQLiteStore
+from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore
 from asgisession.stores.base import Store
 
-from .contract import StoreContract, new_key
+from .contract import new_key
 
 pytestmark = pytest.mark.anyio
 
@@ -27,22 +29,6 @@ pytestmark = pytest.mark.anyio
 def anyio_backend() -> str:
     """This module runs on Trio."""
     return "trio"
-
-
-class TestMemoryStoreUnderTrio(StoreContract):
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[Store]:
-        async with MemoryStore() as store:
-            yield store
-
-
-class TestNullStoreUnderTrio:
-    async def test_keeps_nothing(self) -> None:
-        """NullStore needs no event loop of any kind."""
-        async with NullStore() as store:
-            assert not await store.save("k", b"v", ttl=60)
-            assert None is await store.load("k")
-            await store.delete("k")
 
 
 def sqlite_store(tmp_path: Path) -> Store:

@@ -19,6 +19,11 @@ from ..servers import LOOPBACK, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
+#: Marks a test of the Redis, memcached or SQLite store, which run on asyncio only (their
+#: clients, or SQLiteStore's thread, answer through asyncio's loop); the in-process stores'
+#: tests run under Trio too.
+asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
 
 async def roundtrip(store: stores.ManagedStore) -> bytes | None:
     async with store:
@@ -37,6 +42,7 @@ async def test_memory_and_null() -> None:
     assert await roundtrip(null) is None
 
 
+@asyncio_only
 async def test_sqlite_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = stores.from_url("sqlite:///data/sessions.db?timeout=1.5&table=web_sessions")
@@ -47,6 +53,7 @@ async def test_sqlite_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (tmp_path / "data" / "sessions.db").is_file()
 
 
+@asyncio_only
 async def test_sqlite_absolute_path(tmp_path: Path) -> None:
     path = tmp_path / "with space.db"
     store = stores.from_url(f"sqlite:///{tmp_path}/with%20space.db?timeout=none&sweep_batch=7")
@@ -56,6 +63,7 @@ async def test_sqlite_absolute_path(tmp_path: Path) -> None:
     assert path.is_file()
 
 
+@asyncio_only
 async def test_redis(redis_proc: ServerProcess) -> None:
     namespace = f"app{uuid.uuid4().hex}:"
     url = f"redis://{LOOPBACK}:{redis_proc.port}/3?namespace={namespace}&timeout=1.5"
@@ -74,6 +82,7 @@ async def test_redis(redis_proc: ServerProcess) -> None:
         await raw.aclose()
 
 
+@asyncio_only
 async def test_rediss_uses_tls() -> None:
     store = stores.from_url("rediss://user:pw@cache.example:6380?ssl_check_hostname=true")
     assert isinstance(store, RedisStore)
@@ -85,6 +94,7 @@ async def test_rediss_uses_tls() -> None:
     await store.aclose()
 
 
+@asyncio_only
 async def test_memcached(memcached_proc: ServerProcess) -> None:
     url = f"memcached://{LOOPBACK}:{memcached_proc.port}?namespace=m{uuid.uuid4().hex}:"
     store = stores.from_url(url + "&pool_size=2&timeout=0.5")
