@@ -254,13 +254,10 @@ def asyncio_only(adapter: str, why: str) -> Exception:
 
     Raise it when ``asyncio.get_running_loop()`` fails. ``why`` names what ties the adapter
     to asyncio (its client library). Returns the original kind of error, a RuntimeError,
-    when sniffio sees asyncio after all, or nothing async at all.
+    when the library is asyncio after all, or nothing async runs at all.
     """
-    import sniffio  # only on this error path; it comes with anyio
-
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
+    library = _running_library()
+    if library is None:
         return RuntimeError(f"{adapter} was called outside an async event loop")
     if library == "asyncio":
         return RuntimeError(f"{adapter} found no running asyncio event loop")
@@ -269,6 +266,31 @@ def asyncio_only(adapter: str, why: str) -> Exception:
         f"{library}, keep sessions in the cookie (no store=) or use MemoryStore in "
         "development; or run the server on asyncio."
     )
+
+
+def _running_library() -> str | None:
+    """The async library running this call (Trio checked first), or ``None``.
+
+    Only on the error path. sniffio names the others where it is installed; anyio no longer
+    depends on it, so its absence must not turn the clear error into an ImportError.
+    """
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
+    try:
+        import sniffio
+    except ImportError:
+        return None
+    try:
+        library: str = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+    return library
 
 
 def hash_key(namespace: str, value: str | bytes) -> str:

@@ -79,3 +79,20 @@ async def test_asyncio_only_adapters_say_so(
     assert "under trio" in message
     assert "run the server on asyncio" in message
     assert not (tmp_path / "sessions.db").exists()
+
+
+def test_the_refusal_needs_no_sniffio() -> None:
+    """anyio no longer brings sniffio: outside any loop, without it, the error still comes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['sniffio'] = None\n"
+        "from asgisession.stores.base import asyncio_only\n"
+        "print(repr(asyncio_only('SQLiteStore', 'its thread')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert 0 == result.returncode, result.stderr
+    assert "RuntimeError('SQLiteStore was called outside an async event loop')" in result.stdout
