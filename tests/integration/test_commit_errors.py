@@ -32,6 +32,13 @@ from ..servers import LOOPBACK, ServerProcess, redis_server
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: the failed saves are of a real Redis store (an asyncio-only client)."""
+    return "asyncio"
+
+
 TEMPLATE = """<!doctype html>
 <title>Not saved</title>
 <h1>We could not save your session</h1>

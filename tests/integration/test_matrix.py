@@ -30,6 +30,13 @@ from .matrix_apps import FRAMEWORKS, create_app, error_page
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: the rows run over SQLite, Redis and memcached (asyncio-only clients)."""
+    return "asyncio"
+
+
 ROOT = Path(__file__).resolve().parents[2]
 STORES = ("cookie", "sqlite", "redis", "memcached")
 SERVER_STORES = STORES[1:]

@@ -27,6 +27,12 @@ from ..servers import LOOPBACK, memcached_server
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio only: the outages are of real memcached and Redis stores (asyncio-only clients)."""
+    return "asyncio"
+
+
 async def count(request: Request) -> JSONResponse:
     request.session["count"] = request.session.get("count", 0) + 1
     return JSONResponse({"count": request.session["count"]})
