@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from asgisession._types import ASGIApp, Message, Scope
+from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 
 
 class Clock:
@@ -77,3 +77,19 @@ class Recorder:
 def client(app: ASGIApp, base_url: str = "http://testserver") -> httpx.AsyncClient:
     """An httpx client that talks to ``app`` in-process (no lifespan), with a cookie jar."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
+def ws_app(write: bool) -> ASGIApp:
+    """A WebSocket app that reads ``session["user"]`` in the handshake (and writes if asked)."""
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        assert "websocket.connect" == (await receive())["type"]
+        session = scope["session"]
+        user = session.get("user")
+        if write:
+            session["seen"] = True
+        await send({"type": "websocket.accept", "headers": [(b"x-app", b"1")]})
+        await send({"type": "websocket.send", "text": str(user)})
+        await send({"type": "websocket.close", "code": 1000})
+
+    return inner

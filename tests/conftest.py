@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .redis_cluster import RedisClusterProcesses, start_redis_cluster
 from .servers import ServerProcess, memcached_server, redis_server
 
 
@@ -53,3 +54,14 @@ def memcached_proc() -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """A real three-node Redis Cluster, one for the whole run (tests keep apart by namespace)."""
+    workdirs = [tmp_path_factory.mktemp(f"redis-cluster-{n}") for n in range(3)]
+    cluster = start_redis_cluster(workdirs)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

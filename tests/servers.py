@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -168,6 +169,27 @@ def rails_server(secret_key_base: str, digest: str) -> ServerProcess:
     port = free_port()
     argv = [ruby, "server.rb", str(port), secret_key_base, digest]
     return ServerProcess(argv, port, cwd=RAILS_TOOLS).start()
+
+
+def serve_command(server: str, factory: str, port: int) -> list[str]:
+    """How ``server`` (uvicorn, hypercorn or granian) serves the app ``factory`` makes."""
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", LOOPBACK,
+                "--port", str(port)]  # fmt: skip
+    if server == "hypercorn":
+        return [sys.executable, "-m", "hypercorn", f"{factory}()", "--bind", f"{LOOPBACK}:{port}"]
+    return [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
+            LOOPBACK, "--port", str(port), "--workers", "1", factory]  # fmt: skip
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a served app: SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_until_serving(

@@ -23,7 +23,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,9 @@ from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 from asgisession.crypto import Opened, SecretKeyBase, b64url_decode, b64url_encode
 from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
 
-from .asgi_helpers import Recorder, client, http_scope
-from .redis_cluster import RedisClusterProcesses, start_redis_cluster
-from .servers import LOOPBACK, ServerProcess, memcached_server, redis_server
+from .asgi_helpers import Recorder, client, http_scope, ws_app
+from .redis_cluster import RedisClusterProcesses
+from .servers import LOOPBACK, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -67,46 +67,6 @@ BACKENDS = ["cookie", "memory", "sqlite", "redis", "redis-cluster", "memcached"]
 
 
 # -- servers: started once, stopped by pid ---------------------------------------------------
-
-
-def stop(server: ServerProcess) -> None:
-    """Stop the server by pid (which also closes its log file)."""
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One redis-server for the module; tests keep apart by namespace."""
-    workdir = tmp_path_factory.mktemp("every-store-redis")
-    server = redis_server(workdir, "--logfile", str(workdir / "redis.log"))
-    try:
-        yield server
-    finally:
-        stop(server)
-
-
-@pytest.fixture(scope="session")
-def every_store_cluster(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RedisClusterProcesses]:
-    """One three-node Redis Cluster for the session."""
-    workdirs = [tmp_path_factory.mktemp(f"every-store-cluster-{n}") for n in range(3)]
-    cluster = start_redis_cluster(workdirs)
-    try:
-        yield cluster
-    finally:
-        for node in cluster.nodes:
-            stop(node)
-
-
-@pytest.fixture(scope="module")
-def memcached_proc() -> Iterator[ServerProcess]:
-    """One memcached for the module; tests keep apart by namespace."""
-    server = memcached_server()
-    try:
-        yield server
-    finally:
-        stop(server)
 
 
 # -- the backend under test -------------------------------------------------------------------
@@ -164,7 +124,7 @@ async def make_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             url = f"redis://{LOOPBACK}:{server.port}/0"
             store = RedisStore.from_url(url, namespace=fresh_namespace())
         elif name == "redis-cluster":
-            cluster: RedisClusterProcesses = request.getfixturevalue("every_store_cluster")
+            cluster: RedisClusterProcesses = request.getfixturevalue("redis_cluster")
             client = RedisCluster(host=LOOPBACK, port=cluster.ports[0])
             stack.push_async_callback(client.aclose)  # ours: closed after the store
             store = RedisStore(client, namespace=fresh_namespace())
@@ -717,20 +677,6 @@ async def test_5xx_response_commits_nothing(make_app: MakeApp, secret: str) -> N
 
 
 # -- websockets -------------------------------------------------------------------------------
-
-
-def ws_app(write: bool) -> ASGIApp:
-    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
-        assert "websocket.connect" == (await receive())["type"]
-        session = scope["session"]
-        user = session.get("user")
-        if write:
-            session["seen"] = True
-        await send({"type": "websocket.accept", "headers": [(b"x-app", b"1")]})
-        await send({"type": "websocket.send", "text": str(user)})
-        await send({"type": "websocket.close", "code": 1000})
-
-    return inner
 
 
 async def test_websocket_reads_session_in_handshake(make_app: MakeApp, secret: str) -> None:

@@ -32,13 +32,13 @@ from asgisession import (
     Session,
     SessionMiddleware,
 )
-from asgisession._types import ASGIApp, Message, Receive, Scope, Send
+from asgisession._types import Receive, Scope, Send
 from asgisession.backends.cookie import CookieBackend
 from asgisession.cookies import cookie_values
 from asgisession.crypto import Opened, b64url_decode, b64url_encode
 from asgisession.session import Commit, LoadedState, control_of
 
-from .asgi_helpers import Clock, Recorder, client, http_scope
+from .asgi_helpers import Clock, Recorder, client, http_scope, ws_app
 
 NOW = 1_750_000_000
 HOUR = 3600
@@ -731,20 +731,6 @@ async def test_signed_format_round_trip_and_tamper(secret: str) -> None:
 # -- websockets -------------------------------------------------------------------------
 
 
-def ws_app(write: bool) -> ASGIApp:
-    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
-        assert "websocket.connect" == (await receive())["type"]
-        session = scope["session"]
-        user = session.get("user")
-        if write:
-            session["seen"] = True
-        await send({"type": "websocket.accept", "headers": [(b"x-app", b"1")]})
-        await send({"type": "websocket.send", "text": str(user)})
-        await send({"type": "websocket.close", "code": 1000})
-
-    return inner
-
-
 @pytest.mark.anyio
 async def test_websocket_reads_session_and_sets_cookie_on_accept(secret: str) -> None:
     """The handshake sees the session; a change adds Set-Cookie to websocket.accept."""
@@ -779,32 +765,6 @@ async def test_websocket_unchanged_session_adds_nothing(secret: str) -> None:
 
 
 # -- streaming --------------------------------------------------------------------------
-
-
-@pytest.mark.anyio
-async def test_body_is_streamed_not_buffered(secret: str) -> None:
-    """Three body chunks pass through one by one, in order, as the very same objects."""
-    chunks: list[Message] = [
-        {"type": "http.response.body", "body": b"one", "more_body": True},
-        {"type": "http.response.body", "body": b"two", "more_body": True},
-        {"type": "http.response.body", "body": b"three", "more_body": False},
-    ]
-    recorder = Recorder()
-
-    async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["session"]["user"] = "alice"
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        for index, chunk in enumerate(chunks):
-            await send(chunk)
-            assert 2 + index == len(recorder.sent)
-
-    await SessionMiddleware(streaming, secret_key_base=secret)(
-        http_scope(path="/read"), recorder.receive, recorder.send
-    )
-    assert 4 == len(recorder.sent)
-    assert 1 == len(recorder.headers(b"set-cookie"))
-    for sent, chunk in zip(recorder.sent[1:], chunks, strict=True):
-        assert sent is chunk
 
 
 # -- fuzzing ----------------------------------------------------------------------------

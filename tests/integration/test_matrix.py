@@ -12,7 +12,6 @@ hypercorn and granian across the frameworks.
 from __future__ import annotations
 
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +24,14 @@ import pytest
 from asgisession.stores import from_url
 from asgisession.stores.base import Store
 
-from ..servers import LOOPBACK, ServerProcess, free_port, memcached_server, redis_server
+from ..servers import (
+    LOOPBACK,
+    ServerProcess,
+    free_port,
+    memcached_server,
+    redis_server,
+    serve_command,
+)
 from .matrix_apps import FRAMEWORKS, create_app, error_page
 
 pytestmark = pytest.mark.integration
@@ -224,13 +230,7 @@ FACTORY = "tests.integration.matrix_apps:served"
 
 
 def command(server: str, port: int) -> list[str]:
-    if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "--factory", FACTORY, "--host", LOOPBACK,
-                "--port", str(port)]  # fmt: skip
-    if server == "hypercorn":
-        return [sys.executable, "-m", "hypercorn", f"{FACTORY}()", "--bind", f"{LOOPBACK}:{port}"]
-    return [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
-            LOOPBACK, "--port", str(port), "--workers", "1", FACTORY]  # fmt: skip
+    return serve_command(server, FACTORY, port)
 
 
 #: Each framework under one server; each server under two frameworks, with the hook and

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..servers import free_port, wait_until_serving
+from ..servers import free_port, stop_process, wait_until_serving
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +37,7 @@ def served(secret: str, tmp_path: Path) -> Iterator[str]:
             wait_until_serving(f"{base_url}/api/session", process, log, seconds=STARTUP_SECONDS)
             yield base_url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 def test_login_and_logout_against_uvicorn(served: str) -> None:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from ..servers import LOOPBACK, ServerProcess, free_port
+from ..servers import LOOPBACK, ServerProcess, free_port, serve_command
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,7 @@ FACTORY = "examples.starlette_app:create_app"
 
 def command(server: str, port: int) -> list[str]:
     """How each server is told to serve the example's factory on 127.0.0.1:port."""
-    if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "--factory", FACTORY, "--host", LOOPBACK,
-                "--port", str(port)]  # fmt: skip
-    if server == "hypercorn":
-        return [sys.executable, "-m", "hypercorn", f"{FACTORY}()", "--bind", f"{LOOPBACK}:{port}"]
-    return [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
-            LOOPBACK, "--port", str(port), "--workers", "1", FACTORY]  # fmt: skip
+    return serve_command(server, FACTORY, port)
 
 
 #: Whether the server sends the headers of ``websocket.accept`` (ASGI spec 2.1) in its

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..servers import LOOPBACK, free_port, wait_until_serving
+from ..servers import LOOPBACK, free_port, stop_process, wait_until_serving
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +40,7 @@ def served(request: pytest.FixtureRequest, secret: str, tmp_path: Path) -> Itera
             wait_until_serving(f"{base_url}/me", process, log)
             yield base_url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
     assert "Traceback" not in log.read_text(), log.read_text()
 
 

@@ -23,7 +23,7 @@ import uvicorn
 
 from asgisession._types import ASGIApp
 
-from ..servers import LOOPBACK, free_port, wait_until_serving
+from ..servers import LOOPBACK, free_port, stop_process, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 20.0
@@ -53,12 +53,7 @@ def uvicorn_process(
             wait_until_serving(f"{base_url}/health", process, log, seconds=STARTUP_SECONDS)
             yield base_url, process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +24,9 @@ from redis.asyncio import Redis, RedisCluster
 
 from asgisession.backends.server import NAMESPACE
 from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
-from tests.test_every_store import (  # noqa: F401  (fixtures, registered by import)
-    every_store_cluster,
-    make_app,
-)
+from tests.test_every_store import make_app  # noqa: F401  (a fixture, registered by import)
 
-from ..redis_cluster import RedisClusterProcesses, start_redis_cluster
+from ..redis_cluster import RedisClusterProcesses
 from ..reliability.stores import memcached_stats
 from ..servers import LOOPBACK, ServerProcess
 
@@ -49,17 +46,6 @@ class Served:
     name: str
     store: Store
     records: Callable[[], Awaitable[int]]
-
-
-@pytest.fixture(scope="session")
-def security_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
-    """One three-node Redis Cluster for the security tests."""
-    workdirs = [tmp_path_factory.mktemp(f"security-cluster-{n}") for n in range(3)]
-    cluster = start_redis_cluster(workdirs)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def _redis_count(ports: list[int], pattern: str) -> int:
@@ -107,7 +93,7 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
                 url = f"redis://{LOOPBACK}:{server.port}/0"
                 store = RedisStore.from_url(url, namespace=namespace)
             else:
-                cluster: RedisClusterProcesses = request.getfixturevalue("security_cluster")
+                cluster: RedisClusterProcesses = request.getfixturevalue("redis_cluster")
                 ports = cluster.ports
                 client = RedisCluster(host=LOOPBACK, port=ports[0])
                 stack.push_async_callback(client.aclose)

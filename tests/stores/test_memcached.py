@@ -44,13 +44,9 @@ ODD_KEYS = ["has space", "tab\there", "nul\x00", "new\nline", "del\x7f", "caf\u0
 
 
 @pytest.fixture(scope="module")
-def memcached() -> Iterator[ServerProcess]:
-    """One memcached for the module; tests keep apart by namespace."""
-    server = memcached_server()
-    try:
-        yield server
-    finally:
-        server.stop()
+def memcached(memcached_proc: ServerProcess) -> ServerProcess:
+    """The module's memcached (tests/conftest.py); tests keep apart by namespace."""
+    return memcached_proc
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from asgisession import ConfigurationError, StoreUnavailable
 from asgisession.stores.base import Store, SupportsTouch, SupportsUserIndex
 from asgisession.stores.redis import RedisStore
 
-from ..redis_cluster import RedisClusterProcesses, start_redis_cluster
+from ..redis_cluster import RedisClusterProcesses
 from ..servers import LOOPBACK, ServerProcess, redis_server
 from .contract import StoreContract, new_key
 
@@ -50,14 +50,6 @@ def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
-    workdirs = [tmp_path_factory.mktemp(f"redis-cluster-{n}") for n in range(3)]
-    cluster = start_redis_cluster(workdirs)
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture
