@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import tempfile
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from asgisession import CSRFMiddleware
 from asgisession._types import Message, Receive, Scope, Send
-from asgisession.csrf import mask_token
+from asgisession.csrf import forms, mask_token
 from asgisession.csrf.fields import _form_fields
 
 from .helpers import (
@@ -269,3 +271,63 @@ async def test_fuzzed_broken_multipart_never_crashes(
         body[position % len(body)] = value
     status = await _status(b"multipart/form-data; boundary=Bd", bytes(body[:cut]), raw)
     assert status in (200, 403)
+
+
+class _Spools:
+    """Every SpooledTemporaryFile the reader makes, to check each was closed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.made: list[tempfile.SpooledTemporaryFile[bytes]] = []
+        original = tempfile.SpooledTemporaryFile
+
+        def make(*args: Any, **kwargs: Any) -> tempfile.SpooledTemporaryFile[bytes]:
+            spool: tempfile.SpooledTemporaryFile[bytes] = original(*args, **kwargs)
+            self.made.append(spool)
+            return spool
+
+        monkeypatch.setattr(tempfile, "SpooledTemporaryFile", make)
+
+
+SPOOL_PATHS = ["accepted", "refused", "too-large", "disconnected", "late-repeat"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", SPOOL_PATHS)
+async def test_the_read_ahead_is_closed_on_every_path(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's spool (memory, or a temporary file past 256 KiB) is closed when the
+    request ends, whatever the verdict: nothing is left to the garbage collector."""
+    spools = _Spools(monkeypatch)
+    monkeypatch.setattr(forms, "_SPILL_AT", 8)  # so the late-repeat body streams on
+    raw = secrets.token_bytes(32)
+    token = mask_token(raw)
+    form = [(b"content-type", FORM.encode())]
+    options: dict[str, Any] = {}
+    if path == "accepted":
+        incoming: list[Message] = [
+            {"type": "http.request", "body": f"authenticity_token={token}".encode()}
+        ]
+    elif path == "refused":
+        incoming = [{"type": "http.request", "body": b"authenticity_token=forged"}]
+    elif path == "too-large":
+        incoming = [{"type": "http.request", "body": b"a=123456789&", "more_body": True}] * 3
+        options["max_body_size"] = 10
+    elif path == "disconnected":
+        incoming = [{"type": "http.request", "body": b"a=", "more_body": True}]
+        incoming.append({"type": "http.disconnect"})
+    else:
+        first = f"authenticity_token={token}&x=1&".encode()
+        incoming = [
+            {"type": "http.request", "body": first, "more_body": True},
+            {"type": "http.request", "body": f"authenticity_token={token}".encode()},
+        ]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body", False):
+            pass
+        await respond(send, b"ok")
+
+    await call(CSRFMiddleware(app, **options), request_scope(raw=raw, headers=form), incoming)
+    assert spools.made, "the reader made no spool: the test does not test it"
+    assert all(spool.closed for spool in spools.made)
