@@ -130,6 +130,20 @@ class Candidates:
         self.rejection = self.rejection or exc.reason
         logger.debug("session cookie %r refused: %s", self._name, exc)
 
+    @staticmethod
+    def only(values: list[str]) -> str | None:
+        """The value, when the request carried exactly one non-empty one; else ``None``.
+
+        The usual request: there is then nothing to weigh, and no :class:`Candidates` to make.
+        """
+        return values[0] if len(values) == 1 and values[0] else None
+
+    @staticmethod
+    def refused_only(exc: InvalidMessage, cookie_name: str) -> LoadedState:
+        """The empty session of a request whose :meth:`only` value was refused (logged)."""
+        logger.debug("session cookie %r refused: %s", cookie_name, exc)
+        return LoadedState(had_cookie=True, rejection=exc.reason)
+
     def none_valid(self) -> LoadedState:
         """The empty session of a request none of whose values opened."""
         return LoadedState(had_cookie=self.had_cookie, rejection=self.rejection)

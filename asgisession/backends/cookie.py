@@ -14,7 +14,7 @@ from ..errors import CookieOverflow, InvalidMessage, RejectReason
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
 from ..session import Commit, LoadedState
-from .base import SealedCookie, refresh_interval
+from .base import Candidates, SealedCookie, refresh_interval
 
 __all__ = ["CookieBackend"]
 
@@ -80,6 +80,12 @@ class CookieBackend(SealedCookie):
         Values that open to different sessions refuse each other (see
         :meth:`~asgisession.backends.base.Candidates.result`).
         """
+        only = Candidates.only(values)
+        if only is not None:
+            try:
+                return self._open_one(only, now)
+            except InvalidMessage as exc:
+                return Candidates.refused_only(exc, self.cookie.name)
         candidates = self._candidates(values)
         for value in candidates.values:
             try:
