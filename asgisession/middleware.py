@@ -31,7 +31,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from ._http import cookie_path_matches, keep_private, merge_vary, path_prefixes, send_plain
 from ._options import DEFAULT as _DEFAULT
@@ -61,7 +61,7 @@ from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
 from .serializer import JSON, Serializer
-from .session import LoadedState, Session, SessionControl, in_use
+from .session import Commit, LoadedState, Session, SessionControl, in_use
 from .stores.base import Store
 from .stores.timed import timed
 
@@ -365,7 +365,7 @@ class SessionMiddleware:
         scope[JAR_SCOPE_KEY] = make_jar
         started = committed = replaced = False
         changes_at_commit = resets_at_commit = 0
-        data_at_commit: dict[str, object] | None = None
+        committed_as: Commit | None = None  # what was written, to name what a late change lost
 
         def app_met_store_failure() -> bool:
             # A failed preload counts once the app tried to use the session.
@@ -373,7 +373,7 @@ class SessionMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             nonlocal started, committed, replaced, changes_at_commit, resets_at_commit
-            nonlocal data_at_commit, control
+            nonlocal committed_as, control
             if replaced:
                 return  # our answer went out in place of the app's response: drop the rest
             status = message.get("status", 200)
@@ -397,13 +397,11 @@ class SessionMiddleware:
                     control = control or SessionControl(session)
                     control.run_before_commit()
                     changes_at_commit, resets_at_commit = control.changes, control.resets
-                    if session.loaded:
-                        data_at_commit = dict(control.data())  # to name what a late change lost
                     if control.accessed and message.get("status", 200) < 500:
                         secure = backend.cookie.is_secure(scheme)
                         in_path = cookie_path_matches(backend.cookie.path, request_path)
                         try:
-                            await self._commit(control, message, secure, in_path)
+                            committed_as = await self._commit(control, message, secure, in_path)
                         except _COMMIT_ERRORS as exc:
                             if message["type"] != "http.response.start":
                                 raise
@@ -430,20 +428,19 @@ class SessionMiddleware:
         if committed and in_use(session):
             control = control or SessionControl(session)
         if committed and control is not None and control.changes != changes_at_commit:
-            self._lost(control, data_at_commit, control.resets != resets_at_commit)
+            self._lost(control, committed_as, control.resets != resets_at_commit)
 
-    def _lost(self, control: SessionControl, before: dict[str, object] | None, reset: bool) -> None:
+    def _lost(self, control: SessionControl, committed: Commit | None, reset: bool) -> None:
         """Log (WARNING) and count a session changed after the response started.
 
-        ``before`` is the data as committed; a session first used after the start is
-        compared with what was loaded. Changes inside a nested list or dict are not named.
+        What a late change lost is found by comparing the data with what was committed (the
+        payload written, else what was loaded), so no copy of the data is kept per request.
+        Changes inside a nested list or dict are not named.
         """
         self.lost_changes += 1
         lost: list[str] = []
         if control.session.loaded:
-            if before is None:
-                serialized = control.state.serialized
-                before = self.serializer.loads(serialized) if serialized else {}
+            before = self._committed_data(control, committed)
             after = control.data()
             lost = sorted(
                 key
@@ -456,6 +453,16 @@ class SessionMiddleware:
             lost,
             " and a reset()/regenerate()" if reset or control.regenerated else "",
         )
+
+    def _committed_data(self, control: SessionControl, committed: Commit | None) -> dict[str, Any]:
+        """The data as the response's commit left it: written, emptied, or as loaded."""
+        if committed is not None and committed.changed and not committed.state.read_only:
+            if committed.cleared:
+                return {}
+            if committed.payload is not None:
+                return self.serializer.loads(committed.payload)
+        serialized = control.state.serialized
+        return self.serializer.loads(serialized) if serialized else {}
 
     async def _unavailable(self, scope_type: str, send: Send) -> None:
         if scope_type == "websocket":
@@ -490,7 +497,7 @@ class SessionMiddleware:
 
     async def _commit(
         self, control: SessionControl, message: Message, secure: bool, in_path: bool
-    ) -> None:
+    ) -> Commit | None:
         """Commit an accessed session and add its headers.
 
         A session served read-only (the store failed and the policy is ``"anonymous"``) is
@@ -521,7 +528,7 @@ class SessionMiddleware:
             set_cookie = None
         is_http = message["type"] in _HTTP_START
         if set_cookie is None and not is_http:
-            return
+            return commit
         headers = message["headers"] = list(message.get("headers") or ())
         if is_http:
             merge_vary(headers, _VARY)
@@ -529,6 +536,7 @@ class SessionMiddleware:
             headers.append((b"set-cookie", set_cookie.encode("latin-1")))
             if is_http:
                 _keep_private(headers)
+        return commit
 
 
 def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: str | None) -> None:

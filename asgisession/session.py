@@ -83,7 +83,7 @@ class Commit:
     regenerated: bool
     #: Whether the session holds no data (nothing to store; a cookie that came gets deleted).
     cleared: bool
-    #: The serialised data, when the change check already computed it.
+    #: The serialised data, once the change check or :meth:`serialized` computed it.
     payload: bytes | None = None
     #: What turns the data into bytes (the middleware's ``serializer=``).
     serializer: Serializer = JSON
@@ -96,9 +96,9 @@ class Commit:
 
         :raises SerializationError: for a value the serializer would not read back as is.
         """
-        if self.payload is not None:
-            return self.payload
-        return dumps_checking(self.serializer, self.data, self.dirty)
+        if self.payload is None:
+            self.payload = dumps_checking(self.serializer, self.data, self.dirty)
+        return self.payload
 
 
 NOT_LOADED = (
