@@ -306,7 +306,7 @@ class SessionMiddleware:
         headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
         request_cookies = RequestCookies(headers)
         scheme = scope.get("scheme", "http")
-        request_path = str(scope.get("path", ""))
+        request_path = scope.get("path", "")
         now = int(self._clock())
 
         def load_sync() -> LoadedState:
@@ -367,10 +367,6 @@ class SessionMiddleware:
         changes_at_commit = resets_at_commit = 0
         committed_as: Commit | None = None  # what was written, to name what a late change lost
 
-        def app_met_store_failure() -> bool:
-            # A failed preload counts once the app tried to use the session.
-            return load_failed or (preload_failed and in_use(session) and not session.loaded)
-
         async def send_wrapper(message: Message) -> None:
             nonlocal started, committed, replaced, changes_at_commit, resets_at_commit
             nonlocal committed_as, control
@@ -380,7 +376,8 @@ class SessionMiddleware:
             if (
                 message["type"] == "http.response.start"
                 and status >= 500
-                and app_met_store_failure()
+                # the app met the store failure (a failed preload counts once it was used)
+                and (load_failed or (preload_failed and in_use(session) and not session.loaded))
             ):
                 if status == 503:  # the app's own page for it: kept, with a Retry-After
                     headers = message["headers"] = list(message.get("headers") or ())
@@ -399,7 +396,7 @@ class SessionMiddleware:
                     changes_at_commit, resets_at_commit = control.changes, control.resets
                     if control.accessed and message.get("status", 200) < 500:
                         secure = backend.cookie.is_secure(scheme)
-                        in_path = cookie_path_matches(backend.cookie.path, request_path)
+                        in_path = cookie_path_matches(backend.cookie.path, str(request_path))
                         try:
                             committed_as = await self._commit(control, message, secure, in_path)
                         except _COMMIT_ERRORS as exc:
