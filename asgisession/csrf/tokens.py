@@ -23,12 +23,12 @@ import base64
 import binascii
 import hmac
 import secrets
-from collections.abc import MutableMapping
-from typing import Any
 
+from .._scope import session_from_scope
 from .._types import AnyScope
 from ..crypto import b64url_decode, b64url_encode
-from ..errors import ConfigurationError, InvalidMessage
+from ..errors import InvalidMessage
+from ..session import Session
 
 __all__ = [
     "FIELD_NAME",
@@ -119,15 +119,13 @@ def token_matches(
     return False
 
 
-def _session(scope: AnyScope) -> MutableMapping[str, Any]:
-    session = scope.get("session")
-    if session is None:
-        raise ConfigurationError(
-            "CSRF protection needs scope['session']: wrap the app as "
-            "SessionMiddleware(CSRFMiddleware(app, ...), secret_key_base=...), with "
-            "SessionMiddleware outside."
-        )
-    return session  # type: ignore[no-any-return]  # the scope is untyped
+def _session(scope: AnyScope) -> Session:
+    """The request's session, by the rule (and message) every helper shares.
+
+    That is :func:`~asgisession._scope.session_from_scope`: a ConfigurationError when
+    SessionMiddleware is missing or misplaced.
+    """
+    return session_from_scope(scope)
 
 
 def csrf_token(scope: AnyScope) -> str:
