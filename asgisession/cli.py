@@ -5,6 +5,9 @@ reason is shown), 2 a usage or configuration error (shown as one line).
 
 Only the diagnosis of *why* a cookie failed reads header fields the codec refused: a key
 id from a frame under an unknown key is unauthenticated, and is shown only as such.
+
+It runs past 300 lines because ``inspect`` explains every refusal in words of its own (the
+advice table) for text and JSON output.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ The frame of both formats (all integers big-endian), then unpadded base64url::
 
 The whole header is the GCM associated data (or is inside the HMAC), so none of it can be
 changed without failing authentication.
+
+It runs past 300 lines because the frame, the key derivation, the keyring and both native
+formats are one wire format, read and written by the same offsets.
 """
 
 from __future__ import annotations

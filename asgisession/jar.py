@@ -26,6 +26,9 @@ Choices, stated once:
    does not open) and to an expiry of now + ``max_age``, or now + 400 days for a cookie
    that ends with the browser session (the longest any cookie lives). A value that does
    not open, for whatever reason, reads as missing.
+
+It runs past 300 lines because the jar is three views of one set of cookies (plain, signed,
+encrypted, each permanent or not) that must render and refuse alike.
 """
 
 from __future__ import annotations

@@ -22,6 +22,11 @@ byte of it has reached the client when its ``http.response.start`` passes throug
 ``send``, so a 5xx sent after the app hit the failure is replaced by the 503 and its body
 dropped. Likewise a commit that fails (``CookieOverflow``, ``SerializationError``, a failed
 save) withholds the app's response and sends the one ``on_commit_error`` chooses instead.
+
+It runs past 300 lines because the per-request policies (lazy load and preload, the 503 for
+a store the app needed, read-only sessions, ``on_commit_error``, lost changes, the jar's
+headers) share one request's state inside one ``send`` wrapper; the constructor's checks are
+the other half, and the first to move out when it grows again.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ The codecs behind :class:`~asgisession.rails.RailsCookies`, following
    ``%2F`` ``%3D``) and unescaped on read, so the sealed string is what a browser carries.
 6. Rails records no issue time: ``Opened.issued_at`` is the time of opening, and the codecs
    say so with ``records_issued_at = False`` (the middleware then refuses ``idle_timeout``).
+
+It runs past 300 lines because Rails' formats are several (AES-256-GCM, legacy CBC read-
+only, signed, the ``_rails`` envelope) over one key derivation and one escaping.
 """
 
 from __future__ import annotations

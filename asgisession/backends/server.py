@@ -37,6 +37,9 @@ Invariants:
    sealed session never is), and only a JSON object of those keys is accepted: a
    cookie-store session holding anything else, sealed with the same secret, does not open
    here.
+
+It runs past 300 lines because creation, regeneration without resurrection, light (cookie-
+only) sessions and the user index are one commit path.
 """
 
 from __future__ import annotations

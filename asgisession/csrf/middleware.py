@@ -21,6 +21,9 @@ Rules, stated once:
    ``max_body_size`` bytes gets 413, whose body names the option and the header.
 5. Every checked response varies on the headers the checks read (``Vary``), merged with the
    app's own.
+
+It runs past 300 lines because the ASGI flow of a checked request (read ahead, replay, late-
+repeat refusal, failure strategies) is one job.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ Rules every store keeps:
 Ownership: a store built from a client the caller passed in never closes that client; a
 store that built its own client (``from_url()``, a path, host and port) closes it in
 :meth:`Store.aclose`. Every store is an async context manager that calls ``aclose()``.
+
+It runs past 300 lines because it is the whole contract an adapter keeps: the protocols,
+their rules, and the small helpers every adapter shares.
 """
 
 from __future__ import annotations

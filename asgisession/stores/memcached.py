@@ -45,6 +45,10 @@ StoreUnavailable: retrying cannot help, the value must shrink or the server's ``
 and :class:`IndexContention`, which *is* a StoreUnavailable: nothing was changed and a
 later retry can succeed, so the middleware answers 503 with Retry-After as for any store
 that is out of reach.
+
+It runs past 300 lines because the user index on a store without transactions (CAS retries,
+expiry of index entries) is part of the adapter; the wire protocol is in
+``_memcached_protocol.py``.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ The store runs on asyncio only (redis-py's ``redis.asyncio``); called under Trio
 Errors: every redis-py error (whose ``ConnectionError`` and ``TimeoutError`` shadow the
 builtins) and every timeout becomes :class:`~asgisession.errors.StoreUnavailable`, with
 the original error as ``__cause__``.
+
+It runs past 300 lines because single servers and Redis Cluster (hash tags, per-node calls)
+are one adapter with one set of errors.
 """
 
 from __future__ import annotations

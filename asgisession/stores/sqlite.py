@@ -35,6 +35,10 @@ Invariants:
    reopens it once the cause is gone.
 
 The store runs on asyncio only: its thread answers through the asyncio event loop.
+
+It runs past 300 lines because batching many callers' operations into one transaction, with
+timeouts that never leave half a batch committed, is one job; the SQL and the thread are in
+``_sqlite_statements.py`` and ``_sqlite_worker.py``.
 """
 
 from __future__ import annotations
