@@ -19,7 +19,10 @@ __all__ = ["NO_MIDDLEWARE", "session_from_scope"]
 NO_MIDDLEWARE = (
     "no asgisession session in this request's scope: wrap the whole ASGI app in "
     "asgisession.SessionMiddleware, outside every middleware and helper that uses the "
-    "session (CSRFMiddleware, the framework's own middleware)."
+    "session (CSRFMiddleware, the framework's own middleware): "
+    "SessionMiddleware(CSRFMiddleware(app), secret_key_base=...). With add_middleware "
+    "(Starlette, FastAPI) the middleware added last runs outermost: call "
+    "app.add_middleware(CSRFMiddleware) first, then app.add_middleware(SessionMiddleware, ...)."
 )
 
 

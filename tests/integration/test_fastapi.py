@@ -11,7 +11,7 @@ import pytest
 from fastapi import Depends, FastAPI, Request, WebSocket
 from pydantic import BaseModel
 
-from asgisession import Session, SessionMiddleware
+from asgisession import CSRFMiddleware, Session, SessionMiddleware
 from asgisession.errors import ConfigurationError
 from asgisession.integrations.fastapi import CSRFToken
 from asgisession.integrations.fastapi import SessionDep as LoadedSession
@@ -155,3 +155,47 @@ async def test_dependencies_work_in_a_websocket_route(secret: str) -> None:
     ]
     assert {"user": None, "token": 86} == json.loads(recorder.sent[1]["text"])
     assert 1 == len(recorder.headers(b"set-cookie"))
+
+
+def ordered_app(secret: str, *, session_added_last: bool) -> FastAPI:
+    """Both middlewares through add_middleware; Starlette runs the one added last outermost."""
+    app = FastAPI()
+
+    @app.get("/csrf")
+    async def csrf(token: CSRFToken) -> dict[str, str]:
+        return {"token": token}
+
+    @app.post("/form")
+    async def form(session: LoadedSession) -> dict[str, int]:
+        session["posts"] = session.get("posts", 0) + 1
+        return {"posts": session["posts"]}
+
+    if session_added_last:
+        app.add_middleware(CSRFMiddleware)
+        app.add_middleware(SessionMiddleware, secret_key_base=secret)
+    else:
+        app.add_middleware(SessionMiddleware, secret_key_base=secret)
+        app.add_middleware(CSRFMiddleware)
+    return app
+
+
+@pytest.mark.anyio
+async def test_add_middleware_csrf_first_then_session(secret: str) -> None:
+    """The documented order: CSRFMiddleware added first, SessionMiddleware after (outermost)."""
+    async with client(ordered_app(secret, session_added_last=True)) as c:
+        token = (await c.get("/csrf")).json()["token"]
+        assert 403 == (await c.post("/form", data={"x": "1"})).status_code
+        response = await c.post("/form", data={"authenticity_token": token})
+        assert {"posts": 1} == response.json()
+
+
+@pytest.mark.anyio
+async def test_add_middleware_in_the_wrong_order_says_which_order(secret: str) -> None:
+    """CSRFMiddleware outside SessionMiddleware: the error names the add_middleware order."""
+    async with client(ordered_app(secret, session_added_last=False)) as c:
+        with pytest.raises(ConfigurationError) as caught:
+            await c.get("/csrf")
+    message = str(caught.value)
+    assert "app.add_middleware(CSRFMiddleware) first" in message
+    assert "then app.add_middleware(SessionMiddleware" in message
+    assert "SessionMiddleware(CSRFMiddleware(app)" in message

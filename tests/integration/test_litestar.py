@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from litestar import Litestar, Request, get, post
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 
-from asgisession import SessionMiddleware
+from asgisession import CSRFMiddleware, SessionMiddleware
+from asgisession._types import ASGIApp
 from asgisession.integrations.litestar import SessionSync, provide_session, session_of
+from asgisession.stores.memory import MemoryStore
 from examples import litestar_app
 
 from ..asgi_helpers import client
@@ -69,3 +72,28 @@ async def test_without_session_sync_clear_session_is_lost(secret: str) -> None:
         await c.post("/counter")
         await c.post("/logout")
         assert {"count": 1} == (await c.get("/me")).json()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("server_side", [False, True], ids=["cookie", "memory"])
+async def test_litestar_middleware_list_serves_the_contract(secret: str, server_side: bool) -> None:
+    """Litestar's own middleware=[...] form: the first entry runs outermost, as documented."""
+    store = {"store": MemoryStore()} if server_side else {}
+    # Litestar types its scopes more strictly than ASGI, so its types refuse generic middleware.
+    middleware: list[Any] = [
+        DefineMiddleware(SessionMiddleware, secret_key_base=secret, **store),  # type: ignore[arg-type]
+        CSRFMiddleware,
+        SessionSync,
+    ]
+    app = Litestar(
+        route_handlers=[
+            litestar_app.csrf,
+            litestar_app.counter,
+            litestar_app.login,
+            litestar_app.logout,
+            litestar_app.me,
+        ],
+        dependencies={"session": Provide(provide_session)},
+        middleware=middleware,
+    )
+    await check_contract(cast(ASGIApp, app), server_side=server_side)

@@ -3,21 +3,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, cast
 
 import anyio
+import httpx
 import pytest
 from quart import Quart, session, websocket
 
 from asgisession import SessionMiddleware
-from asgisession._types import Message
+from asgisession._types import ASGIApp, Message
 from asgisession.integrations.quart import QuartSession, install
 from examples import quart_app
 
 from ..asgi_helpers import Recorder, client
+from ..servers import LOOPBACK, free_port, stop_process, wait_until_serving
 from .contract import STORES, check_contract, wrap
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +58,13 @@ def ws_app() -> Quart:
 @pytest.mark.anyio
 @pytest.mark.parametrize("store", STORES)
 async def test_contract(secret: str, store: str) -> None:
-    await check_contract(wrap(quart_app.app, secret, store), server_side=store != "cookie")
+    await check_contract(wrap(quart_app.bare_app(), secret, store), server_side=store != "cookie")
 
 
 @pytest.mark.anyio
 async def test_example_create_app_serves_the_contract(secret: str) -> None:
-    await check_contract(quart_app.create_app(secret), server_side=False)
+    app = cast(ASGIApp, quart_app.create_app(secret))  # Quart types its scopes strictly
+    await check_contract(app, server_side=False)
 
 
 @pytest.mark.anyio
@@ -84,7 +93,7 @@ async def test_session_interface_reports_changes_and_newness(secret: str) -> Non
 @pytest.mark.anyio
 async def test_websocket_reads_the_session_and_writes_on_accept(secret: str) -> None:
     """A Quart WebSocket handler sees the login's session; its write rides on the accept."""
-    async with client(quart_app.create_app(secret)) as c:
+    async with client(cast(ASGIApp, quart_app.create_app(secret))) as c:
         token = (await c.get("/csrf")).json()["token"]
         await c.post("/login", json={"user": "alice"}, headers={"x-csrf-token": token})
         cookie = c.cookies["session"]
@@ -116,3 +125,43 @@ async def test_websocket_reads_the_session_and_writes_on_accept(secret: str) -> 
     assert "websocket.accept" == types[0]
     assert "alice" == recorder.sent[1].get("text")
     assert recorder.headers(b"set-cookie")
+
+
+@pytest.mark.anyio
+async def test_quart_test_client_has_sessions_and_csrf(secret: str) -> None:
+    """app.asgi_app wrapped, as documented: Quart's own test client logs in and posts forms."""
+    test_client = quart_app.create_app(secret).test_client()
+    assert 403 == (await test_client.post("/counter")).status_code
+    token = (await (await test_client.get("/csrf")).get_json())["token"]
+    response = await test_client.post(
+        "/login", json={"user": "alice"}, headers={"X-CSRF-Token": token}
+    )
+    assert {"user": "alice"} == await response.get_json()
+    assert {"user": "alice"} == await (await test_client.get("/me")).get_json()
+    token = (await (await test_client.get("/csrf")).get_json())["token"]  # new after login
+    response = await test_client.post("/counter", form={"authenticity_token": token})
+    assert {"count": 1} == await response.get_json()
+    assert {"count": 1, "user": "alice"} == await (await test_client.get("/me")).get_json()
+
+
+def test_quart_run_serves_sessions(secret: str, tmp_path: Path) -> None:
+    """``quart --app examples.quart_app run`` finds create_app and serves it with sessions."""
+    port = free_port()
+    log = tmp_path / "quart.log"
+    command = [sys.executable, "-m", "quart", "--app", "examples.quart_app", "run"]
+    command += ["--host", LOOPBACK, "--port", str(port)]
+    env = {**os.environ, "SECRET_KEY_BASE": secret}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            base_url = f"http://{LOOPBACK}:{port}"
+            wait_until_serving(f"{base_url}/me", process, log)
+            with httpx.Client(base_url=base_url, timeout=5.0) as c:
+                token = c.get("/csrf").json()["token"]
+                response = c.post("/login", json={"user": "bob"}, headers={"x-csrf-token": token})
+                assert {"user": "bob"} == response.json()
+                assert {"user": "bob"} == c.get("/me").json()
+        finally:
+            stop_process(process)
