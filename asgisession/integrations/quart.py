@@ -4,7 +4,9 @@
 
     app = Quart(__name__)
     install(app)  # app.session_interface = AsgiSessionInterface()
-    asgi_app = SessionMiddleware(app, secret_key_base=secret_key_base_from_env())
+    app.asgi_app = SessionMiddleware(  # Quart's hook: test_client() and quart run see it
+        CSRFMiddleware(app.asgi_app), secret_key_base=secret_key_base_from_env()
+    )
 
     @app.post("/login")
     async def login() -> dict[str, str]:
