@@ -96,7 +96,8 @@ async def test_expose_reason_puts_the_reason_in_the_403(secret: str) -> None:
     async with client(build(secret, Handler(), expose_reason=True)) as http:
         missing = await http.post("/submit")
         token, _ = await fetch_token(http)
-        bad = await http.post("/submit", headers={"x-csrf-token": token[:-2] + "AA"})
+        forged = token[:-2] + ("BA" if token.endswith("AA") else "AA")  # never the token itself
+        bad = await http.post("/submit", headers={"x-csrf-token": forged})
     assert 403 == missing.status_code
     assert "Reason: missing_token: no token in the X-CSRF-Token header" in missing.text
     assert "Reason: bad_token" in bad.text
