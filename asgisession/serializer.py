@@ -106,17 +106,7 @@ class JsonSerializer:
         try:
             if type(data) is not dict:
                 data = dict(data)
-            for key in keys:
-                item: Any = data.get(key)
-                kind = type(item)
-                if kind in _LEAVES:
-                    continue
-                if kind is dict:
-                    _check_dict(item)
-                elif kind is list:
-                    _check_list(item)
-                elif kind is not float or not _isfinite(item):
-                    raise TypeError
+            _check_dict({key: data[key] for key in keys if key in data})
             return _encoder.encode(data)
         except _ENCODE_ERRORS:
             raise _explain(data) from None

@@ -26,6 +26,7 @@ from typing import Protocol
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec, Opened
 from ..errors import ConfigurationError, InvalidMessage, RejectReason
+from ..serializer import Serializer
 from ..session import Commit, LoadedState
 
 __all__ = ["MAX_CANDIDATES", "Candidates", "SealedCookie", "SessionBackend", "refresh_interval"]
@@ -152,13 +153,35 @@ class Candidates:
 class SealedCookie:
     """What both backends do with their sealed cookie: open it, time it, render it.
 
-    Subclasses set ``codec``, ``cookie``, ``idle_timeout`` and ``_refresh_after``.
+    It also holds the settings both backends take (see their parameters).
     """
 
     codec: MessageCodec
     cookie: CookieOptions
+    lifetime: int
     idle_timeout: int | None
+    user_key: str | None
+    serializer: Serializer
     _refresh_after: int | None
+
+    def __init__(
+        self,
+        codec: MessageCodec,
+        cookie: CookieOptions,
+        *,
+        lifetime: int,
+        idle_timeout: int | None,
+        refresh_after: int | None,
+        user_key: str | None,
+        serializer: Serializer,
+    ) -> None:
+        self.codec = codec
+        self.cookie = cookie
+        self.lifetime = lifetime
+        self.idle_timeout = idle_timeout
+        self.user_key = user_key
+        self.serializer = serializer
+        self._refresh_after = refresh_interval(idle_timeout, refresh_after)
 
     def _candidates(self, values: list[str]) -> Candidates:
         """The request's values of this cookie, to try in order (see :class:`Candidates`)."""

@@ -14,7 +14,7 @@ from ..errors import CookieOverflow, InvalidMessage, RejectReason
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
 from ..session import Commit, LoadedState
-from .base import Candidates, SealedCookie, refresh_interval
+from .base import Candidates, SealedCookie
 
 __all__ = ["CookieBackend"]
 
@@ -49,14 +49,11 @@ class CookieBackend(SealedCookie):
         revocations: Revocations | None = None,
         serializer: Serializer = JSON,
     ) -> None:
-        self.codec = codec
-        self.cookie = cookie
-        self.lifetime = lifetime
-        self.idle_timeout = idle_timeout
-        self.user_key = user_key
+        super().__init__(
+            codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
+            refresh_after=refresh_after, user_key=user_key, serializer=serializer,
+        )  # fmt: skip
         self.revocations = revocations
-        self.serializer = serializer
-        self._refresh_after = refresh_interval(idle_timeout, refresh_after)
         #: Opening a cookie needs no I/O, so sessions load on first access; unless
         #: revocations must be checked, which takes a store lookup.
         self.loads_in_line: bool = revocations is None or user_key is None

@@ -60,7 +60,7 @@ from ..serializer import JSON, Serializer
 from ..session import NOT_LOADED, Commit, LoadedState
 from ..stores.base import Store, SupportsAdd, SupportsTouch, hash_key
 from ._records import bind, is_light, open_light, unbind
-from .base import SealedCookie, refresh_interval
+from .base import SealedCookie
 
 __all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "session_key"]
 
@@ -116,14 +116,12 @@ class ServerBackend(SealedCookie):
             raise ConfigurationError(
                 f"store={store!r} is not a Store: it needs async load, save, delete and aclose."
             )
+        super().__init__(
+            codec, cookie, lifetime=lifetime, idle_timeout=idle_timeout,
+            refresh_after=refresh_after, user_key=user_key, serializer=serializer,
+        )  # fmt: skip
         self.store = store
-        self.codec = codec
-        self.cookie = cookie
-        self.lifetime = lifetime
-        self.idle_timeout = idle_timeout
         self.namespace = namespace
-        self.user_key = user_key
-        self.serializer = serializer
         self.revocations: Revocations | None = Revocations(store) if user_key is not None else None
         if self.revocations is not None and not self.revocations.indexed:
             raise ConfigurationError(
@@ -131,7 +129,6 @@ class ServerBackend(SealedCookie):
                 f"(SupportsUserIndex) to find a user's sessions; {type(store).__name__} "
                 "has none."
             )
-        self._refresh_after = refresh_interval(idle_timeout, refresh_after)
 
     def open(self, values: list[str], now: int) -> LoadedState:
         """Server-side sessions cannot load without I/O."""
