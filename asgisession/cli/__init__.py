@@ -2,7 +2,8 @@
 
 - :mod:`.secret`: make a ``secret_key_base``;
 - :mod:`.inspect`: open a session cookie (and, with ``--store``, its server-side record)
-  as the middleware would, reading it through :mod:`.opening`; :mod:`.report` shows it;
+  as the middleware would, reading it through :mod:`.opening` (a pasted value is cleaned by
+  :mod:`.paste`); :mod:`.report` shows it;
 - ``demo``: serve the demo app (:mod:`asgisession.demo.serve`);
 - :mod:`.bench`: run the benchmark suite from a source checkout.
 

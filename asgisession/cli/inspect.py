@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 
@@ -34,9 +33,10 @@ from ..rails import RailsCookies
 from ..rails_codecs import NO_EXPIRY
 from ..stores.base import Store
 from .opening import open_session
+from .paste import clean_rails_value, clean_value
 from .report import KeyInfo, Report, print_report
 
-__all__ = ["add_parser", "clean_rails_value", "clean_value", "inspect_cookie", "run"]
+__all__ = ["add_parser", "inspect_cookie", "run"]
 
 EXAMPLE_COOKIE = "AQx9...Qk"
 
@@ -125,32 +125,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--show-values", action="store_true", help="show the session's values, not only its keys"
     )
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def clean_value(raw: str) -> tuple[str | None, str]:
-    """Split a pasted cookie into (name or ``None``, value): quotes, spaces, ``;`` dropped."""
-    text = raw.strip().strip(";").strip().strip("\"'").strip()
-    # Unpadded base64url never contains "=", so one followed by more than padding means a
-    # "name=" prefix; a value that only ends in "=" is kept whole (and reported non_canonical).
-    name, sep, rest = text.partition("=")
-    if not sep or not rest.strip("="):
-        return None, text
-    return name.strip(), rest.strip().strip(";").strip().strip("\"'").strip()
-
-
-def clean_rails_value(raw: str) -> tuple[str | None, str]:
-    """:func:`clean_value` for a Rails cookie, pasted escaped (``%2B``) or not (``+``)."""
-    text = raw.strip().strip(";").strip().strip("\"'").strip()
-    name, sep, rest = text.partition("=")
-    # Base64 padding is followed by more padding, "--" or the end; a name by its value.
-    if sep and rest and rest[0] not in "=-" and "--" not in name:
-        text = rest.strip().strip(";").strip().strip("\"'").strip()
-    else:
-        name = ""
-    # Unescaped base64 ("+", "/", "=") is escaped as the browser would carry it.
-    if any(char in text for char in "+/="):
-        text = quote(text, safe="*%")
-    return (name.strip() or None), text
 
 
 async def inspect_cookie(
