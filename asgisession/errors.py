@@ -192,3 +192,30 @@ class InvalidMessage(AsgiSessionError):
     def __init__(self, reason: RejectReason, detail: str = "") -> None:
         self.reason = reason
         super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+
+
+def install_hint(extra: str, *packages: str) -> str:
+    """The pip command that installs what the ``extra`` adds, from an install or a checkout.
+
+    asgisession is not on PyPI, so ``pip install 'asgisession[redis]'`` would fail. The
+    extra's own requirements (read from the installed package's metadata, so they are never
+    a second copy of ``pyproject.toml``) install the same way wherever asgisession came
+    from; ``packages`` are named when there is no metadata to read.
+    """
+    import importlib.metadata  # only on the error path
+
+    marker = (f"extra == '{extra}'", f'extra == "{extra}"')
+    try:
+        declared = importlib.metadata.requires("asgisession") or []
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a bare tree
+        declared = []
+    wanted = [
+        requirement.partition(";")[0].strip()
+        for requirement in declared
+        if requirement.partition(";")[2].strip() in marker
+    ] or list(packages)
+    command = "pip install " + " ".join(f"'{requirement}'" for requirement in wanted)
+    return (
+        f"{command} (what the [{extra}] extra adds; in a source checkout, "
+        f"pip install -e '.[{extra}]' does the same)"
+    )

@@ -46,33 +46,56 @@ def _verdict(ratio: Ratio) -> str:
     return {True: "met", False: "MISSED", None: ""}[ratio.met]
 
 
-def section_table(result: SectionResult) -> str:
-    """The measures (median, IQR) and the ratios of one section, as plain text."""
+def section_table(result: SectionResult, *, graded: bool = False) -> str:
+    """One section as plain text: the figures side by side, then the ratios.
+
+    ``graded`` adds each ratio's target and verdict (the project's own targets, issue #5):
+    ``--targets`` asks for them; a user comparing libraries is not graded.
+    """
     lines = [f"\n== {result.name}"]
     for key, value in result.info.items():
         lines.append(f"   {key}: {value}")
-    case = None
-    for m in result.measures:
-        summary = m.summary()
-        if m.case != case:
-            case = m.case
-            lines.append(f"  {case}")
-        iqr = summary["iqr_share"]
-        flag = " (noisy)" if iqr is not None and iqr > NOISY else ""
-        extra = "".join(
-            f"  {k} {_fmt(v)}" for k, v in m.extra.items() if isinstance(v, (int, float))
-        )
-        lines.append(
-            f"    {m.name:<36} {_fmt(summary['median']):>10} {m.unit:<6} "
-            f"IQR {_fmt(summary['p25'])}-{_fmt(summary['p75'])}{flag}{extra}"
-        )
+    lines += side_by_side(result)
     if result.ratios:
         lines.append("  ratios (median of per-round ratios)")
         for ratio in result.ratios:
-            target = _target_text(ratio)
+            target = _target_text(ratio) if graded else ""
             verdict = f"  [{_verdict(ratio)} {target}]" if target else ""
             lines.append(f"    {ratio.label:<64} {_ratio_text(ratio):>12}{verdict}")
     return "\n".join(lines)
+
+
+def side_by_side(result: SectionResult) -> list[str]:
+    """Each candidate on one line, its median in each case in a column, peers under it.
+
+    A ``~`` marks a noisy figure (its IQR over a quarter of the median); ``bench.md`` has
+    every figure with its IQR.
+    """
+    cases: dict[str, str] = {}  # case -> unit, in the order measured
+    rows: dict[str, dict[str, str]] = {}
+    for m in result.measures:
+        cases.setdefault(m.case, m.unit)
+        summary = m.summary()
+        iqr = summary["iqr_share"]
+        noisy = "~" if iqr is not None and iqr > NOISY else ""
+        rows.setdefault(m.name, {})[m.case] = noisy + _fmt(summary["median"])
+    if not rows:
+        return []
+    units = set(cases.values())
+    heads = list(cases) if len(units) == 1 else [f"{case} ({unit})" for case, unit in cases.items()]
+    width = max(10, *(len(head) for head in heads))
+    name_width = max(len(name) for name in rows)
+    unit_note = f" ({next(iter(units))})" if len(units) == 1 else ""
+    lines = [
+        f"  median per candidate{unit_note}",
+        f"    {'':<{name_width}}" + "".join(f"  {head:>{width}}" for head in heads),
+    ]
+    for name, cells in rows.items():
+        lines.append(
+            f"    {name:<{name_width}}"
+            + "".join(f"  {cells.get(case, '-'):>{width}}" for case in cases)
+        )
+    return lines
 
 
 def targets(results: list[SectionResult]) -> list[Ratio]:
@@ -129,7 +152,7 @@ def document(
     }
 
 
-def markdown(doc: dict[str, Any], results: list[SectionResult]) -> str:
+def markdown(doc: dict[str, Any], results: list[SectionResult], *, graded: bool = False) -> str:
     machine = doc["machine"]
     lines = [
         "# asgisession benchmark results",
@@ -147,7 +170,7 @@ def markdown(doc: dict[str, Any], results: list[SectionResult]) -> str:
         "Figures are medians over rounds; a ratio is the median of per-round ratios.",
         "",
     ]
-    rows = targets(results)
+    rows = targets(results) if graded else []
     if rows:
         lines += [
             "## Targets",
@@ -178,9 +201,13 @@ def markdown(doc: dict[str, Any], results: list[SectionResult]) -> str:
                 f"| {m.case} | {m.name} | {_fmt(s['median'])} | {m.unit} | "
                 f"{_fmt(s['p25'])}-{_fmt(s['p75'])} |"
             )
-        lines += ["", "| ratio | value | target |", "| --- | ---: | --- |"]
-        for r in result.ratios:
-            lines.append(f"| {r.label} | {_ratio_text(r)} | {_target_text(r)} {_verdict(r)} |")
+        if graded:
+            lines += ["", "| ratio | value | target |", "| --- | ---: | --- |"]
+            for r in result.ratios:
+                lines.append(f"| {r.label} | {_ratio_text(r)} | {_target_text(r)} {_verdict(r)} |")
+        else:
+            lines += ["", "| ratio | value |", "| --- | ---: |"]
+            lines += [f"| {r.label} | {_ratio_text(r)} |" for r in result.ratios]
         lines.append("")
     return "\n".join(lines)
 
@@ -215,13 +242,18 @@ def chart(results: list[SectionResult], path: Path) -> Path | None:
     return path
 
 
-def write(doc: dict[str, Any], results: list[SectionResult], out: Path) -> list[Path]:
+def write(
+    doc: dict[str, Any], results: list[SectionResult], out: Path, *, graded: bool = False
+) -> list[Path]:
+    """Write bench.json and bench.md; with ``graded``, the targets chart ratios.png too."""
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "bench.json"
     json_path.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
     md_path = out / "bench.md"
-    md_path.write_text(markdown(doc, results), encoding="utf-8")
+    md_path.write_text(markdown(doc, results, graded=graded), encoding="utf-8")
     written = [json_path, md_path]
+    if not graded:
+        return written
     png = chart(results, out / "ratios.png")
     if png is not None:
         written.append(png)

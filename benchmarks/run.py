@@ -1,6 +1,6 @@
 """The benchmark suite: asgisession next to its Python peers and the raw floor, in one run.
 
-    python -m benchmarks.run [--quick] [--only SECTION ...] [--out DIR]
+    python -m benchmarks.run [--quick] [--only SECTION ...] [--targets] [--out DIR]
 
 (``tox -e bench`` runs it with the ``bench`` dependency group; ``asgisession bench`` runs
 it from a source checkout.) Sections, each its own module:
@@ -17,8 +17,13 @@ stores (bench_stores.py)
 e2e (bench_e2e.py)
     requests/s and p99 through uvicorn on 127.0.0.1 with a load generator.
 
-Writes ``bench.json`` (every sample, the machine), ``bench.md`` (the summary) and
-``ratios.png`` (the chart) into ``--out`` (default ``benchmarks/results``).
+It prints each section's figures with the peers side by side, and the ratios. ``--targets``
+grades the ratios against the project's own targets (issue #5: met or MISSED), for the
+project's runs (``tox -e bench``); a user comparing libraries does not need them.
+
+Writes ``bench.json`` (every sample, the machine, the targets), ``bench.md`` (the summary)
+and, with ``--targets``, ``ratios.png`` (the chart of the targets) into ``--out`` (default
+``benchmarks/results``).
 """
 
 from __future__ import annotations
@@ -65,6 +70,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="end to end: wrk, the asyncio generator, or wrk when on PATH (default)",
     )
     parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="grade the ratios against the project's own targets (issue #5): met or MISSED, "
+        "and the chart ratios.png",
+    )
+    parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})"
     )
     return parser.parse_args(argv)
@@ -83,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         progress.clear()
         for reason in result.skipped:
             progress.note(f"{name}: skipped {reason}")
-        print(report.section_table(result), flush=True)
+        print(report.section_table(result, graded=args.targets), flush=True)
         results.append(result)
     elapsed = time.perf_counter() - started
     document = report.document(results, mode, command.strip(), started_at, elapsed)
-    paths = report.write(document, results, args.out)
-    print(report.targets_table(results))
+    paths = report.write(document, results, args.out, graded=args.targets)
+    if args.targets:
+        print(report.targets_table(results))
     print(f"\n{elapsed:.0f} s; wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from asgisession import _bench
+from asgisession.cli import bench as _bench
 from asgisession.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             "--quick",
             "--loadgen",
             "python",
+            "--targets",
             "--out",
             str(out),
         ],
@@ -127,3 +129,42 @@ def test_bench_command_without_the_bench_group_names_what_is_missing(
     monkeypatch.setattr(_bench, "BENCH_MODULES", ("no_such_module_for_asgisession_bench",))
     assert 2 == _bench.run(argparse.Namespace(quick=True, only=None, out=None))
     assert "no_such_module_for_asgisession_bench" in capsys.readouterr().err
+
+
+def bench_codec(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path, *extra: str
+) -> tuple[str, list[str]]:
+    """``asgisession bench --quick --only codec``: what it printed, and the files it wrote."""
+    require_bench_group()
+    code = main(["bench", "--quick", "--only", "codec", "--out", str(tmp_path), *extra])
+    out = capfd.readouterr().out
+    assert 0 == code, out
+    return out, sorted(path.name for path in tmp_path.iterdir())
+
+
+def test_bench_shows_the_figures_side_by_side_and_grades_nothing(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A user's run: each candidate's medians in one row, the peers under it; no verdicts."""
+    out, written = bench_codec(capfd, tmp_path)
+    header = next(line for line in out.splitlines() if "50B encode" in line)
+    assert ["50B", "encode", "50B", "decode", "1KB", "encode"] == header.split()[:6]
+    for name in ("asgisession encrypted", "starlette (itsdangerous)", "litestar (AES-GCM)"):
+        row = next(line for line in out.splitlines() if line.strip().startswith(name))
+        assert 6 == len(row[len(name) + 4 :].split()), row  # one figure per case
+    assert "asgisession / litestar" in out  # the ratios, without a target
+    for graded in ("targets (issue #5)", "MISSED", " met", "<= 1x"):
+        assert graded not in out
+    assert "## Targets" not in (tmp_path / "bench.md").read_text(encoding="utf-8")
+    assert ["bench.json", "bench.md"] == written
+
+
+def test_bench_with_targets_grades_the_ratios(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out, written = bench_codec(capfd, tmp_path, "--targets")
+    assert "== targets (issue #5)" in out
+    assert "met in this run" in out
+    assert re.search(r"asgisession / litestar .*<= 1x\s+(met|MISSED)", out)
+    assert "## Targets" in (tmp_path / "bench.md").read_text(encoding="utf-8")
+    assert "ratios.png" in written

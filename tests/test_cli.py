@@ -1,19 +1,27 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
+import redis
 
 from asgisession import SessionMiddleware, serializer
 from asgisession._types import Message, Receive, Scope, Send
+from asgisession.backends.server import NAMESPACE
 from asgisession.cli import ADVICE, main, relative
 from asgisession.crypto import Keyring, MessageCodec, MessageEncryptor, MessageVerifier
 from asgisession.errors import RejectReason
-from asgisession.stores.memory import MemoryStore
+from asgisession.stores import from_url
+
+from .servers import LOOPBACK, ServerProcess, free_port
 
 # Fixed random secrets (secrets.token_hex(32)), so failures reproduce.
 NEW_SECRET = "b44d486a7fa51bdc790620eb9f84555741eb6274729962447fd1e41773a7073a"
@@ -21,6 +29,7 @@ OLD_SECRET = "69bab5cae5eb70e8594aa4a3407224fe0ca690368f05df89228965297ff5edba"
 OTHER_SECRET = "891dfb4aaf4f3a859c8760d82264968fee0bfc2cfebdbf7b68b4f4ddd5d2d071"
 DATA = {"user_id": 42, "cart": ["a", "b", "c"]}
 STABLE_KEYS = {
+    "store_key", "server_key", "store",
     "ok", "reason", "advice", "cookie_name", "size", "limit", "key_index", "stale", "key_id",
     "issued_at", "expires_at", "keys", "kind",
 }  # fmt: skip
@@ -59,7 +68,7 @@ def run(
     return code, out, err
 
 
-def inspect_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
+def inspect_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
     """Run ``inspect --json``; return the code and the parsed object."""
     code, out, _ = run(capsys, "inspect", "--json", *argv)
     return code, json.loads(out)
@@ -89,7 +98,10 @@ def test_inspect_encrypted_shows_keys_sizes_and_times(capsys: pytest.CaptureFixt
     assert 0 == code
     assert "opened, a cookie session" in out
     for key, n in serializer.sizes_by_key(DATA):
-        assert re.search(rf"{key}\s+{n} B", out)
+        kind = type(DATA[key]).__name__
+        assert re.search(rf"{key}\s+{kind}\s+{n} B", out)
+    assert "values hidden: --show-values shows them" in out
+    assert '"a"' not in out
     assert f"{len('session') + len(value)} of 4096 bytes" in out
     assert f"index 0 (newest), key id {Keyring(NEW_SECRET).newest.key_id.hex()}" in out
     assert "(10 seconds ago)" in out
@@ -139,7 +151,10 @@ def test_json_has_the_stable_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert STABLE_KEYS <= set(data)
     assert True is data["ok"]
     assert "cookie-session" == data["kind"]
-    assert [{"key": k, "bytes": n} for k, n in serializer.sizes_by_key(DATA)] == data["keys"]
+    assert [
+        {"key": k, "type": type(DATA[k]).__name__, "bytes": n}
+        for k, n in serializer.sizes_by_key(DATA)
+    ] == data["keys"]
     assert 4096 == data["limit"]
     assert isinstance(data["expires_at"], str)
     assert data["expires_at"].endswith("Z")
@@ -197,42 +212,6 @@ def test_expired_shows_when(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"expires\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(1 hour ago\)", out)
 
 
-@pytest.mark.anyio
-async def test_server_side_id_is_shown_with_the_key_the_backend_stores_it_under(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """A server-side session's cookie: the CLI names the very store key the backend wrote."""
-    store = MemoryStore()
-
-    async def login(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["session"]["user_id"] = 42
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    app = SessionMiddleware(login, secret_key_base=NEW_SECRET, store=store)
-    await app({"type": "http", "path": "/", "headers": []}, receive, send)
-    set_cookie = dict(sent[0]["headers"])[b"set-cookie"].decode()
-    value = set_cookie.split(";", 1)[0].split("=", 1)[1]
-
-    code, out, _ = run(capsys, "inspect", value)
-    assert 0 == code
-    assert "a server-side session id (the data is in the store)" in out
-    code, data = inspect_json(capsys, value)
-    assert (0, "server-session-id") == (code, data["kind"])
-    assert isinstance(data["store_key"], str)
-    assert data["store_key"] in out
-    record = await store.load(data["store_key"]) or b""
-    assert {"user_id": 42} == serializer.loads(record.partition(b"\n")[2])  # after its binding
-
-
 def test_secret_from_the_environment(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,7 +231,11 @@ def test_missing_secret_exits_2_with_one_line(
     code, out, err = run(capsys, "inspect", seal(), secrets=())
     assert (2, "") == (code, out)
     assert 1 == len(err.strip().splitlines())
-    assert err.startswith("asgisession: error: $SECRET_KEY_BASE is not set")
+    # the app's own secret is what opens its cookies: never "generate a new one"
+    assert err.startswith("asgisession: error: no secret to open the cookie with")
+    assert "pass the app's own secret_key_base with --secret" in err
+    assert "$SECRET_KEY_BASE" in err
+    assert "python -m asgisession secret" not in err
 
 
 def test_weak_secret_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -298,3 +281,168 @@ def test_python_m_help_runs() -> None:
     assert "inspect" in result.stdout
     assert "secret" in result.stdout
     assert "examples:" in result.stdout
+
+
+def test_show_values_shows_a_cookie_sessions_values(capsys: pytest.CaptureFixture[str]) -> None:
+    """Values stay hidden by default; --show-values shows each, in text and in JSON."""
+    value = seal()
+    code, out, _ = run(capsys, "inspect", "--show-values", value)
+    assert 0 == code
+    assert re.search(r'cart\s+list\s+20 B  \["a", "b", "c"\]', out)
+    assert re.search(r"user_id\s+int\s+12 B  42", out)
+    assert "values hidden" not in out
+    _, data = inspect_json(capsys, "--show-values", value)
+    assert {"cart": ["a", "b", "c"], "user_id": 42} == {k["key"]: k["value"] for k in data["keys"]}
+    _, data = inspect_json(capsys, value)
+    assert all("value" not in k for k in data["keys"])
+
+
+# -- server-side sessions: a real SQLite file and a real Redis ---------------------------------
+
+PRIVATE = {"user_id": 42, "email": "ada@example.com"}
+
+
+def login(store_url: str, data: dict[str, object] = PRIVATE) -> str:
+    """Run one request through SessionMiddleware on the store the URL names; its cookie value."""
+
+    async def go() -> str:
+        store = from_url(store_url)
+        sent: list[Message] = []
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["session"].update(data)
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        try:
+            middleware = SessionMiddleware(app, secret_key_base=NEW_SECRET, store=store)
+            await middleware({"type": "http", "path": "/", "headers": []}, receive, send)
+        finally:
+            await store.aclose()
+        set_cookie: str = dict(sent[0]["headers"])[b"set-cookie"].decode()
+        return set_cookie.split(";", 1)[0].split("=", 1)[1]
+
+    return anyio.run(go)
+
+
+def load_record(store_url: str, key: str) -> bytes | None:
+    async def go() -> bytes | None:
+        store = from_url(store_url)
+        try:
+            return await store.load(key)
+        finally:
+            await store.aclose()
+
+    return anyio.run(go)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'sessions.db'}"  # an absolute path: the fourth slash
+
+
+@pytest.fixture
+def redis_url(redis_proc: ServerProcess, tmp_path: Path) -> str:
+    return f"redis://{LOOPBACK}:{redis_proc.port}/0?namespace={tmp_path.name}:"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("url_fixture", ["sqlite_url", "redis_url"])
+def test_store_opens_a_server_session_by_its_cookie(
+    url_fixture: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--store reads the record the middleware wrote, under the key the store really holds."""
+    store_url: str = request.getfixturevalue(url_fixture)
+    value = login(store_url)
+    code, out, err = run(capsys, "inspect", "--store", store_url, value)
+    assert (0, "") == (code, err)
+    assert "opened, a server-side session id" in out
+    assert re.search(r"email\s+str\s+25 B", out)
+    assert re.search(r"user_id\s+int\s+12 B", out)
+    assert "ada@example.com" not in out  # hidden without --show-values
+    code, data = inspect_json(capsys, "--store", store_url, "--show-values", value)
+    assert (0, "server-session-id") == (code, data["kind"])
+    assert PRIVATE == {k["key"]: k["value"] for k in data["keys"]}
+    # the key is the backend's, namespace included: the store has a record under it
+    store_key = data["store_key"]
+    assert isinstance(store_key, str)
+    assert store_key.startswith(NAMESPACE)
+    assert (load_record(store_url, store_key) or b"").endswith(b'"email":"ada@example.com"}')
+    assert f"store key {store_key}" in out
+    if url_fixture == "redis_url":  # and the key as it is in Redis, with the store's prefix
+        server_key = f"{request.getfixturevalue('tmp_path').name}:{store_key}"
+        assert server_key == data["server_key"]
+        assert f"in server {server_key} (with the store's own prefix)" in out
+        client = redis.Redis(host=LOOPBACK, port=request.getfixturevalue("redis_proc").port)
+        try:
+            assert 1 == client.exists(server_key)
+        finally:
+            client.close()
+    _, text, _ = run(capsys, "inspect", "--store", store_url, "--show-values", value)
+    assert re.search(r'email\s+str\s+25 B  "ada@example.com"', text)
+
+
+@pytest.mark.integration
+def test_store_refusals_are_clear_and_exit_1_or_2(
+    sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Wrong secret, tampered cookie, a session gone, no such file: a message and a code."""
+    value = login(sqlite_url)
+    code, out, _ = run(capsys, "inspect", "--store", sqlite_url, value, secrets=(OTHER_SECRET,))
+    assert (1, True) == (code, "not opened: unknown_key" in out)
+    assert ADVICE[RejectReason.UNKNOWN_KEY] in out
+    tampered = value[:30] + ("A" if value[30] != "A" else "B") + value[31:]
+    code, out, _ = run(capsys, "inspect", "--store", sqlite_url, tampered)
+    assert (1, True) == (code, "not opened: bad_tag" in out)
+    # the record ends (logout elsewhere): the genuine cookie finds nothing
+    _, data = inspect_json(capsys, "--store", sqlite_url, value)
+    assert isinstance(data["store_key"], str)
+
+    async def end() -> None:
+        store = from_url(sqlite_url)
+        try:
+            assert await store.delete(str(data["store_key"])) is not False
+        finally:
+            await store.aclose()
+
+    anyio.run(end)
+    code, out, _ = run(capsys, "inspect", "--store", sqlite_url, value)
+    assert (1, True) == (code, "not opened: not_found" in out)
+    assert ADVICE[RejectReason.NOT_FOUND] in out
+    missing = f"sqlite:///{tmp_path / 'nothing.db'}"
+    code, out, err = run(capsys, "inspect", "--store", missing, value)
+    assert (2, "") == (code, out)
+    assert "no such file" in err
+    assert not (tmp_path / "nothing.db").exists()  # inspecting creates nothing
+
+
+def test_a_server_session_without_store_says_how_to_read_it(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "inspect", login(sqlite_url))
+    assert 0 == code
+    assert "pass --store URL (the app's store) to read it" in out
+    assert re.search(rf"store key\s+{NAMESPACE}[0-9a-f]{{64}}", out)
+
+
+def test_python_m_inspect_never_prints_a_traceback(sqlite_url: str) -> None:
+    """The real command on a tampered cookie and on an unreachable store."""
+    value = login(sqlite_url)
+    env = {**os.environ, "SECRET_KEY_BASE": NEW_SECRET}
+    env.pop("SECRET_KEY_BASE_FILE", None)
+    for argv, expected in (
+        ([value[:-2] + "xx", "--store", sqlite_url], 1),
+        ([value, "--store", f"redis://{LOOPBACK}:{free_port()}/0?timeout=0.5"], 2),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "asgisession", "inspect", *argv],
+            capture_output=True, text=True, timeout=60, check=False, env=env,
+        )  # fmt: skip
+        assert expected == done.returncode, done.stderr
+        assert "Traceback" not in done.stderr + done.stdout

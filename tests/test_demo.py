@@ -7,22 +7,27 @@ errors, and once for real (served by uvicorn, stopped with Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from asgisession.backends.cookie import CookieBackend
+from asgisession.backends.server import ServerBackend
 from asgisession.cli import main
+from asgisession.cookies import CookieOptions
+from asgisession.crypto import Keyring, MessageEncryptor
 from asgisession.demo.app import COOKIE_NAME, build_app
 from asgisession.demo.serve import DEFAULT_SQLITE_PATH, StoreChoice, parse_store
-from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore, Store
+from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore, Store, from_url
 
 from .asgi_helpers import client
 from .servers import LOOPBACK, ServerProcess, free_port
@@ -90,7 +95,8 @@ class Browser:
         data = dict(fields or {})
         if with_token:
             data["authenticity_token"] = self.token
-        return await self.http.post(path, data=data, headers={"origin": ORIGIN})
+        origin = str(self.http.base_url).rstrip("/")
+        return await self.http.post(path, data=data, headers={"origin": origin})
 
     async def act(self, path: str, **fields: str) -> str:
         """Post a form from the current page, follow the redirect, return the new page."""
@@ -119,6 +125,45 @@ def flashes(page: str) -> list[str]:
 
 def session_pre(page: str) -> str:
     found = re.search(r'<pre id="session">(.*?)</pre>', page, re.DOTALL)
+    assert found is not None
+    return found.group(1)
+
+
+def internal_keys(page: str) -> str:
+    found = re.search(r'<p id="internal-keys">(.*?)</p>', page, re.DOTALL)
+    assert found is not None
+    return found.group(1)
+
+
+async def csrf_secret(store: Store | None, secret: str, cookie: str) -> str:
+    """The session's raw CSRF secret, read as the middleware reads it (its own backend)."""
+    codec = MessageEncryptor(Keyring(secret))
+    options = CookieOptions(name=COOKIE_NAME)
+    backend: CookieBackend | ServerBackend
+    if store is None:
+        backend = CookieBackend(codec, options, lifetime=86400)
+    else:
+        backend = ServerBackend(store, codec, options, lifetime=86400)
+    state = await backend.load([cookie], int(time.time()))
+    assert state.rejection is None, state.rejection
+    value = state.data["_csrf_token"]
+    assert isinstance(value, str)
+    return value
+
+
+def marked_this_browser(page: str) -> list[str]:
+    """The store keys (last 12 characters) of the list's items marked "this browser"."""
+    return re.findall(
+        r'<li class="this-browser"><code>([^<]+)</code> <b>\(this browser\)</b>', page
+    )
+
+
+def listed(page: str) -> list[str]:
+    return re.findall(r"<li[^>]*><code>([^<]+)</code>", page)
+
+
+def sessions_hint(page: str) -> str:
+    found = re.search(r'<p id="sessions-hint">([^<]*)</p>', page)
     assert found is not None
     return found.group(1)
 
@@ -157,7 +202,12 @@ async def test_the_page_shows_the_session_and_the_cookie_size(
         assert shown is not None
         assert len(COOKIE_NAME) + len(cookie) == int(shown.group(1))
         assert "&quot;user&quot;: &quot;bob&quot;" in session_pre(page)
-        assert "_csrf_token" in session_pre(page)
+        # the CSRF secret is named as there, and its value is nowhere on the page
+        assert "_csrf_token" not in session_pre(page)
+        assert "<code>_csrf_token</code>" in internal_keys(page)
+        secret_value = await csrf_secret(store, secret, cookie)
+        assert 43 == len(secret_value)
+        assert secret_value not in page
 
 
 @pytest.mark.anyio
@@ -293,14 +343,43 @@ async def test_an_unknown_path_is_a_404(secret: str) -> None:
     ("value", "expected"),
     [
         ("cookie", StoreChoice("cookie")),
-        ("sqlite", StoreChoice("sqlite", str(DEFAULT_SQLITE_PATH))),
-        ("sqlite:///srv/demo.db", StoreChoice("sqlite", "/srv/demo.db")),
+        ("sqlite", StoreChoice("sqlite", f"sqlite:///{DEFAULT_SQLITE_PATH}")),
+        ("sqlite:///demo.db", StoreChoice("sqlite", "sqlite:///demo.db")),
+        ("sqlite:////srv/demo.db", StoreChoice("sqlite", "sqlite:////srv/demo.db")),
         ("redis://127.0.0.1:6379/0", StoreChoice("redis", "redis://127.0.0.1:6379/0")),
+        ("rediss://cache:6380/1", StoreChoice("redis", "rediss://cache:6380/1")),
         ("memcached://127.0.0.1:11211", StoreChoice("memcached", "memcached://127.0.0.1:11211")),
     ],
 )
 def test_store_choices(value: str, expected: StoreChoice) -> None:
     assert expected == parse_store(value)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("url", "relative_to_cwd"), [("sqlite:///data/demo.db", True), ("sqlite:////X/demo.db", False)]
+)
+async def test_a_sqlite_url_means_to_the_demo_what_it_means_to_the_library(
+    url: str, relative_to_cwd: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule: the path follows the third slash (sqlite:///rel, sqlite:////abs)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    url = url.replace("/X/", f"{tmp_path}/")
+    choice = parse_store(url)
+    store = choice.open()
+    library = from_url(url)
+    assert isinstance(store, SQLiteStore)
+    assert isinstance(library, SQLiteStore)
+    try:
+        assert library.path == store.path
+        assert str(tmp_path / "data" / "demo.db" if relative_to_cwd else tmp_path / "demo.db") in (
+            choice.describe()
+        )
+        assert ("data/demo.db" if relative_to_cwd else str(tmp_path / "demo.db")) == str(store.path)
+    finally:
+        await store.aclose()
+        await library.aclose()
 
 
 @pytest.mark.parametrize(
@@ -310,9 +389,6 @@ def test_store_choices(value: str, expected: StoreChoice) -> None:
             ["--store", "mysql://db"],
             "'mysql://db' is not a store the demo knows; use cookie, sqlite",
         ),
-        (["--store", "redis://host:port"], "'redis://host:port': Port could not be cast"),
-        (["--store", "memcached://h/path"], "is not a store the demo knows"),
-        (["--store", "sqlite://host"], "is not a store the demo knows"),
         (["--port", "0"], "'0' is not a port (1 to 65535)"),
     ],
 )
@@ -325,12 +401,26 @@ def test_bad_arguments_exit_2_with_a_clear_error(
     assert message in capsys.readouterr().err
 
 
-def test_without_uvicorn_it_says_what_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "uvicorn", None)  # makes `import uvicorn` fail
-    assert 2 == main(["demo", "--store", "cookie"])
-    assert "pip install 'asgisession[demo]'" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://host:port", "the port 'port' is not a number"),
+        ("memcached://h/path", "a memcached URL has no path"),
+        ("sqlite://host", "a SQLite URL has no host"),
+        ("redis://u:hunter2@h:1/0?bogus=1", "'redis://u:***@h:1/0?bogus=1': the query parameter"),
+    ],
+)
+def test_a_url_the_store_refuses_exits_2_with_the_librarys_reason(
+    url: str, message: str, capsys: pytest.CaptureFixture[str], secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The store judges its URL (the library's rules and words), before anything is served."""
+    monkeypatch.setenv("SECRET_KEY_BASE", secret)
+    assert 2 == main(["demo", "--store", url])
+    err = capsys.readouterr().err
+    assert err.startswith("asgisession: error: ")
+    assert message in err
+    assert "hunter2" not in err
 
 
 def test_a_weak_secret_is_refused_before_serving(
@@ -347,7 +437,8 @@ def test_serves_until_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     database = tmp_path / "demo.sqlite3"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECRET_KEY_BASE")}
-    argv = [sys.executable, "-m", "asgisession", "demo", "--store", f"sqlite://{database}"]
+    # an absolute path: the fourth slash (sqlite:///demo.db would be ./demo.db)
+    argv = [sys.executable, "-m", "asgisession", "demo", "--store", f"sqlite:///{database}"]
     with subprocess.Popen(
         [*argv, "--port", str(port)],
         env=env,
@@ -372,6 +463,74 @@ def test_serves_until_ctrl_c(tmp_path: Path) -> None:
     assert "SECRET_KEY_BASE is not set" in err
     assert "Traceback" not in err
     assert database.exists()
+
+
+@contextlib.contextmanager
+def served(store_url: str, secret: str) -> Iterator[str]:
+    """``python -m asgisession demo --store store_url`` on a free port; yields its URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRET_KEY_BASE")}
+    env["SECRET_KEY_BASE"] = secret
+    argv = [sys.executable, "-m", "asgisession", "demo", "--store", store_url]
+    with subprocess.Popen(
+        [*argv, "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    ) as process:  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            assert 200 == _get_when_up(url + "/", process).status_code
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                _, err = process.communicate(timeout=30)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+    assert 0 == process.returncode, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.integration
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+async def test_served_on_redis_and_memcached_two_browsers_each_see_this_browser_marked(
+    kind: str, request: pytest.FixtureRequest, secret: str, tmp_path: Path
+) -> None:
+    """The real command on a real server: two cookie jars log in as one user.
+
+    Each sees both sessions, its own marked "this browser" (a different one for each), and
+    a hint that counts the other browser; no page carries the raw CSRF secret.
+    """
+    proc: ServerProcess = request.getfixturevalue(f"{kind}_proc")
+    store_url = f"{kind}://{LOOPBACK}:{proc.port}" + ("/0" if kind == "redis" else "")
+    user = f"served-{tmp_path.name}"  # the demo's default namespace: a user of its own
+    with served(store_url, secret) as url:
+        async with httpx.AsyncClient(base_url=url) as one, httpx.AsyncClient(base_url=url) as two:
+            first, second = await browser(one), await browser(two)
+            page = await first.act("/login", username=user)
+            assert 1 == len(listed(page))
+            assert listed(page) == marked_this_browser(page)
+            assert sessions_hint(page).startswith("Log in as the same name from another browser")
+            await second.act("/login", username=user)
+            first_page, second_page = await first.get(), await second.get()
+            for page in (first_page, second_page):
+                assert "Your sessions (2)" in page
+                assert 2 == len(set(listed(page)))
+                assert 1 == len(marked_this_browser(page))
+                assert "1 other browser is logged in as you" in sessions_hint(page)
+            assert marked_this_browser(first_page) != marked_this_browser(second_page)
+            assert set(listed(first_page)) == set(listed(second_page))
+            store = from_url(store_url)
+            try:
+                for jar, page in ((first, first_page), (second, second_page)):
+                    cookie = jar.cookie()
+                    assert cookie is not None
+                    raw = await csrf_secret(store, secret, cookie)
+                    assert raw not in page
+                    assert "<code>_csrf_token</code>" in internal_keys(page)
+            finally:
+                await store.aclose()
 
 
 def _get_when_up(url: str, process: subprocess.Popen[str]) -> httpx.Response:

@@ -39,7 +39,7 @@ def test_missing_client_names_the_extra(name: str, client: str, extra: str) -> N
         f"import sys; sys.modules[{client!r}] = None\nfrom asgisession.stores import {name}"
     )
     assert 0 != result.returncode
-    assert f"pip install 'asgisession[{extra}]'" in result.stderr
+    assert f"pip install -e '.[{extra}]'" in result.stderr  # checked in full: test_install_hints.py
 
 
 def test_lazy_names_resolve() -> None:

@@ -8,7 +8,10 @@ way an application would.
 
 - login regenerates the session (a new identity defeats session fixation);
 - logout resets it; "log out everywhere" revokes every session of the user;
-- on a server store, the user's sessions are listed and each can be ended;
+- on a server store, the user's sessions are listed (this browser's marked) and each can
+  be ended;
+- the page shows the session's data but never the library's own keys (the CSRF secret):
+  only that they are there;
 - "grow" adds to the session until, on the cookie store, the middleware refuses to send a
   cookie over 4096 bytes (:class:`~asgisession.errors.CookieOverflow`) and says why.
 """
@@ -33,8 +36,11 @@ from asgisession import (
     user_sessions,
 )
 from asgisession._types import ASGIApp, Receive, Scope, Send
+from asgisession.backends.server import session_key
 from asgisession.cookies import cookie_values
 from asgisession.csrf.reasons import _explain
+from asgisession.flash import FLASH_KEY
+from asgisession.session import control_of
 from asgisession.stores import MemoryStore, Store
 
 from .page import HomeView, error_page, home_page
@@ -163,14 +169,18 @@ class DemoApp:
         if self.store is not None and user is not None:
             sessions = await user_sessions(self.store, user)
         values = cookie_values(request.scope.get("headers", []), COOKIE_NAME)
+        token = csrf_token(request.scope)  # before the data is read: it may add the secret
+        messages = [(kind, str(text)) for kind, text in flash(request.scope).items()]
         view = HomeView(
             store=self.description,
-            token=csrf_token(request.scope),
+            token=token,
             user=user,
-            messages=[(kind, str(text)) for kind, text in flash(request.scope).items()],
-            data=dict(session),
+            messages=messages,
+            data={k: v for k, v in session.items() if not is_internal(k)},
+            internal=sorted(k for k in session if is_internal(k)),
             cookie_size=len(COOKIE_NAME) + len(values[0]) if values else 0,  # name + value
             sessions=sessions,
+            this_session=this_session_key(session),
         )
         await request.html(home_page(view))
 
@@ -227,6 +237,26 @@ class DemoApp:
         request.session.pop("ballast", None)
         request.notice("Ballast dropped.")
         await request.redirect()
+
+
+def is_internal(key: str) -> bool:
+    """Whether a session key is the library's own (the CSRF secret, flash): never shown.
+
+    Keys starting with ``_`` are reserved for such things (``_csrf_token`` is a secret: whoever
+    reads it can forge this user's CSRF tokens), and flash messages are shown as messages.
+    """
+    return key.startswith("_") or key == FLASH_KEY
+
+
+def this_session_key(session: Session) -> str | None:
+    """The store key of the request's own server-side session, to mark it in the list.
+
+    The same key :func:`~asgisession.revocation.user_sessions` lists: the backend's
+    :func:`~asgisession.backends.server.session_key` of the session id, in its default
+    namespace (the demo's). ``None`` for a cookie session or one not stored yet.
+    """
+    session_id = control_of(session).state.session_id
+    return None if session_id is None else session_key(session_id)
 
 
 async def read_form(receive: Receive) -> dict[str, str]:

@@ -38,8 +38,12 @@ class HomeView:
     data: dict[str, Any]
     cookie_size: int
     messages: list[tuple[str, str]] = field(default_factory=list)
+    #: The session's own keys (the CSRF secret, say): named on the page, never shown.
+    internal: list[str] = field(default_factory=list)
     #: ``None`` on the cookie store, where there is no server-side list to show.
     sessions: list[UserSession] | None = None
+    #: The store key of this browser's session, to mark it in :attr:`sessions`.
+    this_session: str | None = None
 
 
 def _layout(title: str, body: str) -> str:
@@ -96,6 +100,14 @@ def home_page(view: HomeView) -> str:
         f'value="{size}"></meter></p>\n'
     )
     contents = escape(json.dumps(view.data, indent=2, sort_keys=True))
+    internal = (
+        '<p id="internal-keys">Also in the session, not shown here: '
+        + ", ".join(f"<code>{escape(key)}</code>" for key in view.internal)
+        + " (asgisession's own: the CSRF secret is a secret, and flash messages show above)."
+        "</p>\n"
+        if view.internal
+        else ""
+    )
     csrf = (
         "<p>Both buttons post the same form; only the first carries the authenticity token, "
         "so CSRFMiddleware refuses the second with 403.</p>\n"
@@ -114,7 +126,7 @@ def home_page(view: HomeView) -> str:
         f"<p>Store: {escape(view.store)}</p>\n{flashes}"
         f"<section><h2>You</h2>\n{who}</section>\n"
         f"<section><h2>The session</h2>\n{cookie}"
-        f'<pre id="session">{contents}</pre></section>\n'
+        f'<pre id="session">{contents}</pre>\n{internal}</section>\n'
         f"<section><h2>A CSRF-protected form</h2>\n{csrf}</section>\n"
         f"<section><h2>The 4096-byte limit</h2>\n{grow}</section>\n" + _sessions(view),
     )
@@ -130,14 +142,27 @@ def _sessions(view: HomeView) -> str:
             "this user's cookies are refused.</p></section>\n"
         )
     rows = "".join(
-        f"<li><code>{escape(s.key[-12:])}</code> until {escape(_when(s.expires_at))} "
+        (
+            f'<li class="this-browser"><code>{escape(s.key[-12:])}</code> <b>(this browser)</b> '
+            if s.key == view.this_session
+            else f"<li><code>{escape(s.key[-12:])}</code> "
+        )
+        + f"until {escape(_when(s.expires_at))} "
         + _form("/sessions/end", view.token, "End it", _hidden("key", s.key))
         + "</li>\n"
         for s in view.sessions
     )
+    others = sum(1 for s in view.sessions if s.key != view.this_session)
+    if others == 0:
+        hint = "Log in as the same name from another browser to see a second session here."
+    else:
+        hint = (
+            f"{others} other {'browser is' if others == 1 else 'browsers are'} logged in as "
+            "you: end one here, and its next request finds itself logged out."
+        )
     return (
         f"<section><h2>Your sessions ({len(view.sessions)})</h2>\n"
-        "<p>Log in from another browser to see a second one.</p>\n"
+        f'<p id="sessions-hint">{escape(hint)}</p>\n'
         f'<ul id="sessions">\n{rows}</ul></section>\n'
     )
 

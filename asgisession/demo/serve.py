@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 if TYPE_CHECKING:
     from ..stores.base import Store
@@ -26,67 +26,87 @@ __all__ = ["DEFAULT_SQLITE_PATH", "StoreChoice", "add_demo_parser", "parse_store
 DEFAULT_SQLITE_PATH = Path(tempfile.gettempdir()) / "asgisession-demo.sqlite3"
 
 _STORE_HELP = (
-    "cookie, sqlite (a file in the temporary directory), sqlite:///PATH, "
-    "redis://HOST[:PORT][/DB] or memcached://HOST[:PORT] (default: sqlite)"
+    "cookie, sqlite (a file in the temporary directory), sqlite:///RELATIVE/PATH or "
+    "sqlite:////ABSOLUTE/PATH, redis://HOST[:PORT][/DB] or memcached://HOST[:PORT] "
+    "(default: sqlite)"
 )
 _EPILOG = """\
+A --store URL means what it means to asgisession.stores.from_url (one rule for both): for
+SQLite the path follows the third slash, so sqlite:///demo.db is ./demo.db and
+sqlite:////tmp/demo.db is /tmp/demo.db. The query may set the store's options
+(redis://127.0.0.1:6379/0?namespace=demo:).
+
 The secret comes from $SECRET_KEY_BASE (or the file named by $SECRET_KEY_BASE_FILE); without
 either, a random one is made for this run, so sessions end when the demo stops.
-Needs the demo extra: pip install 'asgisession[demo]' (plus [redis] or [memcached] for those).
+./scripts/demo installs everything the demo needs into the checkout's .venv, every store
+client included; elsewhere it needs uvicorn, and the client of the store it is given (the
+error says the pip command).
 
 examples:
   python -m asgisession demo
   python -m asgisession demo --store cookie --port 9000
+  python -m asgisession demo --store sqlite:///demo.db
   python -m asgisession demo --store redis://127.0.0.1:6379/0
+  python -m asgisession demo --store memcached://127.0.0.1:11211
 """
 
 
 @dataclass(frozen=True)
 class StoreChoice:
-    """A parsed ``--store``: its kind and where it lives (a path or a URL)."""
+    """A parsed ``--store``: its kind and the URL :func:`asgisession.stores.from_url` takes."""
 
     kind: str  # "cookie", "sqlite", "redis" or "memcached"
-    where: str = ""
+    url: str = ""
 
     def describe(self) -> str:
         """One line for the page and the console."""
         if self.kind == "cookie":
             return "the cookie (encrypted; the whole session travels in it)"
-        name = {"sqlite": "SQLite file", "redis": "Redis", "memcached": "memcached"}[self.kind]
-        return f"{name} {self.where} (the cookie holds only a sealed session id)"
+        name = {"sqlite": "SQLite", "redis": "Redis", "memcached": "memcached"}[self.kind]
+        where = self.url
+        if self.kind == "sqlite":  # the file, as the store resolves it
+            where = "file " + str(Path(unquote(urlsplit(self.url).path[1:])).resolve())
+        return f"{name} {_redact(where)} (the cookie holds only a sealed session id)"
 
     def open(self) -> Store | None:
         """The store object, from :func:`asgisession.stores.from_url`; ``None`` for cookies.
 
         Nothing connects until first use.
+
+        :raises ConfigurationError: for a URL the store cannot use (naming the wrong part).
+        :raises ImportError: when the store's client is not installed (with the pip command).
         """
         from .. import stores  # the adapters import their client on first use
 
         if self.kind == "cookie":
             return None
-        if self.kind == "sqlite":
-            # The demo's sqlite:///PATH has always meant the absolute PATH; the library's
-            # URL for it has a fourth slash (sqlite:////PATH).
-            return stores.from_url("sqlite:///" + quote(self.where))
-        return stores.from_url(self.where)
+        return stores.from_url(self.url)
+
+
+def _redact(text: str) -> str:
+    from ..stores._urls import redact
+
+    return redact(text)
 
 
 def parse_store(text: str) -> StoreChoice:
-    """Parse ``--store``; a value it cannot use is an argparse error (exit code 2)."""
-    if text in ("cookie", "sqlite"):
-        return StoreChoice(text, str(DEFAULT_SQLITE_PATH) if text == "sqlite" else "")
-    try:
-        url = urlsplit(text)
-        url.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}; use {_STORE_HELP}") from None
-    if url.scheme == "sqlite" and url.path and not url.netloc:
-        return StoreChoice("sqlite", url.path)
-    if url.scheme in ("redis", "rediss") and url.hostname:
-        return StoreChoice("redis", text)
-    if url.scheme == "memcached" and url.hostname and url.path in ("", "/"):
-        return StoreChoice("memcached", text)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a store the demo knows; use {_STORE_HELP}")
+    """Parse ``--store``: a kind by name, or a store URL.
+
+    Only the scheme is checked here (an argparse error, exit code 2); the rest of the URL is
+    the store's to judge, in :meth:`StoreChoice.open`, by the rules of
+    :func:`asgisession.stores.from_url`, so the demo and the library read a URL one way.
+    """
+    if text == "cookie":
+        return StoreChoice("cookie")
+    if text == "sqlite":
+        return StoreChoice("sqlite", "sqlite:///" + quote(str(DEFAULT_SQLITE_PATH)))
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    kind = {"sqlite": "sqlite", "redis": "redis", "rediss": "redis", "memcached": "memcached"}
+    if scheme not in kind:
+        raise argparse.ArgumentTypeError(
+            f"{_redact(text)!r} is not a store the demo knows; use {_STORE_HELP}"
+        )
+    return StoreChoice(kind[scheme], text)
 
 
 def _port(text: str) -> int:
@@ -137,9 +157,11 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError:
+        from ..errors import install_hint
+
         print(
             "asgisession: error: the demo is served by uvicorn, which is not installed: "
-            "pip install 'asgisession[demo]'",
+            + install_hint("demo", "uvicorn>=0.30"),
             file=sys.stderr,
         )
         return 2

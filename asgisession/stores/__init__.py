@@ -13,7 +13,7 @@ Or from a URL, with :func:`from_url`::
 
 Each adapter lives in its own module and is imported only when its name is first used (by
 name or by a URL's scheme), so a cookie-store user never needs (or imports) a store client.
-A missing client raises an ImportError that names the extra to install.
+A missing client raises an ImportError with the pip command that installs it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, install_hint
 from ._urls import redact
 from .base import (
     ManagedStore,
@@ -109,9 +109,14 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f"{__name__}.{module_name}")
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
-        if client is None or (missing != client and not missing.startswith(client + ".")):
+        if (
+            client is None
+            or extra is None
+            or (missing != client and not missing.startswith(client + "."))
+        ):
             raise
         raise ImportError(
-            f"{name} needs the {client!r} package: pip install 'asgisession[{extra}]'"
+            f"{name} needs the {client!r} package, which is not installed: "
+            + install_hint(extra, client)
         ) from exc
     return getattr(module, name)

@@ -57,7 +57,7 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("browser-demo")
     port = free_port()
     argv = [sys.executable, "-m", "asgisession", "demo", "--port", str(port)]
-    argv += ["--store", f"sqlite://{workdir / 'demo.sqlite3'}"]
+    argv += ["--store", f"sqlite:///{workdir / 'demo.sqlite3'}"]  # absolute: four slashes
     env = {**os.environ, "SECRET_KEY_BASE": os.urandom(64).hex()}
     log_path = workdir / "demo.log"
     with log_path.open("wb") as log:

@@ -191,4 +191,4 @@ def test_a_missing_client_gives_the_install_hint(url: str, client: str, extra: s
         f"from asgisession import stores; stores.from_url({url!r})"
     )
     assert 0 != result.returncode
-    assert f"pip install 'asgisession[{extra}]'" in result.stderr
+    assert f"pip install -e '.[{extra}]'" in result.stderr  # checked in full: test_install_hints.py

@@ -32,7 +32,7 @@ or, in a virtualenv there: pip install -e . --group bench && asgisession bench -
 
 def source_checkout() -> Path | None:
     """The repository root this package was imported from, if it is a source checkout."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # asgisession/cli/bench.py
     if (root / "benchmarks" / "run.py").is_file() and (root / "pyproject.toml").is_file():
         return root
     return None
@@ -45,7 +45,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the benchmark suite (from a source checkout; same as tox -e bench)",
         description=(
             "Run the benchmark suite: asgisession next to Starlette, Litestar,\n"
-            "aiohttp-session, Django and starsessions, and next to the raw floor.\n"
+            "aiohttp-session, Django and starsessions, and next to the raw floor: each\n"
+            "section's figures with the peers side by side, then the ratios.\n"
             "Needs a source checkout with the `bench` dependency group installed."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -60,6 +61,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=("auto", "wrk", "python"),
         default="auto",
         help="end-to-end load generator (default: wrk when on PATH, else the asyncio one)",
+    )
+    bench.add_argument(
+        "--targets",
+        action="store_true",
+        help="also grade the ratios against the project's own targets (issue #5), "
+        "as its maintainers do",
     )
     bench.add_argument("--out", metavar="DIR", help="output directory (default benchmarks/results)")
 
@@ -86,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--only", section]
     if getattr(args, "loadgen", "auto") != "auto":
         argv += ["--loadgen", args.loadgen]
+    if getattr(args, "targets", False):
+        argv.append("--targets")
     if args.out:
         argv += ["--out", str(Path(args.out).resolve())]
     return subprocess.run(argv, cwd=root, check=False).returncode  # noqa: S603 - our own argv
