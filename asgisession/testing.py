@@ -14,7 +14,7 @@ login would.
     session = await read_session(sessions, response)
 
 The ``_sync`` variants run the same coroutine to completion on an event loop of their own
-(:func:`anyio.run`), for synchronous tests (Starlette's ``TestClient``, Django's test
+(``anyio.run``), for synchronous tests (Starlette's ``TestClient``, Django's test
 ``Client``) with the cookie store or a store not bound to one loop (``MemoryStore``,
 ``SQLiteStore``). Under a ``TestClient`` with Redis or memcached, run the coroutine on the
 client's own loop instead: ``client.portal.call(make_cookie, sessions, data)``.
@@ -90,7 +90,7 @@ def set_cookie_values(response: object, name: str) -> list[str]:
 
     ``response`` is a ``Set-Cookie`` header value or several, or a response whose headers
     list them (httpx, Starlette's ``TestClient``, Quart, Werkzeug) or whose ``cookies`` is a
-    :class:`http.cookies.SimpleCookie` (Django).
+    ``http.cookies.SimpleCookie`` (Django).
     """
     headers = _set_cookie_headers(response)
     if headers is None:
