@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from ._options import DEFAULT as _DEFAULT
 from ._options import OLD_STORE_TIMEOUT
@@ -40,6 +40,9 @@ from .formats import resolve_format
 from .serializer import JSON, Serializer
 from .session import LoadedState, Session, control_of
 from .stores.base import Store
+
+if TYPE_CHECKING:
+    from .middleware import SessionMiddleware
 
 __all__ = ["CookieHeader", "Opened", "SessionInfo", "Sessions"]
 
@@ -157,7 +160,7 @@ class Sessions:
         return sessions
 
     @classmethod
-    def from_middleware(cls, middleware: Any) -> Sessions:
+    def from_middleware(cls, middleware: SessionMiddleware) -> Sessions:
         """The sessions of a :class:`SessionMiddleware`: its backend, serializer and clock."""
         return cls.from_backend(
             middleware.backend, serializer=middleware.serializer, clock=middleware._clock

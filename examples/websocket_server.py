@@ -92,6 +92,12 @@ class SessionGate:
             if info.rejection is None and session:
                 why = "not logged in"
             return refuse(HTTPStatus.UNAUTHORIZED, f"no valid session: {why}")
+        assert self.store is not None
+        listed = {s.key for s in await user_sessions(self.store, user)}
+        if info.store_key not in listed:  # else the watcher would close it at once
+            logger.warning("a session of user %s is not in the user index: is the web app's "
+                           "user_key=%r?", user, USER_KEY)  # fmt: skip
+            return refuse(HTTPStatus.UNAUTHORIZED, "no valid session: not in the user index")
         connection.user = str(user)  # type: ignore[attr-defined]
         connection.store_key = info.store_key  # type: ignore[attr-defined]
         return None

@@ -193,6 +193,7 @@ def quart_app(**options: Any) -> Quart:
 @pytest.mark.anyio
 async def test_quart_test_client(secret: str, store: Store | None) -> None:
     app = quart_app(secret_key_base=secret, store=store)
+    assert isinstance(app.asgi_app, SessionMiddleware)
     sessions = Sessions.from_middleware(app.asgi_app)
     cookie = await make_cookie(sessions, {"n": 1})
     client = app.test_client()
