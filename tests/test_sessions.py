@@ -119,7 +119,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield Counting(inner)
 
 
-def make(secret: str, store: Counting | None, **options: Any) -> Sessions:
+def make(secret: str | list[str], store: Counting | None, **options: Any) -> Sessions:
     return Sessions(secret_key_base=secret, store=store, **options)
 
 
@@ -369,3 +369,21 @@ async def test_the_middleware_and_the_api_read_each_others_cookies(
 
     same_settings = make(secret, store)  # built from keywords, not from the middleware
     assert {"n": 11} == dict(await same_settings.load(cookie=made_there))
+
+
+async def test_an_older_secret_opens_and_is_reissued(
+    secret: str, other_secret: str, store: Counting | None
+) -> None:
+    """Key rotation: the old secret still opens; the commit re-issues under the newest."""
+    old = await logged_in(make(other_secret, store), store)
+    sessions = make([secret, other_secret], store)
+    session = await sessions.load(cookie=old)
+    assert "42" == session["user_id"]
+    assert sessions.info(session).stale
+    set_cookie = await sessions.commit(session)
+    new = value_of(set_cookie)
+    assert [] == writes(store)  # a server-side id is re-sealed; its record is not rewritten
+    assert not sessions.info(await sessions.load(cookie=new)).stale
+    newest_only = make(secret, store)  # the old secret retired: the new cookie still opens
+    assert "42" == (await newest_only.load(cookie=new))["user_id"]
+    assert RejectReason.UNKNOWN_KEY == (await newest_only.load(cookie=old)).rejection
