@@ -35,6 +35,8 @@ from .revocation import revoke_user as revoke_user
 from .revocation import user_sessions as user_sessions
 from .rotation import Rotation as Rotation
 from .session import Session as Session
+from .sessions import SessionInfo as SessionInfo
+from .sessions import Sessions as Sessions
 
 __all__ = [
     "AsgiSessionError",
@@ -57,8 +59,10 @@ __all__ = [
     "Rotation",
     "SerializationError",
     "Session",
+    "SessionInfo",
     "SessionMiddleware",
     "SessionNotLoaded",
+    "Sessions",
     "StoreUnavailable",
     "UserSession",
     "__version__",

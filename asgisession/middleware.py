@@ -40,14 +40,12 @@ from typing import Any, Literal, TypeAlias
 
 from ._http import cookie_path_matches, keep_private, merge_vary, path_prefixes, send_plain
 from ._options import DEFAULT as _DEFAULT
-from ._options import cookie_options
 from ._options import store_timeout as _store_timeout
 from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backends.base import SessionBackend
-from .backends.cookie import CookieBackend
-from .backends.server import ServerBackend
+from .backends.build import build_backend
+from .backends.build import check_seconds as _check_seconds
 from .cookies import (
-    MAX_AGE_LIMIT,
     MAX_COOKIE_HEADER_SIZE,
     CookieOptions,
     RequestCookies,
@@ -64,11 +62,9 @@ from .errors import (
 from .formats import resolve_format
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
-from .revocation import Revocations
-from .serializer import JSON, Serializer
+from .serializer import Serializer
 from .session import Commit, LoadedState, Session, SessionControl, in_use
 from .stores.base import Store
-from .stores.timed import timed
 
 __all__ = ["CommitErrorHook", "SessionMiddleware"]
 
@@ -226,63 +222,16 @@ class SessionMiddleware:
             )
         self._on_commit_error = on_commit_error
         self._defer_load = _deferral(defer_load)
-        timeout = _store_timeout(store_timeout)
-        if backend is not None and cookie is not None:
-            raise ConfigurationError(
-                "backend= brings its own cookie options (backend.cookie); cookie= would be "
-                "ignored. Give the CookieOptions to the backend instead."
-            )
-        if backend is not None and serializer is not None:
-            raise ConfigurationError(
-                "backend= brings its own serializer (backend.serializer); serializer= would "
-                "be ignored. Give it to the backend instead."
-            )
-        if serializer is None:
-            serializer = getattr(backend, "serializer", JSON)
-        elif not isinstance(serializer, Serializer):
-            raise ConfigurationError(
-                f"serializer={serializer!r} is not a Serializer: it needs dumps, loads and "
-                "sizes_by_key."
-            )
-        self.serializer: Serializer = serializer
-        if backend is None:
-            _check_seconds("lifetime", lifetime)
-            if idle_timeout is not None:
-                _check_seconds("idle_timeout", idle_timeout)
-            options = cookie_options(
-                cookie, cookie_name=cookie_name, max_age=max_age, path=path, domain=domain,
-                secure=secure, httponly=httponly, samesite=samesite, partitioned=partitioned,
-            )  # fmt: skip
-            codec = resolved.session_codec(self.keyring)
-            _check_issue_time(codec, idle_timeout, user_key)
-            if store is None:
-                if user_key is not None and revocation_store is None:
-                    raise ConfigurationError(
-                        "user_key with the cookie store needs revocation_store=<a Store> to "
-                        "keep each user's 'not before' time (cookies cannot be deleted "
-                        "server-side); or use a server-side store=."
-                    )
-                revocations = None
-                if revocation_store is not None:
-                    revocations = Revocations(timed(revocation_store, timeout))
-                backend = CookieBackend(
-                    codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
-                    refresh_after=refresh_after, user_key=user_key, revocations=revocations,
-                    serializer=serializer,
-                )  # fmt: skip
-            else:
-                if revocation_store is not None:
-                    raise ConfigurationError(
-                        "revocation_store is for the cookie store; a server-side store keeps "
-                        "its own revocations."
-                    )
-                if isinstance(store, Store):  # else ServerBackend says what is missing
-                    store = timed(store, timeout)
-                backend = ServerBackend(
-                    store, codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
-                    refresh_after=refresh_after, user_key=user_key, serializer=serializer,
-                )  # fmt: skip
-        self.backend: SessionBackend = backend
+        self.backend: SessionBackend
+        self.serializer: Serializer
+        self.backend, self.serializer = build_backend(
+            self.keyring, resolved, cookie=cookie, cookie_name=cookie_name, max_age=max_age,
+            path=path, domain=domain, secure=secure, httponly=httponly, samesite=samesite,
+            partitioned=partitioned, lifetime=lifetime, idle_timeout=idle_timeout,
+            refresh_after=refresh_after, store=store, timeout=_store_timeout(store_timeout),
+            user_key=user_key, revocation_store=revocation_store, backend=backend,
+            serializer=serializer,
+        )  # fmt: skip
 
     def _counted(self, state: LoadedState) -> LoadedState:
         if state.rejection is not None:
@@ -541,31 +490,11 @@ class SessionMiddleware:
         return commit
 
 
-def _check_issue_time(codec: MessageCodec, idle_timeout: int | None, user_key: str | None) -> None:
-    """Refuse settings that need an issue time from a format that records none (Rails')."""
-    if codec.records_issued_at:
-        return
-    if idle_timeout is not None or user_key is not None:
-        raise ConfigurationError(
-            "idle_timeout and user_key need the time a cookie was issued, and Rails' cookie "
-            "format does not record it. Use lifetime= (written as Rails' 'exp'), or move to "
-            "the native format first (see docs/rails.md, 'Migration runbook')."
-        )
-
-
 def _deferral(defer_load: Sequence[str] | Callable[[Scope], bool]) -> Callable[[Scope], bool]:
     if callable(defer_load):
         return defer_load
     deferred = path_prefixes("defer_load", defer_load)
     return lambda scope: deferred(str(scope.get("path", "")))
-
-
-def _check_seconds(label: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_AGE_LIMIT:
-        raise ConfigurationError(
-            f"{label}={value!r}; give a whole number of seconds from 1 to 400 days "
-            f"({MAX_AGE_LIMIT}): a session cannot outlive the cookie that carries it."
-        )
 
 
 def _add_jar_cookies(jar: CookieJar, message: Message) -> None:
