@@ -95,6 +95,8 @@ class Sessions:
     and responses (``on_store_error``, ``retry_after``, ``on_commit_error``,
     ``defer_load``, ``on_reject``, the deprecated ``store_timeout``). Give the web app's
     settings and store, and a cookie it issued opens here and one made here opens there.
+    ``secret_key_base`` may also be a :class:`~asgisession.crypto.Keyring` already built
+    from it (a tool that reads the secrets once).
 
     A store failure raises :class:`~asgisession.errors.StoreUnavailable` from
     :meth:`load` and :meth:`commit`; a cookie that does not open (tampered, expired,
@@ -107,7 +109,7 @@ class Sessions:
     def __init__(
         self,
         *,
-        secret_key_base: SecretKeyBase,
+        secret_key_base: SecretKeyBase | Keyring,
         cookie: CookieOptions | None = None,
         cookie_name: str = _DEFAULT,
         cookie_format: Literal["encrypted", "signed"] | MessageCodec | CookieFormat = "encrypted",
@@ -128,8 +130,11 @@ class Sessions:
         backend: SessionBackend | None = None,
         serializer: Serializer | None = None,
     ) -> None:
+        keyring = (
+            secret_key_base if isinstance(secret_key_base, Keyring) else Keyring(secret_key_base)
+        )
         built, serializer = build_backend(
-            Keyring(secret_key_base), resolve_format(cookie_format), cookie=cookie,
+            keyring, resolve_format(cookie_format), cookie=cookie,
             cookie_name=cookie_name, max_age=max_age, path=path, domain=domain, secure=secure,
             httponly=httponly, samesite=samesite, partitioned=partitioned, lifetime=lifetime,
             idle_timeout=idle_timeout, refresh_after=refresh_after, store=store,

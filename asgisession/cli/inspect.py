@@ -1,7 +1,8 @@
 """``asgisession inspect``: open a session cookie as the app would, and say what is inside.
 
 A cookie session's data, or a server-side session's record (``--store URL``), is read by
-:func:`~asgisession.cli.opening.open_session`: the middleware's own backends. What the
+:func:`~asgisession.cli.opening.open_session`, with :class:`~asgisession.sessions.Sessions`
+(the public API built on the middleware's own backends). What the
 backends do not report is read from the seal: which secret opened it, and, for a refusal,
 the reason in words (:data:`~asgisession.cli.report.ADVICE`). Only the diagnosis of *why* a
 cookie failed reads header fields the codec refused: a key id from a frame under an unknown
@@ -25,7 +26,7 @@ from ..backends.base import SealedCookie
 from ..backends.server import NAMESPACE, SESSION_ID_BYTES, session_key
 from ..config import secret_key_base_from_env
 from ..cookies import CookieOptions
-from ..crypto import HEADER, HEADER_SIZE, CookieFormat, Keyring, MessageCodec
+from ..crypto import HEADER, HEADER_SIZE, CookieFormat, Keyring
 from ..crypto import b64url_decode as _b64url_decode
 from ..errors import ConfigurationError, InvalidMessage, RejectReason, StoreUnavailable
 from ..formats import resolve_format
@@ -131,7 +132,7 @@ async def inspect_cookie(
     value: str,
     *,
     keyring: Keyring,
-    codec: MessageCodec,
+    cookie_format: CookieFormat,
     cookie_name: str,
     now: int,
     idle_timeout: int | None = None,
@@ -144,6 +145,7 @@ async def inspect_cookie(
     :raises StoreUnavailable: when ``store`` does not answer.
     """
     report = Report(cookie_name, len(cookie_name.encode()) + len(value.encode()))
+    codec = cookie_format.session_codec(keyring)
     report.show_values = show_values
     sealed = SealedCookie(
         codec, CookieOptions(name=cookie_name), lifetime=1, idle_timeout=idle_timeout,
@@ -172,18 +174,19 @@ async def inspect_cookie(
         prefix = getattr(store, "namespace", None)
         if isinstance(prefix, str):
             report.server_key = prefix + report.store_key
-    state = await open_session(
-        value, codec=codec, cookie_name=cookie_name, now=now, idle_timeout=idle_timeout,
-        store=store if is_id else None,
+    session, info = await open_session(
+        value, keyring=keyring, cookie_format=cookie_format, cookie_name=cookie_name,
+        now=now, idle_timeout=idle_timeout, store=store if is_id else None,
     )  # fmt: skip
-    if state.rejection is not None:
-        detail = "" if state.rejection is not RejectReason.BAD_PAYLOAD else "not a JSON object"
-        _refused(report, state.rejection, detail)
+    if info.rejection is not None:
+        detail = "" if info.rejection is not RejectReason.BAD_PAYLOAD else "not a JSON object"
+        _refused(report, info.rejection, detail)
         return report
     report.ok = report.has_data = True
-    sizes = dict(serializer.sizes_by_key(state.data))
+    data = dict(session)
+    sizes = dict(serializer.sizes_by_key(data))
     report.keys = [
-        KeyInfo(key, _type_name(state.data[key]), size, state.data[key])
+        KeyInfo(key, _type_name(data[key]), size, data[key])
         for key, size in sorted(sizes.items(), key=lambda item: item[1], reverse=True)
     ]
     return report
@@ -272,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         store = _open_store(args.store) if args.store else None
         try:
             return await inspect_cookie(
-                value, keyring=keyring, codec=cookie_format.session_codec(keyring),
+                value, keyring=keyring, cookie_format=cookie_format,
                 cookie_name=cookie_name, now=now, idle_timeout=args.idle_timeout,
                 store=store, show_values=args.show_values,
             )  # fmt: skip

@@ -1,19 +1,18 @@
-"""Opening a session outside a request, with the backends the middleware uses.
+"""Opening a session outside a request, through :class:`~asgisession.sessions.Sessions`.
 
-:func:`open_session` is the one place the command line reads a session's data: it hands
-the cookie value to :class:`~asgisession.backends.cookie.CookieBackend` or, with a store,
-:class:`~asgisession.backends.server.ServerBackend`, so ``inspect`` sees exactly what the
-middleware would (the same size check, seal, idle timeout, record binding and
-serializer), and never a copy of their decoding.
+:func:`open_session` is the one place the command line reads a session's data. It opens
+the cookie value with the public API that embedding servers use, built from the same
+settings the app gives :class:`~asgisession.middleware.SessionMiddleware`, so ``inspect``
+sees exactly what the middleware would (the same size check, seal, idle timeout, record
+binding and serializer), and never a copy of their decoding. It loads read-only: nothing
+is ever written back, not even a refreshed cookie.
 """
 
 from __future__ import annotations
 
-from ..backends.cookie import CookieBackend
-from ..backends.server import NAMESPACE, ServerBackend
-from ..cookies import CookieOptions
-from ..crypto import MessageCodec
-from ..session import LoadedState
+from ..crypto import CookieFormat, Keyring
+from ..session import Session
+from ..sessions import SessionInfo, Sessions
 from ..stores.base import Store
 
 __all__ = ["open_session"]
@@ -22,29 +21,29 @@ __all__ = ["open_session"]
 async def open_session(
     value: str,
     *,
-    codec: MessageCodec,
+    keyring: Keyring,
+    cookie_format: CookieFormat,
     cookie_name: str,
     now: int,
     idle_timeout: int | None = None,
     store: Store | None = None,
-    namespace: str = NAMESPACE,
-) -> LoadedState:
-    """The session one cookie value opens to, as the middleware would load it.
+) -> tuple[Session, SessionInfo]:
+    """The session one cookie value opens to, as the middleware would load it, and its info.
 
-    Without ``store``, as the cookie store; with one, as a server-side session kept under
-    ``namespace`` (a sealed id is looked up there). A refused value gives an empty state
-    whose ``rejection`` says why.
+    Without ``store``, as the cookie store; with one, as a server-side session (the sealed
+    id is looked up there). A refused value gives an empty session whose ``rejection``
+    says why.
 
     :raises ConfigurationError: when ``cookie_name`` is no valid cookie name.
     :raises StoreUnavailable: when the store does not answer.
     """
-    cookie = CookieOptions(name=cookie_name)
-    # lifetime only matters when a session is written, which never happens here
-    backend: CookieBackend | ServerBackend
-    if store is None:
-        backend = CookieBackend(codec, cookie, lifetime=1, idle_timeout=idle_timeout)
-    else:
-        backend = ServerBackend(
-            store, codec, cookie, lifetime=1, idle_timeout=idle_timeout, namespace=namespace
-        )
-    return await backend.load([value], now)
+    sessions = Sessions(
+        secret_key_base=keyring,
+        cookie_format=cookie_format,
+        cookie_name=cookie_name,
+        idle_timeout=idle_timeout,
+        store=store,
+        clock=lambda: now,
+    )
+    session = await sessions.load(cookie=value, read_only=True)
+    return session, sessions.info(session)

@@ -28,6 +28,7 @@ from asgisession import (
     CSRFReason,
     Session,
     SessionMiddleware,
+    Sessions,
     StoreUnavailable,
     csrf_token,
     flash,
@@ -36,11 +37,9 @@ from asgisession import (
     user_sessions,
 )
 from asgisession._types import ASGIApp, Receive, Scope, Send
-from asgisession.backends.server import session_key
 from asgisession.cookies import cookie_values
 from asgisession.csrf.reasons import _explain
 from asgisession.flash import FLASH_KEY
-from asgisession.session import control_of
 from asgisession.stores import MemoryStore, Store
 
 from .page import HomeView, error_page, home_page
@@ -111,6 +110,9 @@ class DemoApp:
         self.store = store
         self.revocations = revocations
         self.description = description
+        #: The middleware's sessions (set by :func:`build_app`), to tell which listed
+        #: session is this browser's.
+        self.sessions: Sessions | None = None
         self.routes: dict[tuple[str, str], Handler] = {
             ("GET", "/"): self.home,
             ("POST", "/login"): self.login,
@@ -180,7 +182,7 @@ class DemoApp:
             internal=sorted(k for k in session if is_internal(k)),
             cookie_size=len(COOKIE_NAME) + len(values[0]) if values else 0,  # name + value
             sessions=sessions,
-            this_session=this_session_key(session),
+            this_session=self.sessions.info(session).store_key if self.sessions else None,
         )
         await request.html(home_page(view))
 
@@ -248,17 +250,6 @@ def is_internal(key: str) -> bool:
     return key.startswith("_") or key == FLASH_KEY
 
 
-def this_session_key(session: Session) -> str | None:
-    """The store key of the request's own server-side session, to mark it in the list.
-
-    The same key :func:`~asgisession.revocation.user_sessions` lists: the backend's
-    :func:`~asgisession.backends.server.session_key` of the session id, in its default
-    namespace (the demo's). ``None`` for a cookie session or one not stored yet.
-    """
-    session_id = control_of(session).state.session_id
-    return None if session_id is None else session_key(session_id)
-
-
 async def read_form(receive: Receive) -> dict[str, str]:
     """The request body as a urlencoded form (first value of each field); capped in size."""
     body = b""
@@ -291,11 +282,14 @@ def build_app(
     keeps the "log out everywhere" times (``revocation_store``).
     """
     revocations = store if store is not None else MemoryStore()
-    return SessionMiddleware(
-        CSRFMiddleware(DemoApp(store, revocations, description), on_failure=csrf_refused),
+    demo = DemoApp(store, revocations, description)
+    middleware = SessionMiddleware(
+        CSRFMiddleware(demo, on_failure=csrf_refused),
         secret_key_base=secret_key_base,
         cookie_name=COOKIE_NAME,
         user_key=USER_KEY,
         store=store,
         revocation_store=revocations if store is None else None,
     )
+    demo.sessions = Sessions.from_middleware(middleware)
+    return middleware
