@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from .crypto import MAKE_SECRET
 from .errors import ConfigurationError
 
 __all__ = ["secret_key_base_from_env"]
@@ -50,11 +51,10 @@ def secret_key_base_from_env(
             ) from None
     if value is None:
         raise ConfigurationError(
-            f"${name} is not set. Generate a secret with "
-            '`python -c "import secrets; print(secrets.token_hex(64))"` and pass it in the '
-            f"environment (or put it in a file named by ${name}_FILE); never in the code."
+            f"${name} is not set. Generate a secret with `{MAKE_SECRET}` and pass it in "
+            f"the environment (or put it in a file named by ${name}_FILE); never in the code."
         )
     secrets = [part for part in _SEPARATORS.split(value.strip()) if part]
     if not secrets:
-        raise ConfigurationError(f"${name} is empty.")
+        raise ConfigurationError(f"${name} is empty. Generate a secret with `{MAKE_SECRET}`.")
     return secrets

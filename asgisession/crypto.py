@@ -64,6 +64,8 @@ __all__ = [
 SecretKeyBase = str | bytes | Sequence[str | bytes]
 
 MIN_SECRET_BYTES = 32
+#: What every missing-secret and weak-secret error tells the user to run.
+MAKE_SECRET = "python -m asgisession secret"  # noqa: S105 - a command, not a secret
 #: Seconds a message's issue time may lie ahead of the reader's clock (nodes' clocks differ
 #: a little); a later one is refused, so a fast clock or a message sealed with the secret
 #: for a future time cannot outlive an idle timeout or a revocation's "not before".
@@ -97,7 +99,7 @@ def _secret_bytes(secret: str | bytes) -> bytes:
     if len(raw) < MIN_SECRET_BYTES:
         raise ConfigurationError(
             f"secret_key_base is {len(raw)} bytes; it needs at least {MIN_SECRET_BYTES}. "
-            'Make one with: python -c "import secrets; print(secrets.token_hex(64))"'
+            f"Make one with `{MAKE_SECRET}` (64 random bytes, as hex)."
         )
     text = raw.decode("latin-1").lower()
     weakness = next((p for p in _PLACEHOLDERS if p in text), None)
@@ -109,9 +111,9 @@ def _secret_bytes(secret: str | bytes) -> bytes:
             weakness = f"a pattern of {period} characters, repeated"
     if weakness is not None:
         raise ConfigurationError(
-            f"secret_key_base looks like a placeholder ({weakness}). Use a random secret: "
-            'python -c "import secrets; print(secrets.token_hex(64))", kept out of the '
-            "code (an environment variable or a secrets manager)."
+            f"secret_key_base looks like a placeholder ({weakness}). Use a random secret, "
+            f"made with `{MAKE_SECRET}` and kept out of the code (an environment variable "
+            "or a secrets manager)."
         )
     return raw
 
@@ -207,7 +209,10 @@ class Keyring:
         else:
             secrets = list(secret_key_base)
         if not secrets:
-            raise ConfigurationError("secret_key_base is empty; give at least one secret.")
+            raise ConfigurationError(
+                f"secret_key_base is empty; give at least one secret (make one with "
+                f"`{MAKE_SECRET}`)."
+            )
         self.generators: tuple[KeyGenerator, ...] = tuple(KeyGenerator(s) for s in secrets)
         self._by_id: dict[bytes, int] = {}
         for index, generator in enumerate(self.generators):

@@ -2,7 +2,7 @@
 
 Serve it with::
 
-    SECRET_KEY_BASE=$(python -c 'import secrets; print(secrets.token_hex(64))') \
+    SECRET_KEY_BASE=$(python -m asgisession secret) \
         python -m uvicorn examples.cookie_app:app
 
 GET / counts your visits and shows the session; POST /login and POST /logout change it;

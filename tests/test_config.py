@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from asgisession import ConfigurationError, SessionMiddleware, secret_key_base_from_env
+from asgisession._types import Receive, Scope, Send
 
 A = "a1" * 16 + "0123456789abcdef" * 2
 B = "b2" * 16 + "fedcba9876543210" * 2
@@ -39,7 +43,9 @@ def test_file_variant(tmp_path: Path) -> None:
 
 def test_missing_says_how_to_make_one() -> None:
     """With neither variable set, the error says how to generate a secret and where to put it."""
-    with pytest.raises(ConfigurationError, match=r"token_hex.*never in the code"):
+    with pytest.raises(
+        ConfigurationError, match=r"python -m asgisession secret.*never in the code"
+    ):
         secret_key_base_from_env(environ={})
 
 
@@ -88,3 +94,48 @@ def test_result_feeds_the_middleware() -> None:
                 environ={"SECRET_KEY_BASE": "changeme-changeme-changeme-changeme-1"}
             ),
         )
+
+
+# --- every missing or weak secret says how to make one ---------------------------------
+
+MAKE_ONE = "python -m asgisession secret"
+
+
+@pytest.mark.parametrize(
+    "make_error",
+    [
+        lambda: secret_key_base_from_env(environ={}),
+        lambda: secret_key_base_from_env(environ={"SECRET_KEY_BASE": " ,\n"}),
+        lambda: SessionMiddleware(_app, secret_key_base=[]),
+        lambda: SessionMiddleware(_app, secret_key_base="s3cr3t"),
+        lambda: SessionMiddleware(_app, secret_key_base="changeme-" + A),
+        lambda: SessionMiddleware(_app, secret_key_base="ab" * 20),
+        lambda: SessionMiddleware(_app, secret_key_base="abcabc" * 8),
+    ],
+    ids=["not-set", "empty-variable", "empty-list", "short", "placeholder", "few-chars", "pattern"],
+)
+def test_every_secret_error_names_the_secret_command(make_error: Callable[[], object]) -> None:
+    """Each way of having no usable secret points at the CLI's command, not a `python -c` line."""
+    with pytest.raises(ConfigurationError) as excinfo:
+        make_error()
+    message = str(excinfo.value)
+    assert MAKE_ONE in message
+    assert "python -c" not in message
+
+
+def test_the_suggested_command_makes_a_secret_the_middleware_takes() -> None:
+    """The command the errors name works, and what it prints passes the secret checks."""
+    result = subprocess.run(
+        [sys.executable, "-m", "asgisession", "secret"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    secret = result.stdout.strip()
+    assert 128 == len(secret)
+    SessionMiddleware(_app, secret_key_base=secret)
+
+
+async def _app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise AssertionError("never called")

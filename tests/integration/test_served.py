@@ -71,5 +71,5 @@ def test_missing_secret_is_a_clear_error() -> None:
     )  # fmt: skip
     assert 1 == result.returncode
     assert "SECRET_KEY_BASE is not set" in result.stderr
-    assert "token_hex" in result.stderr
+    assert "python -m asgisession secret" in result.stderr
     assert "Traceback" not in result.stderr
