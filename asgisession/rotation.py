@@ -82,7 +82,9 @@ class Rotation:
         self.read: tuple[FormatSpec, ...] = tuple(read)
         # Resolved here, so a bad format fails at configuration, not per request.
         self._write: CookieFormat = resolve_format(write)
-        self._read: tuple[CookieFormat, ...] = tuple(resolve_format(spec) for spec in read)
+        self._read: tuple[CookieFormat, ...] = tuple(
+            resolve_format(spec, reading=True) for spec in read
+        )
 
     def session_codec(self, keyring: Keyring) -> MessageCodec:
         """The session cookie's codec: writes ``write``, reads all."""
