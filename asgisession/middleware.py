@@ -42,6 +42,7 @@ from ._http import cookie_path_matches, keep_private, merge_vary, path_prefixes,
 from ._options import DEFAULT as _DEFAULT
 from ._options import cookie_options
 from ._options import store_timeout as _store_timeout
+from ._peer_names import peer_keywords
 from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backends.base import SessionBackend
 from .backends.cookie import CookieBackend
@@ -171,6 +172,7 @@ class SessionMiddleware:
     .. versionadded:: 0.1
     """
 
+    @peer_keywords
     def __init__(
         self,
         app: AnyASGIApp,
