@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import itsdangerous
@@ -119,3 +122,22 @@ async def test_a_payload_as_long_as_a_session_id_is_not_taken_for_one(secret: st
     rotation = Rotation(write="encrypted", read=[StarletteCookies(secret_key="old")])
     await send_cookie(target(recorder, secret, store, rotation), "session", value)
     assert [data] == recorder.seen
+
+
+def test_importing_the_sources_imports_neither_library() -> None:
+    """itsdangerous and Django load when a source is made, not when asgisession.migrate is."""
+    code = (
+        "import sys, asgisession, asgisession.migrate\n"
+        "print(sorted(m for m in ('itsdangerous', 'django') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (0, "[]") == (result.returncode, result.stdout.strip()), result.stderr
+
+
+def test_the_migrate_extra_brings_itsdangerous() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["migrate"]
+    assert ["itsdangerous"] == [re.split(r"[<>=!~ ]", spec)[0] for spec in extra]
