@@ -31,7 +31,6 @@ PEER_NAMES: dict[str, tuple[str, str]] = {
     "cookie_domain": ("starsessions'", "domain="),
     "cookie_path": ("starsessions'", "path="),
     "rolling": ("starsessions'", "idle_timeout= (seconds; the session's end moves with use)"),
-    "autoload": ("starsessions'", "nothing: a server-side session loads before the app runs"),
     "secret": ("Litestar's", "secret_key_base="),
 }
 

@@ -70,7 +70,9 @@ class Rotation:
 
     :param write: the format new cookies are written in.
     :param read: formats also accepted on read; a cookie in one of them is re-issued in
-        ``write``'s format on that response.
+        ``write``'s format on that response. Another framework's session cookie is one
+        too, through a read-only source of :mod:`asgisession.migrate` (e.g.
+        ``StarletteCookies(secret_key=...)``): see ``docs/migrating.md``.
 
     .. versionadded:: 0.2
     """

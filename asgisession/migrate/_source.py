@@ -57,7 +57,7 @@ class MigrationSource:
     .. versionadded:: 0.2
     """
 
-    #: :func:`~asgisession.formats.resolve_format` refuses it as a ``cookie_format`` of its own.
+    #: A source cannot write: it is refused as a ``cookie_format`` of its own.
     read_only = True
     #: What the peer is called in messages.
     peer = "another framework"
