@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import subprocess
@@ -12,10 +13,12 @@ from typing import Any
 
 import itsdangerous
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asgisession import Rotation, SessionMiddleware
 from asgisession._peer_names import PEER_NAMES
-from asgisession.errors import ConfigurationError
+from asgisession.errors import ConfigurationError, InvalidMessage
 from asgisession.migrate import DjangoSignedCookies, FlaskCookies, StarletteCookies
 from asgisession.stores import MemoryStore
 
@@ -141,3 +144,21 @@ def test_the_migrate_extra_brings_itsdangerous() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     extra = pyproject["project"]["optional-dependencies"]["migrate"]
     assert ["itsdangerous"] == [re.split(r"[<>=!~ ]", spec)[0] for spec in extra]
+
+
+COOKIE_TEXT = st.text(
+    alphabet=st.sampled_from("AZaz09-_.:=+/%!\"' \\é\x00"), min_size=0, max_size=80
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=COOKIE_TEXT)
+def test_no_value_makes_a_source_raise_anything_but_invalid_message(value: str) -> None:
+    """Whatever a client sends, each source refuses it with a reason (never a 500)."""
+    for source in (
+        StarletteCookies(secret_key="old"),
+        FlaskCookies(secret_key="old"),
+        DjangoSignedCookies(secret_key="old"),
+    ):
+        with contextlib.suppress(InvalidMessage):
+            source.open(value, now=1_700_000_000)
