@@ -44,7 +44,8 @@ def _datetime(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
-_TAGS: dict[str, Callable[[Any], Any]] = {
+#: Flask's marker of each type, and what makes the value of it from its JSON.
+_FLASK_TYPES: dict[str, Callable[[Any], Any]] = {
     " t": tuple,
     " b": base64.b64decode,
     " u": uuid.UUID,
@@ -57,9 +58,9 @@ _TAGS: dict[str, Callable[[Any], Any]] = {
 def _untag(value: dict[str, Any]) -> Any:
     # json.loads calls it bottom-up, as Flask's TaggedJSONSerializer.untag is called.
     if len(value) == 1:
-        key = next(iter(value))
-        if key in _TAGS:
-            return _TAGS[key](value[key])
+        marker = next(iter(value))
+        if marker in _FLASK_TYPES:
+            return _FLASK_TYPES[marker](value[marker])
     return value
 
 
