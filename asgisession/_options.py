@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
+from types import FrameType
 from typing import Any, Final
 
 from .cookies import CookieOptions
@@ -72,10 +74,24 @@ def store_timeout(value: float | None) -> float | None:
         "away in 0.3: set timeout= on the store (RedisStore, MemcachedStore, SQLiteStore), "
         "which times its own calls; the bundled stores ignore store_timeout already.",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=_caller_stacklevel(),
     )
     if value is not None and (
         isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
     ):
         raise ConfigurationError(f"store_timeout={value!r}; give seconds > 0, or None.")
     return value
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside asgisession: the app's own call.
+
+    Counted, not fixed, so that a wrapper around the constructor (such as
+    :func:`asgisession._peer_names.peer_keywords`) does not hide a warning in our code.
+    """
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "asgisession":
+        level += 1
+        frame = frame.f_back
+    return level

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from .errors import ConfigurationError, InvalidMessage, RejectReason
 
 __all__ = [
+    "FOREIGN_KEY_INDEX",
     "CookieFormat",
     "KeyGenerator",
     "Keyring",
@@ -70,6 +71,9 @@ MAKE_SECRET = "python -m asgisession secret"  # noqa: S105 - a command, not a se
 #: a little); a later one is refused, so a fast clock or a message sealed with the secret
 #: for a future time cannot outlive an idle timeout or a revocation's "not before".
 MAX_CLOCK_SKEW = 60
+#: :attr:`Opened.key_index` of a value a migration source (:mod:`asgisession.migrate`)
+#: opened with another framework's secret: no key of the keyring opened it.
+FOREIGN_KEY_INDEX = -1
 VERSION_GCM = 0x01
 VERSION_SIGNED = 0x02
 #: The frame header (see the module docstring): version, key id, purpose digest, issued, expires.
@@ -325,7 +329,8 @@ class Opened(NamedTuple):
     payload: bytes
     issued_at: int
     expires_at: int
-    #: Which secret of the keyring opened it: 0 is the newest.
+    #: Which secret of the keyring opened it: 0 is the newest; :data:`FOREIGN_KEY_INDEX`
+    #: for another framework's cookie opened by a migration source.
     key_index: int
     #: Opened by an older secret, or in a format that is only read (an older digest, another
     #: format in a :class:`~asgisession.rotation.Rotation`): re-issue it under the newest.

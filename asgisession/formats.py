@@ -89,12 +89,14 @@ class CodecFormat:
         return f"CodecFormat({self.codec!r})"
 
 
-def resolve_format(cookie_format: object) -> CookieFormat:
+def resolve_format(cookie_format: object, *, reading: bool = False) -> CookieFormat:
     """The :class:`~asgisession.crypto.CookieFormat` that ``cookie_format`` names.
 
     :param cookie_format: ``"encrypted"``, ``"signed"``, a ``CookieFormat`` (e.g.
         ``RailsCookies(...)`` or ``Rotation(...)``) or a ``MessageCodec``.
-    :raises ConfigurationError: for anything else.
+    :param reading: the format is only read (``Rotation(read=[...])``), so a format that
+        cannot write (a migration source, whose ``read_only`` is true) is welcome.
+    :raises ConfigurationError: for anything else, or a read-only format to write with.
 
     .. versionadded:: 0.2
     """
@@ -103,6 +105,11 @@ def resolve_format(cookie_format: object) -> CookieFormat:
             return NativeCookies("signed" if cookie_format == "signed" else "encrypted")
         raise _not_a_format(cookie_format)
     if isinstance(cookie_format, CookieFormat):
+        if not reading and getattr(cookie_format, "read_only", False) is True:
+            raise ConfigurationError(
+                f"{cookie_format!r} only reads another framework's cookies; use "
+                f"cookie_format=Rotation(write='encrypted', read=[{cookie_format!r}])."
+            )
         return cookie_format
     if callable(getattr(cookie_format, "open", None)) and callable(
         getattr(cookie_format, "seal", None)

@@ -41,6 +41,7 @@ from typing import Any, Literal, TypeAlias
 from ._http import cookie_path_matches, keep_private, merge_vary, path_prefixes, send_plain
 from ._options import DEFAULT as _DEFAULT
 from ._options import store_timeout as _store_timeout
+from ._peer_names import peer_keywords
 from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from .backends.base import SessionBackend
 from .backends.build import build_backend
@@ -167,6 +168,7 @@ class SessionMiddleware:
     .. versionadded:: 0.1
     """
 
+    @peer_keywords
     def __init__(
         self,
         app: AnyASGIApp,

@@ -70,7 +70,9 @@ class Rotation:
 
     :param write: the format new cookies are written in.
     :param read: formats also accepted on read; a cookie in one of them is re-issued in
-        ``write``'s format on that response.
+        ``write``'s format on that response. Another framework's session cookie is one
+        too, through a read-only source of :mod:`asgisession.migrate` (e.g.
+        ``StarletteCookies(secret_key=...)``): see ``docs/migrating.md``.
 
     .. versionadded:: 0.2
     """
@@ -82,7 +84,9 @@ class Rotation:
         self.read: tuple[FormatSpec, ...] = tuple(read)
         # Resolved here, so a bad format fails at configuration, not per request.
         self._write: CookieFormat = resolve_format(write)
-        self._read: tuple[CookieFormat, ...] = tuple(resolve_format(spec) for spec in read)
+        self._read: tuple[CookieFormat, ...] = tuple(
+            resolve_format(spec, reading=True) for spec in read
+        )
 
     def session_codec(self, keyring: Keyring) -> MessageCodec:
         """The session cookie's codec: writes ``write``, reads all."""

@@ -58,8 +58,14 @@ def is_light(data: Mapping[str, Any]) -> bool:
     return data.keys() <= LIGHT_KEYS
 
 
-def open_light(payload: bytes, serializer: Serializer = JSON) -> tuple[dict[str, Any], bytes]:
+def open_light(
+    payload: bytes, serializer: Serializer = JSON, *, foreign: bool = False
+) -> tuple[dict[str, Any], bytes]:
     """The data of a light session's sealed payload, and the payload as it serialises.
+
+    ``foreign``: the payload is another framework's session, opened by a migration source
+    (:mod:`asgisession.migrate`) with that framework's secret; it may hold any keys, and
+    goes to the store on this request's commit.
 
     :raises InvalidMessage: (``bad_payload``) unless it is a JSON object of light keys
         only: a cookie-store session sealed with the same secret and name does not open as
@@ -71,6 +77,6 @@ def open_light(payload: bytes, serializer: Serializer = JSON) -> tuple[dict[str,
         data = serializer.loads(payload)
     except ValueError as exc:
         raise InvalidMessage(RejectReason.BAD_PAYLOAD, f"sealed session: {exc}") from None
-    if not is_light(data):
+    if not (foreign or is_light(data)):
         raise InvalidMessage(RejectReason.BAD_PAYLOAD, "sealed session with keys for the store")
     return data, payload.rstrip(b" ")

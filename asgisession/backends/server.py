@@ -37,6 +37,9 @@ Invariants:
    sealed session never is), and only a JSON object of those keys is accepted: a
    cookie-store session holding anything else, sealed with the same secret, does not open
    here.
+9. A session another framework's cookie carried, opened by a migration source
+   (:mod:`asgisession.migrate`; ``Opened.key_index`` is ``FOREIGN_KEY_INDEX``), loads
+   like a light one, whatever its keys, and its commit moves it into the store.
 
 It runs past 300 lines because creation, regeneration without resurrection, light (cookie-
 only) sessions and the user index are one commit path.
@@ -48,7 +51,7 @@ import logging
 import secrets
 
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
-from ..crypto import MessageCodec
+from ..crypto import FOREIGN_KEY_INDEX, MessageCodec
 from ..errors import (
     ConfigurationError,
     InvalidMessage,
@@ -144,8 +147,9 @@ class ServerBackend(SealedCookie):
         for value in candidates.values:
             try:
                 opened = self._open_sealed(value, now)
-                if len(opened.payload) != SESSION_ID_BYTES:
-                    data, payload = open_light(opened.payload, self.serializer)  # no store I/O
+                foreign = opened.key_index == FOREIGN_KEY_INDEX  # a migration source's
+                if foreign or len(opened.payload) != SESSION_ID_BYTES:
+                    data, payload = open_light(opened.payload, self.serializer, foreign=foreign)
                     return LoadedState(
                         data=data,
                         serialized=payload,
@@ -209,7 +213,7 @@ class ServerBackend(SealedCookie):
                 light = self._render_light(commit, secure=secure, now=now)
                 if light is not None:
                     return light
-            elif not changed:
+            elif not (changed or state.stale):  # stale: migrated in, not yet stored
                 return None
             return await self._create(commit, secure=secure, now=now)
 
