@@ -16,7 +16,7 @@ secret, cookie name and store opens it too.
 
 - Without a store, the cookie holds the data sealed (AES-256-GCM by default), as
   asgisession's cookie store does; with one, it holds a sealed 256-bit id and the store
-  holds the record, bound to that id, under a hash of it (:mod:`asgisession.backends.server`).
+  holds the record, bound to that id, under a hash of it (as ``ServerBackend`` does).
 - Django's settings that shape the cookie (``SESSION_COOKIE_NAME``, ``_AGE``, ``_DOMAIN``,
   ``_SECURE``...) apply; the cookie name is also the seal's purpose.
 - Each save seals the expiry into the cookie: now plus ``get_expiry_age()``, at most
