@@ -32,112 +32,28 @@ secret, cookie name and store opens it too.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.utils import timezone
 
 from ..backends._records import bind
-from ..backends.cookie import CookieBackend
 from ..backends.server import SESSION_ID_BYTES, ServerBackend
-from ..cookies import MAX_COOKIE_SIZE, CookieOptions
-from ..crypto import Keyring
-from ..errors import ConfigurationError, CookieOverflow, InvalidMessage
-from ..formats import resolve_format
+from ..cookies import MAX_COOKIE_SIZE
+from ..errors import CookieOverflow, InvalidMessage
 from ..serializer import JSON
 from ..session import LoadedState
-from ..stores import from_url
-from ..stores.base import Store, SupportsAdd
+from ..stores.base import SupportsAdd
+from ._django_setup import LOOP, engine
 
 __all__ = ["SessionStore"]
 
-T = TypeVar("T")
 #: Where Django's SessionBase keeps a ``set_expiry()`` value in the session data.
 EXPIRY_KEY = "_session_expiry"
-
-
-class _Loop:
-    """One event loop in a daemon thread, where every store call runs (see the module doc)."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, name="asgisession-django", daemon=True
-                ).start()
-                self._loop = loop
-            return self._loop
-
-    def run(self, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run ``call()`` there and wait for it (from a thread other than that loop's)."""
-        return asyncio.run_coroutine_threadsafe(call(), self._get()).result()
-
-    def arun(self, call: Callable[[], Coroutine[Any, Any, T]]) -> Awaitable[T]:
-        """Run ``call()`` there; await the result from any event loop."""
-        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), self._get()))
-
-
-_LOOP = _Loop()
-
-
-class _Engine:
-    """What the settings make: the backend that opens cookies, and the store, if any."""
-
-    def __init__(
-        self, secret: str | tuple[str, ...], store: Store | str | None, cookie_format: str
-    ) -> None:
-        keyring = Keyring(list(secret) if isinstance(secret, tuple) else secret)
-        codec = resolve_format(cookie_format).session_codec(keyring)
-        self.age: int = int(settings.SESSION_COOKIE_AGE)
-        options = CookieOptions(name=settings.SESSION_COOKIE_NAME, max_age=None)
-        self.cookie = CookieBackend(codec, options, lifetime=self.age)
-        self.server: ServerBackend | None = None
-        if store is not None:
-            if isinstance(store, str):
-                store = from_url(store)
-            self.server = ServerBackend(store, codec, options, lifetime=self.age)
-
-    def seal(self, payload: bytes, expires_at: int, now: int) -> str:
-        purpose = self.cookie.cookie.name
-        return self.cookie.codec.seal(
-            payload, purpose=purpose, issued_at=now, expires_at=expires_at
-        )
-
-
-@lru_cache(maxsize=4)
-def _engine_for(
-    secret: str | tuple[str, ...], store: Store | str | None, fmt: str, name: str, age: int
-) -> _Engine:
-    return _Engine(secret, store, fmt)
-
-
-def _engine() -> _Engine:
-    secret = getattr(settings, "ASGISESSION_SECRET_KEY_BASE", None)
-    if not secret:
-        raise ConfigurationError(
-            "SESSION_ENGINE 'asgisession.integrations.django' needs "
-            "ASGISESSION_SECRET_KEY_BASE in settings (python -m asgisession secret makes one)."
-        )
-    if isinstance(secret, list):
-        secret = tuple(secret)
-    store = getattr(settings, "ASGISESSION_STORE", None)
-    fmt = getattr(settings, "ASGISESSION_COOKIE_FORMAT", "encrypted")
-    return _engine_for(
-        secret, store, fmt, settings.SESSION_COOKIE_NAME, int(settings.SESSION_COOKIE_AGE)
-    )
 
 
 class SessionStore(SessionBase):
@@ -148,7 +64,7 @@ class SessionStore(SessionBase):
 
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
-        self._engine = _engine()
+        self._engine = engine()
         #: The store id of the loaded session (server format), to update or delete.
         self._session_id: bytes | None = None
 
@@ -161,7 +77,7 @@ class SessionStore(SessionBase):
         if server is None:
             return self._accept(self._engine.cookie.open(self._values(), now), now)
         values = self._values()
-        return self._accept(_LOOP.run(lambda: server.load(values, now)), now)
+        return self._accept(LOOP.run(lambda: server.load(values, now)), now)
 
     async def aload(self) -> dict[str, Any]:
         """Async :meth:`load`."""
@@ -170,7 +86,7 @@ class SessionStore(SessionBase):
         if server is None:
             return self.load()
         values = self._values()
-        return self._accept(await _LOOP.arun(lambda: server.load(values, now)), now)
+        return self._accept(await LOOP.arun(lambda: server.load(values, now)), now)
 
     def _values(self) -> list[str]:
         return [self.session_key] if self.session_key else []
@@ -181,6 +97,8 @@ class SessionStore(SessionBase):
             self._session_id = None
             return {}
         self._session_id = state.session_id
+        if state.stale:  # opened with an older secret: Django re-saves it under the newest
+            self.modified = True
         return state.data
 
     # -- expiry --------------------------------------------------------------------------------
@@ -235,7 +153,7 @@ class SessionStore(SessionBase):
         if server is None:
             self._session_key = self._sealed(payload, expires_at, now)
             return
-        self._session_key = _LOOP.run(lambda: self._write(server, payload, expires_at, now))
+        self._session_key = LOOP.run(lambda: self._write(server, payload, expires_at, now))
 
     async def asave(self, must_create: bool = False) -> None:
         """Async :meth:`save`."""
@@ -246,11 +164,11 @@ class SessionStore(SessionBase):
         now = int(time.time())
         payload = JSON.dumps(dict(await self.aitems()))
         expires_at = self._expires_at(now)
-        self._session_key = await _LOOP.arun(lambda: self._write(server, payload, expires_at, now))
+        self._session_key = await LOOP.arun(lambda: self._write(server, payload, expires_at, now))
 
     def _sealed(self, payload: bytes, expires_at: int, now: int) -> str:
         value = self._engine.seal(payload, expires_at, now)
-        size = len(settings.SESSION_COOKIE_NAME) + 1 + len(value)
+        size = self._engine.cookie.cookie.size(value)
         if size > MAX_COOKIE_SIZE:
             sizes = JSON.sizes_by_key(dict(self.items()))[:5]
             raise CookieOverflow(settings.SESSION_COOKIE_NAME, size, MAX_COOKIE_SIZE, sizes)
@@ -294,7 +212,7 @@ class SessionStore(SessionBase):
         session_id = self._id_of(session_key)
         server = self._engine.server
         if server is not None and session_id is not None:
-            _LOOP.run(lambda: server.store.delete(server.key(session_id)))
+            LOOP.run(lambda: server.store.delete(server.key(session_id)))
         if session_key is None:
             self._session_id = None
 
@@ -303,7 +221,7 @@ class SessionStore(SessionBase):
         session_id = self._id_of(session_key)
         server = self._engine.server
         if server is not None and session_id is not None:
-            await _LOOP.arun(lambda: server.store.delete(server.key(session_id)))
+            await LOOP.arun(lambda: server.store.delete(server.key(session_id)))
         if session_key is None:
             self._session_id = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from django.urls import path  # noqa: E402
 
 from asgisession import SessionMiddleware  # noqa: E402
 from asgisession._types import Receive, Scope, Send  # noqa: E402
+from asgisession.errors import CookieOverflow  # noqa: E402
 from asgisession.integrations import django_engine  # noqa: E402
 from asgisession.stores import from_url  # noqa: E402
 
@@ -98,6 +100,19 @@ def write(request: HttpRequest) -> JsonResponse:
     return JsonResponse(public(request))
 
 
+def interrupt(request: HttpRequest) -> HttpResponse:
+    """Loads the session, has another request delete it, then writes to it."""
+    assert "_auth_user_id" in request.session
+    django_engine.SessionStore(request.session.session_key).delete()
+    request.session["late"] = True
+    return HttpResponse("written?")
+
+
+def big(request: HttpRequest) -> HttpResponse:
+    request.session["blob"] = "x" * 5000
+    return HttpResponse("too big for a cookie")
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("me", me),
@@ -108,6 +123,8 @@ urlpatterns = [
     path("message/show", show_messages),
     path("expiry/<str:value>", expiry),
     path("write", write),
+    path("big", big),
+    path("interrupt", interrupt),
 ]
 
 
@@ -263,12 +280,52 @@ async def asgi_side(store_url: str | None, name: str, value: str) -> tuple[str, 
             await store.aclose()
 
 
+def edges(store_url: str) -> None:
+    """A key rotation re-seals; overflow raises; a session ended elsewhere stays ended."""
+    old, new = settings.ASGISESSION_SECRET_KEY_BASE, secrets.token_hex(32)
+    name = settings.SESSION_COOKIE_NAME
+    client = Client()
+    client.get("/write")
+    before = client.cookies[name].value
+    with override_settings(ASGISESSION_SECRET_KEY_BASE=[new, old]):
+        response = client.get("/me")
+        assert {"from": "django"} == response.json()["data"]
+        assert name in response.cookies  # re-issued under the newest secret
+    with override_settings(ASGISESSION_SECRET_KEY_BASE=new):
+        assert {"from": "django"} == client.get("/me").json()["data"]
+        client.cookies[name] = before
+        assert {} == client.get("/me").json()["data"]  # the old seal needs the old secret
+
+    overflow: CookieOverflow | None = None
+    try:
+        Client().get("/big")
+    except CookieOverflow as exc:
+        overflow = exc
+    assert overflow is not None, "5,000 bytes fit in a cookie"
+    assert "blob" in str(overflow)
+
+    with override_settings(ASGISESSION_STORE=store_url):
+        tab = Client()
+        tab.get("/login")
+        other_tab = Client()
+        other_tab.cookies[name] = tab.cookies[name].value
+        other_tab.get("/logout")  # deletes the record
+        # The next request finds no record: a new, anonymous session, nothing of the old.
+        assert {"from": "django"} == tab.get("/write").json()
+        tab.get("/login")
+        # The record goes while the request runs: Django's SessionInterrupted (a 400), as
+        # with its database backend; the session is not written back.
+        assert 400 == tab.get("/interrupt").status_code
+        assert {"user": "", "data": {}} == tab.get("/me").json()
+
+
 def main() -> None:
     setup_test_environment()
     scenarios: dict[str, Callable[[], None]] = {
         "clients": clients,
         "expiry": expiry_cases,
         "interop": lambda: interop(sys.argv[2]),
+        "edges": lambda: edges(sys.argv[2]),
     }
     with override_settings(ROOT_URLCONF="__main__"):
         scenarios[sys.argv[1]]()

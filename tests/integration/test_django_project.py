@@ -204,6 +204,10 @@ def test_asgisession_middleware_reads_the_engines_sessions(
     recipe1.driver("interop", urls[store])
 
 
+def test_rotation_overflow_and_no_resurrection(recipe1: Project, tmp_path: Path) -> None:
+    recipe1.driver("edges", f"sqlite:///{tmp_path / 'sessions.db'}")
+
+
 def test_recipe2_admin_logs_in_through_asgisession_csrf(recipe2: Project) -> None:
     """Under uvicorn: asgisession's token in ``csrfmiddlewaretoken``, Django's check agrees."""
     server = recipe2.serve("uvicorn")
