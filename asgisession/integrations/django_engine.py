@@ -21,13 +21,16 @@ secret, cookie name and store opens it too.
   ``_SECURE``...) apply; the cookie name is also the seal's purpose.
 - Each save seals the expiry into the cookie: now plus ``get_expiry_age()``, at most
   ``SESSION_COOKIE_AGE``. A cookie is refused once it passes, and so is a session whose
-  ``set_expiry()`` (kept in the sealed data as ``_session_expiry``) has passed; a client
-  can neither extend one nor the other.
+  ``set_expiry()`` (kept with the data as ``_session_expiry``, sealed or in the store) has
+  passed; a client can neither extend one nor the other.
+- ``ASGISESSION_SECRET_KEY_BASE`` may list several secrets, newest first: a cookie opened
+  with an older one is saved again under the newest on that response.
 - Store calls are asynchronous (the Redis and Memcached adapters are asyncio clients, bound
   to one event loop), while Django calls ``load()`` and ``save()`` synchronously, under
   WSGI and under ASGI (its middleware saves in a worker thread). Every store call therefore
-  runs on one event loop that this module owns, in a daemon thread: the sync methods wait
-  for it, the async ones (``aload``...) await it. The cookie format needs no I/O.
+  runs on one event loop the engine owns, in a daemon thread (``_django_setup.StoreLoop``):
+  the sync methods wait for it, the async ones (``aload``...) await it. The cookie format
+  needs no I/O.
 """
 
 from __future__ import annotations
