@@ -192,14 +192,20 @@ def test_set_expiry(recipe1: Project) -> None:
     recipe1.driver("expiry")
 
 
-@pytest.mark.parametrize("store", ["cookie", "sqlite", "redis"])
+@pytest.mark.parametrize("store", ["cookie", "sqlite", "redis", "memcached"])
 def test_asgisession_middleware_reads_the_engines_sessions(
-    recipe1: Project, store: str, redis_proc: ServerProcess, tmp_path: Path
+    recipe1: Project,
+    store: str,
+    redis_proc: ServerProcess,
+    memcached_proc: ServerProcess,
+    tmp_path: Path,
 ) -> None:
+    """Same secret, cookie name and store: one format, read and written by either side."""
     urls = {
         "cookie": "cookie",
         "sqlite": f"sqlite:///{tmp_path / 'sessions.db'}",
         "redis": f"redis://{LOOPBACK}:{redis_proc.port}/1",
+        "memcached": f"memcached://{LOOPBACK}:{memcached_proc.port}",
     }
     recipe1.driver("interop", urls[store])
 
@@ -223,8 +229,17 @@ def test_recipe2_admin_logs_in_through_asgisession_csrf(recipe2: Project) -> Non
             assert "Forbidden" in refused.text
             response = admin_login(client)
             assert 302 == response.status_code, response.text
-            assert 200 == client.get("/admin/").status_code
+            page = client.get("/admin/")
+            assert 200 == page.status_code
             assert {"session", "sessionid"} <= set(client.cookies.keys())
+            # Login renewed asgisession's CSRF secret: the login page's token stops working.
+            stale = {"csrfmiddlewaretoken": token.group(1)}
+            assert 403 == client.post("/admin/logout/", data=stale).status_code
+            fresh = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+            assert fresh
+            out = client.post("/admin/logout/", data={"csrfmiddlewaretoken": fresh.group(1)})
+            assert 200 == out.status_code
+            assert 302 == client.get("/admin/").status_code
     finally:
         server.stop()
 
