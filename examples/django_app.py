@@ -1,9 +1,13 @@
-"""asgisession in Django (ASGI): ``request.session`` is asgisession's session.
+"""asgisession in Django through the 0.1 adapter: ``request.session`` is asgisession's session.
 
     SECRET_KEY_BASE=... python -m uvicorn --factory examples.django_app:create_app
 
 Routes as in examples/raw_asgi_app.py. The settings live here to keep the example in one
 file; in a project, ``MIDDLEWARE`` goes in settings.py and ``create_app`` in asgi.py.
+
+This adapter serves ASGI requests only. For a Django project, prefer the session engine
+(``SESSION_ENGINE = "asgisession.integrations.django"``): docs/frameworks.md shows its two
+recipes, tested on a ``django-admin startproject`` project.
 """
 
 from __future__ import annotations

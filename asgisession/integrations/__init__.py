@@ -7,7 +7,8 @@ Each submodule imports its framework when it is itself imported, never before, s
 - :mod:`asgisession.integrations.fastapi`: ``Depends``-ready session and CSRF-token providers.
 - :mod:`asgisession.integrations.litestar`: ``request.set_session``/``clear_session`` support.
 - :mod:`asgisession.integrations.quart`: a Quart ``SessionInterface``.
-- :mod:`asgisession.integrations.django`: a Django middleware and a ``SessionBase`` wrapper.
+- :mod:`asgisession.integrations.django`: a Django session engine (``SESSION_ENGINE``), with
+  :mod:`~asgisession.integrations.django_csrf` for asgisession's CSRF in Django.
 
 Starlette and raw ASGI need no adapter: ``request.session`` and ``scope["session"]`` are
 asgisession's :class:`~asgisession.session.Session` as they are.

@@ -1,22 +1,20 @@
-"""Django (through its ASGI handler): ``request.session`` becomes asgisession's session.
+"""Django: a session engine over asgisession's cookie format and stores, and the older adapter.
 
-In ``settings.py``, put this middleware where Django's own session middleware was::
+The way to use asgisession in Django is its session engine (docs/frameworks.md), driven by
+Django's own ``SessionMiddleware``::
 
-    MIDDLEWARE = [
-        "asgisession.integrations.django.SessionMiddleware",  # not django.contrib.sessions'
-        ...
-    ]
+    SESSION_ENGINE = "asgisession.integrations.django"
+    ASGISESSION_SECRET_KEY_BASE = os.environ["SECRET_KEY_BASE"]
 
-and in ``asgi.py`` wrap Django's handler::
+:class:`SessionStore` lives in :mod:`asgisession.integrations.django_engine`, and
+asgisession's CSRF for Django in :mod:`asgisession.integrations.django_csrf`.
 
-    application = SessionMiddleware(get_asgi_application(), secret_key_base=...)
-
-``request.session`` is then a :class:`DjangoSession`: Django's ``SessionBase`` interface
-(``get``, ``pop``, ``setdefault``, ``flush()``, ``cycle_key()``, the async ``a...``
-methods) over asgisession's :class:`~asgisession.session.Session`, so
-``django.contrib.auth.login`` (which calls ``cycle_key()``) regenerates it and ``logout``
-(``flush()``) resets it. Storage, expiry and the cookie belong to the ASGI middleware:
-``save()`` and friends do nothing, and ``session_key`` is always ``None``.
+The rest of this module is the adapter of 0.1, kept for projects that use it: under
+Django's ASGI handler wrapped in :class:`asgisession.SessionMiddleware`, its
+:class:`SessionMiddleware` (instead of Django's) makes ``request.session`` a
+:class:`DjangoSession`, Django's ``SessionBase`` interface over asgisession's session. It
+works only under ASGI (not ``runserver`` or the test ``Client``), fails Django's
+``admin.E410`` check, and ``set_expiry()`` raises: prefer the engine.
 """
 
 from __future__ import annotations
@@ -35,8 +33,16 @@ except ImportError as _missing:  # pragma: no cover - exercised without Django i
 from .._scope import session_from_scope
 from ..errors import ConfigurationError
 from ..session import Session
+from .django_engine import SessionStore
 
-__all__ = ["DjangoSession", "SessionMiddleware"]
+__all__ = ["DjangoSession", "SessionMiddleware", "SessionStore"]
+
+
+_NO_EXPIRY = (
+    "set_expiry() has no effect with the asgisession.integrations.django.SessionMiddleware "
+    "adapter (the lifetime is asgisession.SessionMiddleware's lifetime and max_age); use the "
+    'session engine, SESSION_ENGINE = "asgisession.integrations.django" (docs/frameworks.md).'
+)
 
 
 class DjangoSession(SessionBase):
@@ -87,10 +93,15 @@ class DjangoSession(SessionBase):
         self.cycle_key()
 
     def set_expiry(self, value: Any) -> None:
-        """Nothing to do: the lifetime is ``SessionMiddleware``'s (``lifetime``, ``max_age``)."""
+        """Refused: this adapter's lifetime is ``SessionMiddleware``'s; the engine has one.
+
+        :raises NotImplementedError: always (it did nothing before 0.2).
+        """
+        raise NotImplementedError(_NO_EXPIRY)
 
     async def aset_expiry(self, value: Any) -> None:
-        """Nothing to do: the lifetime is ``SessionMiddleware``'s (``lifetime``, ``max_age``)."""
+        """Refused, as :meth:`set_expiry`."""
+        raise NotImplementedError(_NO_EXPIRY)
 
     # Storage is SessionMiddleware's: the methods a Django backend implements do nothing.
 

@@ -1,0 +1,336 @@
+"""Scenarios run inside a ``django-admin startproject`` project (see test_django_project.py).
+
+Copied into the project and run as ``python django_driver.py <scenario>``, with the
+project's settings: Django's settings are per process, and the test process has its own.
+The views below join the project's URLs through ``ROOT_URLCONF = "__main__"`` (the project's
+configuration itself is left as docs/frameworks.md made it). Each scenario asserts and exits
+0, or fails with a traceback the test shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+django.setup()
+
+import httpx  # noqa: E402 - after django.setup()
+from django.conf import settings  # noqa: E402
+from django.contrib import admin, messages  # noqa: E402
+from django.contrib.auth import alogin, authenticate, login, logout  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse  # noqa: E402
+from django.test import AsyncClient, Client, override_settings  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from asgisession import SessionMiddleware  # noqa: E402
+from asgisession._types import Receive, Scope, Send  # noqa: E402
+from asgisession.errors import CookieOverflow  # noqa: E402
+from asgisession.integrations import django_engine  # noqa: E402
+from asgisession.stores import from_url  # noqa: E402
+
+USER, PASSWORD = "admin", "a-long-test-password"
+
+
+def public(request: HttpRequest) -> dict[str, Any]:
+    return {k: v for k, v in request.session.items() if not k.startswith("_")}
+
+
+def me(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"user": request.user.get_username(), "data": public(request)})
+
+
+def do_login(request: HttpRequest) -> JsonResponse:
+    user = authenticate(request, username=USER, password=PASSWORD)
+    assert user is not None
+    before = request.session.session_key
+    login(request, user)
+    request.session["cart"] = ["apple"]
+    return JsonResponse({"changed_key": before != request.session.session_key})
+
+
+async def do_alogin(request: HttpRequest) -> JsonResponse:
+    user = await User.objects.aget(username=USER)
+    await alogin(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    await request.session.aset("cart", ["pear"])
+    return JsonResponse({"user": user.get_username()})
+
+
+def do_logout(request: HttpRequest) -> JsonResponse:
+    logout(request)
+    return JsonResponse({})
+
+
+def add_message(request: HttpRequest) -> HttpResponse:
+    messages.success(request, "saved!")
+    return HttpResponse("added")
+
+
+def show_messages(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"messages": [str(m) for m in messages.get_messages(request)]})
+
+
+def expiry(request: HttpRequest, value: str) -> HttpResponse:
+    parsed: Any = {"none": None, "day": timedelta(days=1), "year": timedelta(days=365)}.get(
+        value, value
+    )
+    if isinstance(parsed, str):
+        parsed = int(parsed)
+    try:
+        request.session.set_expiry(parsed)
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400)
+    request.session["marked"] = value
+    return HttpResponse("set")
+
+
+def write(request: HttpRequest) -> JsonResponse:
+    request.session["from"] = "django"
+    return JsonResponse(public(request))
+
+
+def interrupt(request: HttpRequest) -> HttpResponse:
+    """Loads the session, has another request delete it, then writes to it."""
+    assert "_auth_user_id" in request.session
+    django_engine.SessionStore(request.session.session_key).delete()
+    request.session["late"] = True
+    return HttpResponse("written?")
+
+
+def big(request: HttpRequest) -> HttpResponse:
+    request.session["blob"] = "x" * 5000
+    return HttpResponse("too big for a cookie")
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("me", me),
+    path("login", do_login),
+    path("alogin", do_alogin),
+    path("logout", do_logout),
+    path("message/add", add_message),
+    path("message/show", show_messages),
+    path("expiry/<str:value>", expiry),
+    path("write", write),
+    path("big", big),
+    path("interrupt", interrupt),
+]
+
+
+def admin_login_token(page: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+def clients() -> None:
+    """The test Client and AsyncClient: the admin's form, auth, messages."""
+    client = Client(enforce_csrf_checks=True)  # Django's CSRF in the loop, as in a browser
+    token = admin_login_token(client.get("/admin/login/").content.decode())
+    form = {"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": token}
+    response = client.post("/admin/login/?next=/admin/", form)
+    assert 302 == response.status_code, response.content
+    assert "/admin/" == response.headers["Location"]
+    page = client.get("/admin/")
+    assert 200 == page.status_code
+    assert b"Site administration" in page.content
+
+    client = Client()
+    assert {"user": "", "data": {}} == client.get("/me").json()
+    client.get("/write")
+    first = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert {"changed_key": True} == client.get("/login").json()  # login() cycles the key
+    assert first != client.cookies[settings.SESSION_COOKIE_NAME].value
+    expected = {"user": USER, "data": {"from": "django", "cart": ["apple"]}}
+    assert expected == client.get("/me").json()
+    client.get("/message/add")
+    assert {"messages": ["saved!"]} == client.get("/message/show").json()
+    assert {"messages": []} == client.get("/message/show").json()  # shown once
+    client.get("/logout")
+    assert {"user": "", "data": {}} == client.get("/me").json()
+
+    client.force_login(User.objects.get(username=USER))  # the Client's own session save
+    assert USER == client.get("/me").json()["user"]
+
+    asyncio.run(async_clients())
+
+
+async def async_clients() -> None:
+    client = AsyncClient()
+    assert {"user": "", "data": {}} == (await client.get("/me")).json()
+    await client.get("/alogin")
+    assert {"user": USER, "data": {"cart": ["pear"]}} == (await client.get("/me")).json()
+    await client.get("/message/add")
+    assert {"messages": ["saved!"]} == (await client.get("/message/show")).json()
+    await client.get("/logout")
+    assert {"user": "", "data": {}} == (await client.get("/me")).json()
+
+
+class Clock:
+    """Stands in for the engine's ``time`` module, so a test can move time forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+def set_cookie(response: HttpResponseBase) -> str:
+    return str(response.cookies[settings.SESSION_COOKIE_NAME])
+
+
+def expiry_cases() -> None:
+    """set_expiry: the cookie's attributes, and the server's refusal once it has passed."""
+    clock = Clock()
+    django_engine.time = clock  # type: ignore[attr-defined,assignment]
+    client = Client()
+    cookie = set_cookie(client.get("/expiry/0"))
+    assert "Max-Age" not in cookie
+    assert "expires" not in cookie.lower()
+    cookie = set_cookie(client.get("/expiry/60"))
+    assert "Max-Age=60" in cookie, cookie
+    cookie = set_cookie(client.get("/expiry/day"))
+    assert "Max-Age=86399" in cookie or "Max-Age=86400" in cookie, cookie
+    refused = client.get("/expiry/year")
+    assert 400 == refused.status_code
+    assert b"SESSION_COOKIE_AGE" in refused.content
+    cookie = set_cookie(client.get("/expiry/none"))
+    assert f"Max-Age={settings.SESSION_COOKIE_AGE}" in cookie, cookie
+
+    # Enforced on the server: a minute later a 60-second session is gone, a default one not.
+    short, default = Client(), Client()
+    short.get("/expiry/60")
+    default.get("/expiry/none")
+    clock.offset = 61
+    assert {} == short.get("/me").json()["data"]
+    assert {"marked": "none"} == default.get("/me").json()["data"]
+    # Past SESSION_COOKIE_AGE the browser-close session is refused too.
+    ended = Client()
+    ended.get("/expiry/0")
+    clock.offset += settings.SESSION_COOKIE_AGE + 1
+    assert {} == ended.get("/me").json()["data"]
+    # A client cannot extend its session: the expiry is inside the seal.
+    clock.offset = 0
+    forged = Client()
+    forged.get("/expiry/60")
+    value = forged.cookies[settings.SESSION_COOKIE_NAME].value
+    middle = len(value) // 2
+    flipped = value[:middle] + ("A" if value[middle] != "A" else "B") + value[middle + 1 :]
+    forged.cookies[settings.SESSION_COOKIE_NAME] = flipped
+    assert {} == forged.get("/me").json()["data"]
+
+
+async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """A non-Django app: ``/read`` shows the session, ``/write`` writes to it."""
+    session = scope["session"]
+    await session.load()
+    if scope["path"] == "/write":
+        session["from"] = "asgi"
+    body = repr(sorted(dict(session).items())).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def interop(store_url: str) -> None:
+    """The engine and asgisession's SessionMiddleware read each other's sessions."""
+    store = None if store_url == "cookie" else store_url
+    with override_settings(ASGISESSION_STORE=store):
+        client = Client()
+        client.get("/write")
+        client.get("/login")
+        name = settings.SESSION_COOKIE_NAME
+        value = client.cookies[name].value
+        read, written = asyncio.run(asgi_side(store, name, value))
+        assert "('from', 'django')" in read, read
+        assert "('_auth_user_id'," in read, read
+        client.cookies[name] = written
+        data = client.get("/me").json()
+        assert {"user": USER, "data": {"from": "asgi", "cart": ["apple"]}} == data
+
+
+async def asgi_side(store_url: str | None, name: str, value: str) -> tuple[str, str]:
+    store = from_url(store_url) if store_url else None
+    app = SessionMiddleware(
+        asgi_app,
+        secret_key_base=settings.ASGISESSION_SECRET_KEY_BASE,
+        cookie_name=name,
+        store=store,
+    )
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            cookie = {"cookie": f"{name}={value}"}
+            read = (await c.get("/read", headers=cookie)).text
+            written = (await c.get("/write", headers=cookie)).cookies.get(name)
+            return read, written or value  # a server session keeps its id: no new cookie
+    finally:
+        if store is not None:
+            await store.aclose()
+
+
+def edges(store_url: str) -> None:
+    """A key rotation re-seals; overflow raises; a session ended elsewhere stays ended."""
+    old, new = settings.ASGISESSION_SECRET_KEY_BASE, secrets.token_hex(32)
+    name = settings.SESSION_COOKIE_NAME
+    client = Client()
+    client.get("/write")
+    before = client.cookies[name].value
+    with override_settings(ASGISESSION_SECRET_KEY_BASE=[new, old]):
+        response = client.get("/me")
+        assert {"from": "django"} == response.json()["data"]
+        assert name in response.cookies  # re-issued under the newest secret
+    with override_settings(ASGISESSION_SECRET_KEY_BASE=new):
+        assert {"from": "django"} == client.get("/me").json()["data"]
+        client.cookies[name] = before
+        assert {} == client.get("/me").json()["data"]  # the old seal needs the old secret
+
+    overflow: CookieOverflow | None = None
+    try:
+        Client().get("/big")
+    except CookieOverflow as exc:
+        overflow = exc
+    assert overflow is not None, "5,000 bytes fit in a cookie"
+    assert "blob" in str(overflow)
+
+    with override_settings(ASGISESSION_STORE=store_url):
+        tab = Client()
+        tab.get("/login")
+        other_tab = Client()
+        other_tab.cookies[name] = tab.cookies[name].value
+        other_tab.get("/logout")  # deletes the record
+        # The next request finds no record: a new, anonymous session, nothing of the old.
+        assert {"from": "django"} == tab.get("/write").json()
+        tab.get("/login")
+        # The record goes while the request runs: Django's SessionInterrupted (a 400), as
+        # with its database backend; the session is not written back.
+        assert 400 == tab.get("/interrupt").status_code
+        assert {"user": "", "data": {}} == tab.get("/me").json()
+
+
+def main() -> None:
+    setup_test_environment()
+    scenarios: dict[str, Callable[[], None]] = {
+        "clients": clients,
+        "expiry": expiry_cases,
+        "interop": lambda: interop(sys.argv[2]),
+        "edges": lambda: edges(sys.argv[2]),
+    }
+    with override_settings(ROOT_URLCONF="__main__"):
+        scenarios[sys.argv[1]]()
+    print("ok", sys.argv[1])
+
+
+if __name__ == "__main__":
+    main()
