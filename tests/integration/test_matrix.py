@@ -20,7 +20,8 @@ import os
 import random
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,49 +141,91 @@ class Cell:
             return bare.get("/me", headers={"cookie": f"session={cookie}"})
 
 
-class Cells:
-    """Serves one cell at a time: the cases come in cell order (:data:`PARAMS`), so each
-    cell's server and store start once, and stop when the next cell starts."""
+@dataclass
+class Served:
+    """A cell's running processes: its app server and (server stores) its store's."""
 
-    def __init__(self, workdir: Callable[[str], Path]) -> None:
+    cell: Cell
+    process: ServerProcess
+
+    def stop(self) -> None:
+        try:
+            self.process.stop()
+        finally:
+            if self.cell.kit.server is not None:
+                self.cell.kit.server.stop()
+
+
+class Cells:
+    """Serves the cells one at a time, in the order the cases run (grouped by cell), and
+    starts the next cell's servers in a thread while this cell's cases run: a served app
+    takes seconds to import its framework, and the cases spend much of their time waiting."""
+
+    def __init__(self, order: list[tuple[str, str]], workdir: Callable[[str], Path]) -> None:
+        self.order = order
         self.workdir = workdir
-        self.current: tuple[tuple[str, str], Cell] | None = None
-        self.stack = ExitStack()
+        self.starter = ThreadPoolExecutor(max_workers=1)
+        self.starting: dict[tuple[str, str], Future[Served]] = {}
+        self.current: tuple[tuple[str, str], Served] | None = None
 
     def get(self, framework: str, store: str) -> Cell:
-        if self.current is None or self.current[0] != (framework, store):
-            self.close()
-            cell = self.stack.enter_context(self.serve(framework, store))
-            self.current = ((framework, store), cell)
-        return self.current[1]
+        key = (framework, store)
+        if self.current is None or self.current[0] != key:
+            self.stop_current()
+            starting = self.starting.pop(key, None) or self.starter.submit(self.serve, *key)
+            self.current = (key, starting.result())
+            later = self.order[self.order.index(key) + 1 :] if key in self.order else []
+            if later and later[0] not in self.starting:
+                self.starting[later[0]] = self.starter.submit(self.serve, *later[0])
+        return self.current[1].cell
+
+    def stop_current(self) -> None:
+        current, self.current = self.current, None
+        if current is not None:
+            current[1].stop()
 
     def close(self) -> None:
-        self.current = None
-        self.stack.close()
+        self.stop_current()
+        self.starter.shutdown(wait=True)
+        for future in self.starting.values():
+            if future.exception() is None:
+                future.result().stop()
 
-    @contextmanager
-    def serve(self, framework: str, store: str) -> Iterator[Cell]:
+    def serve(self, framework: str, store: str) -> Served:
         kit = store_kit(store, self.workdir(f"{framework}-{store}"))
         port = free_port()
+        env = {
+            "SECRET_KEY_BASE": secrets.token_hex(32),
+            "MATRIX_FRAMEWORK": framework,
+            "MATRIX_STORE": kit.url or "",
+        }
         command = serve_command(server_for(framework, store), FACTORY, port)
+        # env(1) sets the app's environment and execs the server (same pid), so no thread
+        # changes this process's os.environ.
+        argv = ["env", *(f"{name}={value}" for name, value in env.items()), *command]
         try:
-            with pytest.MonkeyPatch.context() as env:
-                env.setenv("SECRET_KEY_BASE", secrets.token_hex(32))
-                env.setenv("MATRIX_FRAMEWORK", framework)
-                env.setenv("MATRIX_STORE", kit.url or "")
-                process = ServerProcess(command, port, cwd=ROOT).start()
-            try:
-                yield Cell(framework, kit, f"http://{LOOPBACK}:{port}")
-            finally:
-                process.stop()
-        finally:
+            process = ServerProcess(argv, port, cwd=ROOT).start()
+        except BaseException:
             if kit.server is not None:
                 kit.server.stop()
+            raise
+        return Served(Cell(framework, kit, f"http://{LOOPBACK}:{port}"), process)
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cells]:
-    served = Cells(tmp_path_factory.mktemp)
+def cells(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cells]:
+    """The served cells, in the order this session's selected cases use them."""
+    order: list[tuple[str, str]] = []
+    module = request.node.nodeid
+    for item in request.session.items:
+        params = getattr(item, "callspec", None)
+        if item.nodeid.startswith(f"{module}::") and params and "framework" in params.params:
+            key = (params.params["framework"], params.params["store"])
+            if key not in order:
+                order.append(key)
+    served = Cells(order, tmp_path_factory.mktemp)
     try:
         yield served
     finally:
@@ -338,12 +381,15 @@ def kept_cookie_after(cell: Cell, path: str, variant: str, status: int, text: st
     """``path`` fails to commit: ``status`` (and ``text``), no Set-Cookie, the old session
     intact."""
     with cell.client(variant) as c:
-        start_session(c)
+        cookie = start_session(c)
         response = c.get(path)
         assert status == response.status_code, response.text
         assert text in response.text
         assert "set-cookie" not in response.headers
-        assert {"count": 1} == c.get("/me").json()
+        assert cookie == c.cookies["session"]
+    # A new connection: after an error reached it, the server may close this one (uvicorn
+    # does, and Starlette's 500 does not say "Connection: close").
+    assert {"count": 1} == cell.me_with(cookie).json()
 
 
 def overflow_through_hook(cell: Cell) -> None:
