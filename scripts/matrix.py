@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.test_matrix import CASES, STORES, server_for  # noqa: E402
+from tests.integration.matrix_cells import STORES, server_for  # noqa: E402
+from tests.integration.test_matrix import CASES  # noqa: E402
 
 FRAMEWORKS = {
     "raw": "raw ASGI",
