@@ -1,34 +1,51 @@
-"""The conformance matrix's app, in each framework's own idiom, with its error handling on.
+"""The conformance matrix's served app: one framework over one store, three configurations.
 
-Every framework serves the same routes, reaching the session the way its users do
-(``scope["session"]``, ``request.session``, FastAPI's ``SessionDep``, ``quart.session``):
+Every framework (:mod:`.matrix_frameworks`) serves the same routes, reaching the session
+the way its users do (``scope["session"]``, ``request.session``, FastAPI's ``SessionDep``,
+``quart.session``, Django's ``request.session``):
 
 - ``GET /me``: the session without keys starting with ``_``, as JSON
 - ``GET /count``: adds one to ``count``, returns ``{"count": n}``
 - ``GET /big``: puts 5,000 bytes in the session (too much for a cookie)
 - ``GET /bad``: puts a value JSON cannot carry in the session
+- ``GET /csrf``: ``{"token": <a CSRF token>}``
+- ``POST /login`` (JSON ``{"user": ...}``): regenerates, sets ``user``, returns the session
+- ``POST /logout``: resets the session (the framework's own call for it), returns ``{}``
+- ``POST /flash``: ``flash(scope)["notice"] = "Saved"``; ``GET /flash``: ``{"flash": {...}}``
+- ``POST /form`` (a form with ``comment``): ``{"comment": ...}`` as the framework parsed it
+- ``POST /upload`` (multipart with a file ``upload``): the file's ``length`` and ``sha256``
+  as the framework parsed it (raw ASGI has no form parser: the whole body's)
 
-The routes are GETs so that the rows about the store need no CSRF token; CSRF rows add
-their own routes. :func:`create_app` wraps the app in ``SessionMiddleware(CSRFMiddleware(
-...))`` as the docs do; :func:`served` builds the same from the environment, for a server
-started in a subprocess.
+The GETs that write let the store rows run without a CSRF token; the POSTs need one.
+
+:func:`served` builds the app for a server in a subprocess. The framework puts the
+middlewares where the docs put them (:data:`Wrap`); there, :class:`Variants` holds three
+stacks of ``SessionMiddleware(CSRFMiddleware(...))`` around the one framework app, chosen by
+the request's ``X-Matrix-Variant`` header: the default (``on_commit_error`` =
+:func:`error_page`), ``anonymous`` (also ``on_store_error="anonymous"``) and ``nohook`` (no
+``on_commit_error``). So one served process answers every case of its cell.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
+import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
-from asgisession import CSRFMiddleware, SessionMiddleware
-from asgisession._types import AnyASGIApp, Receive, Scope, Send
-from asgisession.integrations.fastapi import SessionDep  # resolved from module globals
+from asgisession import CSRFMiddleware, SessionMiddleware, flash
+from asgisession._types import AnyASGIApp, AnyScope, Receive, Scope, Send
 from asgisession.stores import from_url
 from asgisession.stores.base import Store
 
 FRAMEWORKS = ("raw", "starlette", "fastapi", "litestar", "quart", "django")
 BIG = 5000
+NOTICE = "Saved"
+VARIANT_HEADER = b"x-matrix-variant"
+
+#: Puts the session (and CSRF) middlewares around an ASGI app: each framework calls it where
+#: docs/frameworks.md puts ``SessionMiddleware(CSRFMiddleware(...))``.
+Wrap = Callable[[AnyASGIApp], AnyASGIApp]
 
 
 def public(session: Any) -> dict[str, Any]:
@@ -50,125 +67,28 @@ def bad(session: Any) -> dict[str, bool]:
     return {"ok": True}
 
 
-ROUTES = {"/me": public, "/count": count, "/big": big, "/bad": bad}
+#: The GET routes that only touch the session, by path.
+SESSION_ROUTES = {"/me": public, "/count": count, "/big": big, "/bad": bad}
 
 
-def raw_app() -> AnyASGIApp:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        handler = ROUTES.get(scope["path"])
-        status, body = (200, handler(scope["session"])) if handler else (404, {})
-        headers = [(b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
-
-    return app
+def login(session: Any, user: str) -> dict[str, Any]:
+    """What every login does: a new identity (data kept), then the user."""
+    session.regenerate()
+    session["user"] = user
+    return public(session)
 
 
-def starlette_app() -> AnyASGIApp:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    def route(path: str) -> Route:
-        handler = ROUTES[path]
-
-        async def endpoint(request: Request) -> JSONResponse:
-            return JSONResponse(handler(request.session))
-
-        return Route(path, endpoint)
-
-    return Starlette(routes=[route(path) for path in ROUTES])
+def set_flash(scope: AnyScope) -> dict[str, Any]:
+    flash(scope)["notice"] = NOTICE
+    return {}
 
 
-def fastapi_app() -> AnyASGIApp:
-    from fastapi import FastAPI
-
-    app = FastAPI()
-
-    def route(path: str) -> None:
-        handler = ROUTES[path]
-
-        async def endpoint(session: SessionDep) -> Any:
-            return handler(session)
-
-        app.get(path)(endpoint)
-
-    for path in ROUTES:
-        route(path)
-    return app
+def show_flash(scope: AnyScope) -> dict[str, Any]:
+    return {"flash": dict(flash(scope))}
 
 
-def litestar_app() -> AnyASGIApp:
-    from litestar import Litestar, Request, get
-
-    from asgisession.integrations.litestar import SessionSync
-
-    def route(path: str) -> Any:
-        handler = ROUTES[path]
-
-        async def endpoint(request: Request[Any, Any, Any]) -> Any:
-            return handler(request.session)
-
-        return get(path, name=path)(endpoint)
-
-    return SessionSync(Litestar(route_handlers=[route(path) for path in ROUTES]))
-
-
-def quart_app() -> AnyASGIApp:
-    from quart import Quart, session
-
-    from asgisession.integrations.quart import install
-
-    app = Quart(__name__)
-    install(app)
-
-    def route(path: str) -> None:
-        handler = ROUTES[path]
-
-        async def endpoint() -> Any:
-            return handler(session)
-
-        app.add_url_rule(path, path, endpoint)
-
-    for path in ROUTES:
-        route(path)
-    return app
-
-
-def django_app() -> AnyASGIApp:
-    from django.conf import settings
-    from django.core.asgi import get_asgi_application
-    from django.http import HttpRequest, JsonResponse
-    from django.urls import path as django_path
-
-    import examples.django_app  # noqa: F401 - configures settings unless a test did first
-
-    def view(handler: Any) -> Any:
-        def endpoint(request: HttpRequest) -> JsonResponse:
-            return JsonResponse(handler(request.session))
-
-        return endpoint
-
-    # The routes join the project's urlpatterns, whichever module that is: Django reads the
-    # list object at every resolve, so adding to it works whenever it happens. A route the
-    # project has already (the example's /me) is the project's.
-    urlconf = importlib.import_module(settings.ROOT_URLCONF)
-    known = {str(pattern.pattern) for pattern in urlconf.urlpatterns}
-    for path, handler in ROUTES.items():
-        if path.lstrip("/") not in known:
-            urlconf.urlpatterns.append(django_path(path.lstrip("/"), view(handler)))
-    return get_asgi_application()
-
-
-BUILDERS = {
-    "raw": raw_app,
-    "starlette": starlette_app,
-    "fastapi": fastapi_app,
-    "litestar": litestar_app,
-    "quart": quart_app,
-    "django": django_app,
-}
+def digest(data: bytes) -> dict[str, Any]:
+    return {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def error_page(scope: Scope, error: Exception) -> AnyASGIApp:
@@ -183,21 +103,39 @@ def error_page(scope: Scope, error: Exception) -> AnyASGIApp:
     return page
 
 
-def create_app(
-    framework: str, secret: str, store: Store | None = None, **options: Any
-) -> SessionMiddleware:
-    """The framework's app behind CSRF protection and a session, as the docs wire it;
-    ``options`` go to SessionMiddleware (``on_commit_error=``, ``on_store_error=``...)."""
-    return SessionMiddleware(
-        CSRFMiddleware(BUILDERS[framework]()), secret_key_base=secret, store=store, **options
-    )
+class Variants:
+    """Three session stacks around one app, chosen per request by ``X-Matrix-Variant``."""
+
+    def __init__(self, app: AnyASGIApp, secret: str, store: Store | None) -> None:
+        def stack(**options: Any) -> SessionMiddleware:
+            return SessionMiddleware(
+                CSRFMiddleware(app), secret_key_base=secret, store=store, **options
+            )
+
+        self.stacks = {
+            b"": stack(on_commit_error=error_page),
+            b"anonymous": stack(on_commit_error=error_page, on_store_error="anonymous"),
+            b"nohook": stack(),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", ()))
+        await self.stacks[headers.get(VARIANT_HEADER, b"")](scope, receive, send)
 
 
-def served() -> SessionMiddleware:
+def wrap_for(secret: str, store: Store | None) -> Wrap:
+    def wrap(app: AnyASGIApp) -> AnyASGIApp:
+        return Variants(app, secret, store)
+
+    return wrap
+
+
+def served() -> AnyASGIApp:
     """The app for a server in a subprocess: ``MATRIX_FRAMEWORK``, ``MATRIX_STORE`` (a store
-    URL, or empty for the cookie store) and ``MATRIX_HOOK`` (``page``: :func:`error_page`)."""
+    URL, or empty for the cookie store) and ``SECRET_KEY_BASE``."""
+    from .matrix_frameworks import build
+
     url = os.environ.get("MATRIX_STORE", "")
     store = from_url(url) if url else None
-    hook = error_page if os.environ.get("MATRIX_HOOK") == "page" else None
-    framework, secret = os.environ["MATRIX_FRAMEWORK"], os.environ["SECRET_KEY_BASE"]
-    return create_app(framework, secret, store, on_commit_error=hook)
+    wrap = wrap_for(os.environ["SECRET_KEY_BASE"], store)
+    return build(os.environ["MATRIX_FRAMEWORK"], wrap)
