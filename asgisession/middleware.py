@@ -66,7 +66,7 @@ from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
 from .serializer import JSON, Serializer
-from .session import Commit, LoadedState, Session, SessionControl, in_use
+from .session import Commit, ExpiryPolicy, LoadedState, Session, SessionControl, in_use
 from .stores.base import Store
 from .stores.timed import timed
 
@@ -283,6 +283,9 @@ class SessionMiddleware:
                     refresh_after=refresh_after, user_key=user_key, serializer=serializer,
                 )  # fmt: skip
         self.backend: SessionBackend = backend
+        self._policy = ExpiryPolicy(
+            getattr(backend, "lifetime", None), backend.cookie.max_age is None, clock
+        )
 
     def _counted(self, state: LoadedState) -> LoadedState:
         if state.rejection is not None:
@@ -336,7 +339,7 @@ class SessionMiddleware:
                 logger.warning("session store unavailable; serving an anonymous session")
                 return LoadedState(had_cookie=True, read_only=True)
 
-        session = Session(load_sync if backend.loads_in_line else None, load)
+        session = Session(load_sync if backend.loads_in_line else None, load, policy=self._policy)
         # Made only for a session that is preloaded or used: most requests need none.
         control: SessionControl | None = None
         if not backend.loads_in_line:

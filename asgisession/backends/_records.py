@@ -15,12 +15,13 @@ from typing import Any
 from ..errors import InvalidMessage, RejectReason
 from ..flash import FLASH_KEY
 from ..serializer import JSON, Serializer
-from ..session import IDENTITY_KEYS
+from ..session import EXPIRY_KEY, IDENTITY_KEYS
 
 __all__ = ["LIGHT_KEYS", "bind", "is_light", "open_light", "unbind"]
 
-#: The keys a session may hold and still stay in the cookie: the CSRF secret and flash.
-LIGHT_KEYS: frozenset[str] = frozenset((*IDENTITY_KEYS, FLASH_KEY))
+#: The keys a session may hold and still stay in the cookie: the CSRF secret, flash, the
+#: log id's seed and the session's own expiry.
+LIGHT_KEYS: frozenset[str] = frozenset((*IDENTITY_KEYS, FLASH_KEY, EXPIRY_KEY))
 
 #: The first byte of a bound record; a record written before 0.2 is JSON and starts ``{``.
 _MARK = b"#"
