@@ -454,7 +454,7 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         24 hex digits, the same on every request of the session (cookie refreshes, key
         rotations and moves into the store included), and a new one after
         :meth:`regenerate` or :meth:`reset`. It is a one-way hash of a random seed kept in
-        the session (:data:`LOG_SEED_KEY`), so it says nothing of the cookie or the store
+        the session (under ``_log_seed``), so it says nothing of the cookie or the store
         key and cannot be turned into either.
 
         The first read on a session that has data but no seed yet puts one in: the session
