@@ -205,7 +205,8 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
     Keys must be strings and values JSON-compatible.
 
     Its public names are what an app calls: the mapping, :meth:`load`, :meth:`regenerate`,
-    :meth:`reset`, :attr:`modified`, :attr:`is_new`, :attr:`rejection` and :attr:`loaded`.
+    :meth:`reset`, :attr:`modified`, :attr:`is_new`, :attr:`rejection`, :attr:`loaded`, the
+    expiry (:meth:`set_expiry` and its readers) and :attr:`log_id`.
     What the middleware, the backends and the helpers need is on ``SessionControl``.
 
     :param sync_loader: loads the data in-line; cookie sessions have one.
