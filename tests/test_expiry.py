@@ -464,3 +464,29 @@ async def test_rails_format_carries_the_choice(secret: str) -> None:
         assert "alice" == (await browser.get("/read"))["data"]["user"]
         browser.clock.advance(1)
         assert {} == (await browser.get("/read"))["data"]
+
+
+# -- the per-user index ("your devices") ----------------------------------------------------------
+
+
+async def test_the_user_index_follows_the_choice(store: Store | None, secret: str) -> None:
+    """user_sessions() lists a session until the end it chose, also after set_expiry(None).
+
+    Moving the end back out (to the default) must move the index entry too, or the session
+    would drop out of the list, and out of revoke_user's reach, while still alive.
+    """
+    if store is None:
+        pytest.skip("the cookie store keeps no per-user index")
+    from asgisession import user_sessions
+    from asgisession.revocation import Revocations
+
+    if not Revocations(store).indexed:
+        pytest.skip(f"{type(store).__name__} keeps no per-user index")
+    browser = Browser(secret, store, user_key="user")
+    start = int(browser.clock.now)
+    await chosen(browser, CHOICES["short"])
+    (listed,) = await user_sessions(store, "alice", now=start)
+    assert start + 60 == listed.expires_at
+    await browser.get("/expiry?value=none")
+    (listed,) = await user_sessions(store, "alice", now=start)
+    assert start + LIFETIME == listed.expires_at
