@@ -61,12 +61,13 @@ from .errors import (
     SerializationError,
     StoreUnavailable,
 )
+from .expiry import ExpiryPolicy
 from .formats import resolve_format
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
 from .revocation import Revocations
 from .serializer import JSON, Serializer
-from .session import Commit, ExpiryPolicy, LoadedState, Session, SessionControl, in_use
+from .session import Commit, LoadedState, Session, SessionControl, in_use
 from .stores.base import Store
 from .stores.timed import timed
 

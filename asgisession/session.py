@@ -13,32 +13,28 @@ flash's write-back, decide what to commit) is :class:`SessionControl`'s, kept ap
 the names an app calls; it reads the session's private state, so it lives in this module
 too, which is why the module runs past 300 lines.
 
-A session's own expiry (:meth:`Session.set_expiry`) and the seed of its log id
-(:attr:`Session.log_id`) are kept in the session's data, under the reserved keys
-:data:`EXPIRY_KEY` and :data:`LOG_SEED_KEY`, not in the sealed envelope: the data is
-authenticated (and, server-side, never in the client's hands) wherever it lives, so every
-backend and every cookie format carries them as they are, Rails' included, and no wire
-format changes. The end the choice sets is also written where every expiry is, the
-envelope's ``expires_at``, and checked again against the data on load (see
-``docs/expiry.md``).
+A session's own expiry (:meth:`Session.set_expiry`, its rules in :mod:`asgisession.expiry`)
+and the seed of its log id (:attr:`Session.log_id`) are kept in the session's data, under
+reserved keys, for the reason :mod:`asgisession.expiry` gives.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, overload
 
 from ._session_compat import DeprecatedSessionNames
-from .errors import ExpiryTooLong, RejectReason, SessionNotLoaded
+from .errors import RejectReason, SessionNotLoaded
+from .expiry import EXPIRY_KEY, ExpiryPolicy, chosen_end, expiry_of, session_end
 from .serializer import JSON, Serializer, dumps_checking
 
-__all__ = ["Commit", "ExpiryPolicy", "LoadedState", "Session", "SessionControl"]
+__all__ = ["Commit", "LoadedState", "Session", "SessionControl"]
+
+_NO_POLICY = ExpiryPolicy()
 
 
 @dataclass(slots=True)
@@ -123,9 +119,6 @@ NOT_LOADED = (
     "`await session.load()` before reading or writing it, or let the middleware load it "
     "before the app runs (it does, unless the path is in `defer_load`)."
 )
-#: The session key of :meth:`Session.set_expiry`'s choice: ``0`` (the cookie ends when the
-#: browser closes) or the unix second the session ends. Absent: the middleware's default.
-EXPIRY_KEY = "_expiry"
 #: The session key of the random seed :attr:`Session.log_id` is derived from.
 LOG_SEED_KEY = "_log_seed"
 #: Session keys that belong to the session's identity, not its data: regenerate() drops them.
@@ -138,58 +131,6 @@ _MUTABLE = (dict, list)
 _MISSING: Any = object()
 SyncLoader = Callable[[], LoadedState]
 AsyncLoader = Callable[[], Awaitable[LoadedState]]
-
-
-@dataclass(frozen=True, slots=True)
-class ExpiryPolicy:
-    """The middleware's expiry settings a session needs for :meth:`Session.set_expiry`.
-
-    The middleware makes one, once; a session made without one knows no ``lifetime`` (so
-    no bound on :meth:`Session.set_expiry` and no default end) and reads the system clock.
-
-    .. versionadded:: 0.2
-    """
-
-    #: The longest a session may live, in seconds (the middleware's ``lifetime``).
-    lifetime: int | None = None
-    #: Whether the cookie ends with the browser unless the session chooses otherwise
-    #: (the middleware's ``max_age=None``).
-    browser_close: bool = False
-    #: The current unix time (the middleware's ``clock``).
-    clock: Callable[[], float] = time.time
-
-
-_NO_POLICY = ExpiryPolicy()
-
-
-def expiry_of(data: Mapping[str, Any]) -> int | None:
-    """The session's own expiry in ``data``: ``None``, ``0``, or the unix second it ends.
-
-    ``None`` is the default, ``0`` ends with the browser. A value no
-    :meth:`Session.set_expiry` wrote (a foreign session's key of the same name) counts as
-    the default.
-    """
-    value = data.get(EXPIRY_KEY)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
-def session_end(
-    data: Mapping[str, Any], *, expires_at: int | None, restart: bool, now: int, lifetime: int
-) -> int:
-    """The unix second a session written at ``now`` ends on the server.
-
-    The end :meth:`Session.set_expiry` chose; else ``lifetime`` from now for a new session
-    (``expires_at`` is ``None``) or one that starts over (``restart``: regenerated, or put
-    back on the default); else the end it had (``expires_at``).
-    """
-    chosen = expiry_of(data)
-    if chosen:
-        return chosen
-    if restart or expires_at is None:
-        return now + lifetime
-    return expires_at
 
 
 def log_id_of(seed: str) -> str:
@@ -362,7 +303,7 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         :raises TypeError: for any other type.
         """
         data = self._load_sync()
-        choice = None if value is None else self._chosen_end(value)
+        choice = None if value is None else chosen_end(value, self._policy)
         if choice == expiry_of(data) and (choice is not None or EXPIRY_KEY not in data):
             return
         if choice is None:
@@ -373,42 +314,6 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         self._expiry_changed = True
         self._modified = True
         self._changes += 1
-
-    def _chosen_end(self, value: float | timedelta | datetime) -> int:
-        """What :meth:`set_expiry` stores for ``value``: ``0``, or the unix second it ends."""
-        now = self._policy.clock()
-        if isinstance(value, datetime):
-            if value.utcoffset() is None:
-                raise ValueError(
-                    f"set_expiry({value!r}): give an aware datetime (with a tzinfo), or seconds."
-                )
-            seconds = value.timestamp() - now
-            if seconds <= 0:
-                raise ValueError(
-                    f"set_expiry({value.isoformat()}) is in the past; to end the session now, "
-                    "call session.reset()."
-                )
-        elif isinstance(value, timedelta):
-            seconds = value.total_seconds()
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = float(value)
-        else:
-            raise TypeError(
-                f"set_expiry() takes seconds, a timedelta, an aware datetime or None, not "
-                f"{type(value).__name__}."
-            )
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"set_expiry({value!r}): give 0 or a positive number of seconds.")
-        if seconds == 0:
-            return 0
-        lifetime = self._policy.lifetime
-        if lifetime is not None and seconds > lifetime:
-            raise ExpiryTooLong(
-                f"set_expiry asks for {seconds:.0f} s; no session may live longer than the "
-                f"middleware's lifetime={lifetime} s. Raise SessionMiddleware(lifetime=...) "
-                "to allow it, or ask for less."
-            )
-        return int(now) + math.ceil(seconds)
 
     @property
     def expires_at_browser_close(self) -> bool:

@@ -29,8 +29,8 @@ from asgisession import ExpiryTooLong, Keyring, MessageEncryptor, Session, Sessi
 from asgisession._types import Receive, Scope, Send
 from asgisession.backends.server import session_key
 from asgisession.crypto import b64url_decode, b64url_encode
+from asgisession.expiry import ExpiryPolicy
 from asgisession.rails import RailsCookies
-from asgisession.session import ExpiryPolicy
 from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
 
 from .asgi_helpers import Clock, client

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidMessage, RejectReason
+from ..expiry import EXPIRY_KEY
 from ..flash import FLASH_KEY
 from ..serializer import JSON, Serializer
-from ..session import EXPIRY_KEY, IDENTITY_KEYS
+from ..session import IDENTITY_KEYS
 
 __all__ = ["LIGHT_KEYS", "bind", "is_light", "open_light", "unbind"]
 

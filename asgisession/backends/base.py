@@ -26,8 +26,9 @@ from typing import Any, Protocol
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec, Opened
 from ..errors import ConfigurationError, InvalidMessage, RejectReason
+from ..expiry import expiry_of, session_end
 from ..serializer import Serializer
-from ..session import Commit, LoadedState, expiry_of, session_end
+from ..session import Commit, LoadedState
 
 __all__ = ["MAX_CANDIDATES", "Candidates", "SealedCookie", "SessionBackend", "refresh_interval"]
 

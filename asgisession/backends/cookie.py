@@ -11,9 +11,10 @@ import logging
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec
 from ..errors import CookieOverflow, InvalidMessage, RejectReason
+from ..expiry import expiry_of
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
-from ..session import Commit, LoadedState, expiry_of
+from ..session import Commit, LoadedState
 from .base import Candidates, SealedCookie
 
 __all__ = ["CookieBackend"]

@@ -57,9 +57,10 @@ from ..errors import (
     RejectReason,
     SessionNotLoaded,
 )
+from ..expiry import expiry_of
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
-from ..session import NOT_LOADED, Commit, LoadedState, expiry_of
+from ..session import NOT_LOADED, Commit, LoadedState
 from ..stores.base import Store, SupportsAdd, SupportsTouch, hash_key
 from ._records import bind, is_light, open_light, unbind
 from .base import SealedCookie
