@@ -68,13 +68,16 @@ def session_end(
 ) -> int:
     """The unix second a session written at ``now`` ends on the server.
 
-    The end ``Session.set_expiry`` chose; else ``lifetime`` from now for a new session
-    (``expires_at`` is ``None``) or one that starts over (``restart``: regenerated, or put
-    back on the default); else the end it had (``expires_at``).
+    The end ``Session.set_expiry`` chose, but never more than ``lifetime`` from now (a
+    lifetime lowered since then holds from the next request that writes the session) nor,
+    unless it starts over, later than the end it had; else ``lifetime`` from now for a new
+    session (``expires_at`` is ``None``) or one that starts over (``restart``: regenerated,
+    or its expiry changed); else the end it had (``expires_at``).
     """
     chosen = expiry_of(data)
     if chosen:
-        return chosen
+        end = min(chosen, now + lifetime)
+        return end if restart or expires_at is None else min(end, expires_at)
     if restart or expires_at is None:
         return now + lifetime
     return expires_at

@@ -349,6 +349,26 @@ async def test_a_light_session_keeps_the_choice_into_the_store(
     assert {"user": "alice"} == (await browser.get("/read"))["data"]
 
 
+async def test_a_lowered_lifetime_bounds_an_earlier_choice(
+    store: Store | None, secret: str
+) -> None:
+    """An end chosen under a longer lifetime is brought within a lowered one at the next write."""
+    browser = Browser(secret, store, lifetime=10 * HOUR)
+    await browser.get("/login")
+    await browser.get("/expiry?value=30000")
+    browser.mw = SessionMiddleware(  # redeployed with lifetime=1 h
+        app, secret_key_base=secret, store=store, clock=browser.clock, lifetime=HOUR
+    )
+    body = await browser.get("/touch")
+    assert HOUR == body["age"]
+    assert browser.set_cookie is not None  # re-issued with the end brought in
+    assert HOUR == max_age_of(browser.set_cookie)
+    browser.clock.advance(HOUR - 1)
+    assert {"user": "alice", "n": 1} == (await browser.get("/read"))["data"]
+    browser.clock.advance(1)
+    assert {} == (await browser.get("/read"))["data"]
+
+
 # -- the record's TTL, in real seconds ----------------------------------------------------------
 
 

@@ -221,7 +221,7 @@ class ServerBackend(SealedCookie):
         assert state.expires_at is not None
         assert state.issued_at is not None
         refresh = self._refresh_due(state.issued_at, now)
-        expires_at = self._end(commit, now)  # moved only by Session.set_expiry
+        expires_at = self._end(commit, now)  # moved by Session.set_expiry (or a lower lifetime)
         ttl = self._ttl(expires_at, now)
         key = self.key(session_id)
         if changed:
@@ -236,7 +236,7 @@ class ServerBackend(SealedCookie):
             logger.debug("session was deleted while this request ran; not recreated")
             return self.cookie.render_deletion(secure=secure)
         user = user_of(data, self.user_key)
-        moved = commit.expiry_changed
+        moved = commit.expiry_changed or expires_at != state.expires_at
         if changed and self.revocations is not None and (user != state.user or moved):
             if state.user is not None and user != state.user:
                 await self.revocations.unlink(state.user, key)
