@@ -22,7 +22,10 @@ is ``touch``, ``delete`` is ``delete``, ``add`` is ``add``. Rules on top of thos
    mid-reply, so the next command reads the late reply. This store therefore borrows
    connections from the client's pool and speaks the protocol itself
    (:mod:`asgisession.stores._memcached_protocol` says why and how); a connection whose
-   command did not finish is closed, never pooled. Every command is bounded by ``timeout``:
+   command did not finish is closed, never pooled. A command that finds no idle connection
+   opens one (up to ``pool_size``) in a task of its own: if its deadline passes first, it
+   gives up, and the connection joins the pool for the next one. Every command is bounded
+   by ``timeout``:
    on Python 3.11+ by one timer per store (:mod:`.deadlines`), which cuts a command off
    between ``timeout`` and ``timeout * 1.125`` seconds; on 3.10 by ``asyncio.wait_for``.
 5. **User index.** memcached has no sets: an index is one item holding a compact JSON object,
@@ -190,7 +193,11 @@ class MemcachedStore(ClosingStore):
     :param host: memcached's address, when the store builds its client.
     :param port: memcached's port, when the store builds its client.
     :param namespace: prefix of every key, printable ASCII without spaces (may be empty).
-    :param pool_size: connections the built client keeps open (all opened on first use).
+    :param pool_size: the most connections open at once, which is also the most commands in
+        flight (more wait for one, within ``timeout``). Connections are opened as commands
+        need them, each off the clock of the command that asked (rule 4). 50 by default, as
+        RedisStore's pool: with fewer, a slow memcached makes commands queue for
+        connections and time out while waiting.
     :param timeout: seconds any one memcached command may take, waiting for a pooled
         connection included, before it raises StoreUnavailable.
     :param max_item_size: memcached's ``-I`` in bytes (1 MB by default).
@@ -199,6 +206,9 @@ class MemcachedStore(ClosingStore):
     :raises ConfigurationError: for an invalid setting.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       ``pool_size`` defaults to 50 (it was 8), and connections are opened on demand.
     """
 
     #: Tries of a user-index update (``gets`` then ``cas``) before :class:`IndexContention`.
@@ -210,7 +220,7 @@ class MemcachedStore(ClosingStore):
         port: int = 11211,
         *,
         namespace: str = "asgisession:",
-        pool_size: int = 8,
+        pool_size: int = 50,
         timeout: float = 2.0,
         max_item_size: int = 1024 * 1024,
         client: aiomcache.Client | None = None,
@@ -376,6 +386,7 @@ class MemcachedStore(ClosingStore):
         self._closed = True
         if self._borrower is not None and self._owns_client:
             self._borrower.closing = True  # commands still in flight close their connection
+            self._borrower.cancel_opening()
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
             await client.close()

@@ -48,6 +48,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigurationError, StoreUnavailable
 from . import _urls
+from ._redis_setup import setup_off_the_clock
 from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
@@ -91,7 +92,9 @@ class RedisStore(ClosingStore):
     seconds; on 3.10 by ``asyncio.wait_for``.
     That bounds the whole operation: waiting for a pooled connection, connecting,
     redis-py's own retries with their backoff (10 by default in redis-py 8), and
-    cluster redirects. A ``socket_timeout`` bounds each socket read only, so with retries
+    cluster redirects. (For a client built by :meth:`from_url`, the caller stops waiting
+    for a new connection at the timeout, but the connection's setup goes on; see there.)
+    A ``socket_timeout`` bounds each socket read only, so with retries
     an operation could take many times as long. Cancelling a command mid-flight is safe:
     redis-py drops a connection whose reply is still unread instead of returning it to
     the pool. The tests check this against a real server. ``timeout=None`` leaves only
@@ -162,6 +165,13 @@ class RedisStore(ClosingStore):
         ``redis.asyncio.RedisCluster`` and pass it to the constructor. It then stays yours
         to close.
 
+        A new connection makes as few round trips as redis-py allows before its first
+        command: ``protocol`` is 2 (RESP3 would add ``HELLO`` and a maintenance-notifications
+        command) and ``driver_info`` is ``None`` (no ``CLIENT SETINFO``), unless given. Its
+        setup (connect, TLS, ``AUTH``, ``SELECT``) runs in a task of its own: a call whose
+        timeout passes during it still fails at the timeout, but the setup goes on and the
+        connection joins the pool, so the pool can grow while Redis is slow.
+
         The pool holds at most ``max_connections`` connections (50 unless given). A
         command that finds them all busy waits for one, within ``timeout``: redis-py's
         default pool would instead fail it at once with ``MaxConnectionsError`` (past 100
@@ -205,10 +215,16 @@ class RedisStore(ClosingStore):
             client_kwargs.setdefault("socket_connect_timeout", timeout)
         # The client holds no connection yet, so dropping it on a refusal leaks nothing.
         client_kwargs.setdefault("timeout", timeout)  # the pool's wait for a free connection
+        # Nothing sent before the first command (see _redis_setup): RESP3 would add HELLO and
+        # a maintenance-notifications command, driver info a CLIENT SETINFO.
+        if "protocol" not in query:
+            client_kwargs.setdefault("protocol", 2)
+        client_kwargs.setdefault("driver_info", None)
         try:
             pool = BlockingConnectionPool.from_url(client_url, **client_kwargs)
         except ValueError as exc:  # redis-py's messages name the option, not the password
             raise ConfigurationError(f"{_urls.redact(url)!r}: {exc}") from None
+        pool.connection_class = setup_off_the_clock(pool.connection_class)
         client = Redis(connection_pool=pool)
         client.auto_close_connection_pool = True  # as Redis.from_url does: aclose() closes it
         store = cls(client, namespace=namespace, timeout=timeout)

@@ -652,13 +652,15 @@ async def test_index_contention_gives_up_with_a_clear_error(
 async def test_owned_client_is_built_on_first_use_and_closed(
     own_memcached: ServerProcess,
 ) -> None:
-    """The store connects on first use (pool_size connections) and closes them in aclose."""
+    """The store connects on first use (a connection per command in flight) and closes them."""
     port = own_memcached.port
     base = await idle_connections(port)
     store = MemcachedStore(port=port, pool_size=3)
     try:
         await wait_for_connections(port, base)
         await store.save(new_key(), b"v", ttl=60)
+        await wait_for_connections(port, base + 1)
+        await asyncio.gather(*(store.save(new_key(), b"v", ttl=60) for _ in range(9)))
         await wait_for_connections(port, base + 3)
     finally:
         await store.aclose()
@@ -705,11 +707,11 @@ async def test_passed_in_client_is_never_closed(own_memcached: ServerProcess) ->
         async with MemcachedStore(client=client, namespace="x:") as store:
             assert client is store.client
             assert await store.save("k", b"v", ttl=60)
-            await wait_for_connections(port, base + 2)
+            await wait_for_connections(port, base + 1)  # the store opens what it needs
         await asyncio.sleep(0.2)
-        await wait_for_connections(port, base + 2)
+        await wait_for_connections(port, base + 1)
         assert b"v" == await client.get(b"x:k")
-        await wait_for_connections(port, base + 2)
+        await wait_for_connections(port, base + 2)  # aiomcache fills its pool_minsize
     finally:
         await client.close()
     await wait_for_connections(port, base)
