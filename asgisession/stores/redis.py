@@ -37,6 +37,8 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urlunsplit
@@ -49,6 +51,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import ConfigurationError, StoreUnavailable
 from . import _urls
 from ._redis_setup import setup_off_the_clock
+from ._slow import QUARTER_OF_TIMEOUT, SlowCalls, threshold
 from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
@@ -106,6 +109,9 @@ class RedisStore(ClosingStore):
     :param namespace: prefixed to every key; no ``{`` or ``}`` (see the module docstring).
     :param timeout: seconds each operation may take before it raises
         :class:`~asgisession.errors.StoreUnavailable`, or ``None`` for no bound.
+    :param slow_after: an operation that completes in this many seconds or more is logged
+        at WARNING (store, operation, duration) and counted in :attr:`slow_calls`; a quarter
+        of ``timeout`` by default, ``None`` for never.
     :raises ConfigurationError: for a decoding client, a bad namespace or a bad timeout.
 
     .. versionadded:: 0.1
@@ -122,6 +128,7 @@ class RedisStore(ClosingStore):
         *,
         namespace: str = "asgisession:",
         timeout: float | None = 2.0,
+        slow_after: float | None = QUARTER_OF_TIMEOUT,
     ) -> None:
         if client.get_connection_kwargs().get("decode_responses"):
             raise ConfigurationError(
@@ -146,6 +153,7 @@ class RedisStore(ClosingStore):
         self.namespace = namespace
         self.timeout = timeout
         self._deadlines = None if timeout is None else Deadlines(timeout)
+        self._slow = SlowCalls("Redis", threshold(slow_after, timeout))
         self._owns_client = False
         self._closed = False
 
@@ -154,10 +162,11 @@ class RedisStore(ClosingStore):
         """A store with its own ``redis.asyncio.Redis`` client, which it closes in aclose().
 
         ``url`` is ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or
-        ``unix:///path/to/socket``. Its query may set the store's ``timeout`` (seconds, or
-        ``none``) and ``namespace``, and any connection option redis-py reads from a URL
-        (``db``, ``socket_timeout``, ``max_connections``, ``protocol``, ...). ``options``
-        are the store's keywords (``namespace``, ``timeout``) and the client's (passed to
+        ``unix:///path/to/socket``. Its query may set the store's ``timeout`` and
+        ``slow_after`` (seconds, or ``none``) and ``namespace``, and any connection option
+        redis-py reads from a URL (``db``, ``socket_timeout``, ``max_connections``,
+        ``protocol``, ...). ``options`` are the store's keywords (``namespace``,
+        ``timeout``, ``slow_after``) and the client's (passed to
         ``redis.asyncio.BlockingConnectionPool.from_url``); one option may not come both
         ways. Unless given, ``socket_timeout`` and ``socket_connect_timeout`` default to
         ``timeout``, so the client also gives up on a silent socket by itself. Nothing
@@ -190,7 +199,11 @@ class RedisStore(ClosingStore):
                     "number (as in redis://host:6379/0)."
                 )
         converters: dict[str, _urls.Converter] = dict.fromkeys(_CLIENT_QUERY, _urls.as_str)
-        converters.update(timeout=_urls.as_seconds_or_none, namespace=_urls.as_str)
+        converters.update(
+            timeout=_urls.as_seconds_or_none,
+            slow_after=_urls.as_seconds_or_none,
+            namespace=_urls.as_str,
+        )
         # Read here, not by redis-py (which would pass on the string "false", a true value),
         # so that the constructor refuses a decoding client with its own message.
         converters["decode_responses"] = _urls.as_bool
@@ -199,10 +212,13 @@ class RedisStore(ClosingStore):
             decode = {"decode_responses": query.pop("decode_responses")}
             options = _urls.merge(url, decode, options)
         options = _urls.merge(
-            url, {k: query.pop(k) for k in ("timeout", "namespace") if k in query}, options
+            url,
+            {k: query.pop(k) for k in ("timeout", "slow_after", "namespace") if k in query},
+            options,
         )
         namespace = options.pop("namespace", "asgisession:")
         timeout = options.pop("timeout", 2.0)
+        slow = options.pop("slow_after", QUARTER_OF_TIMEOUT)
         client_kwargs = options
         for name in query.keys() & client_kwargs.keys():
             raise ConfigurationError(
@@ -227,9 +243,14 @@ class RedisStore(ClosingStore):
         pool.connection_class = setup_off_the_clock(pool.connection_class)
         client = Redis(connection_pool=pool)
         client.auto_close_connection_pool = True  # as Redis.from_url does: aclose() closes it
-        store = cls(client, namespace=namespace, timeout=timeout)
+        store = cls(client, namespace=namespace, timeout=timeout, slow_after=slow)
         store._owns_client = True
         return store
+
+    @property
+    def slow_calls(self) -> Counter[str]:
+        """Operations that completed in ``slow_after`` seconds or more, by name (``"GET"``)."""
+        return self._slow.counts
 
     @property
     def client(self) -> Redis | RedisCluster:
@@ -248,15 +269,17 @@ class RedisStore(ClosingStore):
         except RuntimeError:  # under Trio, say so instead of failing somewhere in redis-py
             raise asyncio_only("RedisStore", "redis.asyncio is asyncio-only") from None
         deadlines = self._deadlines
+        began = time.monotonic()
         try:
             if deadlines is None:
-                return await self._when_ready(operation)
-            if sys.version_info >= (3, 11):
+                result = await self._when_ready(operation)
+            elif sys.version_info >= (3, 11):
                 with deadlines.bound():
                     if self._cluster:
                         await self._cluster_ready()
-                    return await operation()
-            return await asyncio.wait_for(self._when_ready(operation), deadlines.timeout)
+                    result = await operation()
+            else:
+                result = await asyncio.wait_for(self._when_ready(operation), deadlines.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
             raise StoreUnavailable(
                 f"the session store did not answer Redis {what} within {self.timeout} s"
@@ -269,6 +292,10 @@ class RedisStore(ClosingStore):
             ) from exc
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailable(f"Redis {what} failed: {type(exc).__name__}: {exc}") from exc
+        took = time.monotonic() - began
+        if took >= self._slow.threshold:
+            self._slow.record(what, took)
+        return result
 
     async def _when_ready(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         if self._cluster:

@@ -13,23 +13,26 @@ while every reply from the server comes ``latency`` seconds late, and all fifty 
   connection per waiting request instead of making them queue;
 * at 3.0 s, every request gets 503 with ``Retry-After``, at the timeout (not later).
 
-The round-trip tests pin down what the Redis client settings change on a fresh connection.
+The round-trip tests pin down what the Redis client settings change on a fresh connection;
+the last ones, that calls slower than ``slow_after`` are logged and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.driver_info import DriverInfo
 
-from asgisession import SessionMiddleware, StoreUnavailable
+from asgisession import ConfigurationError, SessionMiddleware, StoreUnavailable
 from asgisession.stores import MemcachedStore, RedisStore, Store
 
 from ..servers import LOOPBACK, ServerProcess
@@ -52,12 +55,11 @@ CLIENTS = 50
 MARGIN = 0.75
 
 
-def new_store(kind: str, port: int, namespace: str) -> Store:
+def new_store(kind: str, port: int, namespace: str, **options: Any) -> RedisStore | MemcachedStore:
+    options.setdefault("timeout", TIMEOUT)
     if kind == "redis":
-        return RedisStore.from_url(
-            f"redis://{LOOPBACK}:{port}/0", namespace=namespace, timeout=TIMEOUT
-        )
-    return MemcachedStore(LOOPBACK, port, namespace=namespace, timeout=TIMEOUT)
+        return RedisStore.from_url(f"redis://{LOOPBACK}:{port}/0", namespace=namespace, **options)
+    return MemcachedStore(LOOPBACK, port, namespace=namespace, **options)
 
 
 @asynccontextmanager
@@ -239,3 +241,68 @@ async def test_closing_the_store_stops_a_setup_in_flight(redis_proc: ServerProce
         await asyncio.sleep(0.05)
         left = {t for t in asyncio.all_tasks() - before if t not in proxy.tasks and not t.done()}
         assert set() == left
+
+
+# -- slow calls, seen before they time out ----------------------------------------------------
+
+OPERATION = {"redis": ("Redis", "GET"), "memcached": ("memcached", "a get")}
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+async def test_calls_slower_than_slow_after_are_logged_and_counted(
+    kind: str, request: pytest.FixtureRequest, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """0.3 s per reply: each call is logged at WARNING (store, operation, duration) and
+    counted on the store and on the middleware; once fast again, nothing more."""
+    server: ServerProcess = request.getfixturevalue(f"{kind}_proc")
+    caplog.set_level(logging.WARNING, "asgisession")
+    name, operation = OPERATION[kind]
+    async with LatencyProxy(server.port, latency=0.3) as proxy:
+        store = new_store(kind, proxy.port, f"s{uuid.uuid4().hex}:", slow_after=0.2)
+        middleware = SessionMiddleware(counter_app, secret_key_base=secret, store=store)
+        try:
+            for _ in range(2):
+                assert None is await store.load("k")
+            proxy.latency = 0.0
+            assert None is await store.load("k")
+        finally:
+            await store.aclose()
+    assert {operation: 2} == store.slow_calls
+    assert {operation: 2} == middleware.slow_store_calls
+    records = [r for r in caplog.records if r.getMessage().startswith("slow session store")]
+    assert 2 == len(records)
+    for record in records:
+        assert logging.WARNING == record.levelno
+        message = record.getMessage()
+        assert f"{name} {operation} took 0.3" in message
+        assert "slow_after=0.2 s" in message
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+async def test_slow_after_defaults_to_a_quarter_of_the_timeout(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """timeout=1.0: 0.3 s is slow by default; slow_after=None: never."""
+    server: ServerProcess = request.getfixturevalue(f"{kind}_proc")
+    async with LatencyProxy(server.port, latency=0.3) as proxy:
+        by_default = new_store(kind, proxy.port, "d:", timeout=1.0)
+        never = new_store(kind, proxy.port, "n:", timeout=1.0, slow_after=None)
+        try:
+            await by_default.load("k")
+            await never.load("k")
+        finally:
+            await by_default.aclose()
+            await never.aclose()
+    assert 1 == sum(by_default.slow_calls.values())
+    assert 0 == sum(never.slow_calls.values())
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+@pytest.mark.parametrize("value", [0, -1.0, float("inf"), True, "1"])
+def test_bad_slow_after_is_refused(kind: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match="slow_after"):
+        new_store(kind, 6379, "x:", slow_after=value)
+
+
+def test_the_cookie_store_has_no_slow_calls(secret: str) -> None:
+    assert {} == SessionMiddleware(counter_app, secret_key_base=secret).slow_store_calls
