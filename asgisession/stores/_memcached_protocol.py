@@ -176,7 +176,7 @@ class Borrower:
     first command's deadline, and past that never opens another.
     """
 
-    __slots__ = ("_opening", "_pool", "_size", "_slots", "_tasks", "_waiting", "closing")
+    __slots__ = ("_change", "_opening", "_pool", "_size", "_slots", "_tasks", "closing")
 
     def __init__(self, pool: MemcachePool, size: int) -> None:
         #: Set when the pool is closing: connections are then closed, not pooled, after use.
@@ -185,7 +185,9 @@ class Borrower:
         self._size = size
         self._slots = Slots(size)
         self._opening = 0  # connections being opened
-        self._waiting = 0  # commands waiting for an idle connection
+        # Resolved when a connection is released or an opening ends, for the commands
+        # that wait for one of those (see _acquire); None while nobody waits.
+        self._change: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, command: Callable[[Connection], Awaitable[_T]]) -> _T:
@@ -209,35 +211,41 @@ class Borrower:
                     # reader holds an exception.
                     conn.reader.set_exception(ConnectionAbortedError("not reusable"))
                 pool.release(conn)
-                if not finished and self._waiting and self._has_room():
-                    self._start_opening()  # for a command that waits for an idle one
+                if self._change is not None:
+                    self._changed()
         finally:
             slots.give()
 
-    def _has_room(self) -> bool:
-        return not self.closing and self._pool.size() + self._opening < self._size
-
     async def _acquire(self) -> Connection:
-        """An idle connection of the pool, opening one if none is idle and there is room."""
+        """An idle connection of the pool, opening one if none is idle and there is room.
+
+        With none idle and no room (the others are in use, or being opened for commands
+        that gave up), wait until one is released or an opening ends, then look again.
+        """
         pool = self._pool
         idle: asyncio.Queue[Connection] = pool._pool
         while True:
-            if idle.empty() and self._has_room():
+            if not idle.empty():
+                conn = idle.get_nowait()
+                if conn.reader.at_eof() or conn.reader.exception() is not None:
+                    pool._do_close(conn)  # closed by the server while idle
+                    continue
+                pool._in_use.add(conn)
+                return conn
+            if not self.closing and pool.size() + self._opening < self._size:
                 # The opening goes on if this command gives up; its error is this command's.
                 await asyncio.shield(self._start_opening())
-            if idle.empty():
-                self._waiting += 1
-                try:
-                    conn = await idle.get()
-                finally:
-                    self._waiting -= 1
-            else:
-                conn = idle.get_nowait()
-            if conn.reader.at_eof() or conn.reader.exception() is not None:
-                pool._do_close(conn)  # closed by the server while idle: open another
                 continue
-            pool._in_use.add(conn)
-            return conn
+            if self.closing:
+                raise ConnectionAbortedError("the store is closing")
+            if self._change is None:
+                self._change = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._change)
+
+    def _changed(self) -> None:
+        change, self._change = self._change, None
+        if change is not None and not change.done():
+            change.set_result(None)
 
     def _start_opening(self) -> asyncio.Task[None]:
         self._opening += 1
@@ -258,6 +266,7 @@ class Borrower:
     def _opened(self, task: asyncio.Task[None]) -> None:
         self._opening -= 1
         self._tasks.discard(task)
+        self._changed()
         if not task.cancelled():
             task.exception()  # raised in the command that waited, if it still did
 
@@ -265,3 +274,4 @@ class Borrower:
         """Stop the connections still being opened (the pool is closing)."""
         for task in list(self._tasks):
             task.cancel()
+        self._changed()

@@ -698,6 +698,31 @@ async def test_a_burst_on_an_idle_pool_opens_no_more_than_the_pool(
         assert 4 == proxy.connections - 1
 
 
+async def test_a_connection_opened_too_late_for_its_command_serves_the_next(
+    memcached: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections are opened off the command's clock: a command whose timeout passes while
+    its connection is being opened fails, and the connection, once open, serves the next
+    command (which waits for it rather than opening another)."""
+    real_open = asyncio.open_connection
+    opened = 0
+
+    async def slow_open(*args: Any, **kwargs: Any) -> Any:
+        nonlocal opened
+        opened += 1
+        await asyncio.sleep(0.6)  # a TCP connect across a slow network
+        return await real_open(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "open_connection", slow_open)
+    async with MemcachedStore(port=memcached.port, pool_size=1, timeout=0.5) as store:
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="did not answer"):
+            await store.load(new_key())
+        assert None is await store.load(new_key())  # on the connection the first one asked for
+        assert time.monotonic() - began < 1.0
+        assert 1 == opened
+
+
 async def test_passed_in_client_is_never_closed(own_memcached: ServerProcess) -> None:
     """A store around the caller's client leaves its connections open; the caller closes it."""
     port = own_memcached.port
