@@ -25,7 +25,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,7 +34,7 @@ import pytest
 
 from .app import CSRF_ENV
 from .serving import uvicorn_process, write_results
-from .slowclients import FORM, form_body, rss_bytes, stalled_upload, trickled_upload
+from .slowclients import FORM, Stalled, form_body, rss_bytes, trickled_upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -93,11 +93,11 @@ async def warmed(port: int, pid: int) -> int:
 
 
 async def test_stalled_uploads_are_bounded_in_number_time_and_memory(
-    tmp_path: Path,
+    tmp_path: Path, stalled_uploads: Callable[[int, str, int, int], Awaitable[Stalled]]
 ) -> None:
     with server(tmp_path / "unread.log") as (port, pid):
         before = await warmed(port, pid)
-        uploads = [await stalled_upload(port, "/unread", SIZE, SENT) for _ in range(STALLED)]
+        uploads = [await stalled_uploads(port, "/unread", SIZE, SENT) for _ in range(STALLED)]
         server_own = await settled_rss(pid) - before
         for upload in uploads:
             await upload.close()
@@ -105,7 +105,7 @@ async def test_stalled_uploads_are_bounded_in_number_time_and_memory(
     with server(tmp_path / "form.log") as (port, pid):
         before = await warmed(port, pid)
         began = time.monotonic()
-        uploads = [await stalled_upload(port, "/form", SIZE, SENT) for _ in range(STALLED)]
+        uploads = [await stalled_uploads(port, "/form", SIZE, SENT) for _ in range(STALLED)]
         during = await settled_rss(pid)
         # Over the bound: refused at once, with Retry-After.
         heads = await asyncio.gather(*(upload.head(BODY_TIMEOUT / 2) for upload in uploads))

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -175,36 +175,45 @@ async def test_memcached_opens_connections_as_commands_need_them(
 # -- what a fresh Redis connection costs ------------------------------------------------------
 
 
-async def round_trips_of_first_get(server: ServerProcess, **client_options: object) -> int:
+ProxyTo = Callable[[int, float], Awaitable[LatencyProxy]]
+
+
+async def round_trips_of_first_get(
+    proxy_to: ProxyTo, server: ServerProcess, **client_options: object
+) -> int:
     """Round trips a fresh connection makes until its first GET is answered."""
-    async with LatencyProxy(server.port) as proxy:
-        store = RedisStore.from_url(f"redis://{LOOPBACK}:{proxy.port}/0", **client_options)
-        try:
-            await store.load("nothing-here")
-        finally:
-            await store.aclose()
-        assert 1 == proxy.connections
-        return proxy.round_trips
+    proxy = await proxy_to(server.port, 0.0)
+    store = RedisStore.from_url(f"redis://{LOOPBACK}:{proxy.port}/0", **client_options)
+    try:
+        await store.load("nothing-here")
+    finally:
+        await store.aclose()
+    assert 1 == proxy.connections
+    return proxy.round_trips
 
 
-async def test_a_fresh_redis_connection_costs_one_round_trip(redis_proc: ServerProcess) -> None:
+async def test_a_fresh_redis_connection_costs_one_round_trip(
+    redis_proc: ServerProcess, latency_proxy: ProxyTo
+) -> None:
     """from_url's defaults (RESP2, no CLIENT SETINFO): the GET is the only round trip."""
-    assert 1 == await round_trips_of_first_get(redis_proc)
+    assert 1 == await round_trips_of_first_get(latency_proxy, redis_proc)
 
 
-async def test_what_each_redis_setting_adds(redis_proc: ServerProcess) -> None:
+async def test_what_each_redis_setting_adds(
+    redis_proc: ServerProcess, latency_proxy: ProxyTo
+) -> None:
     """RESP3 adds HELLO and CLIENT MAINT_NOTIFICATIONS; driver info adds CLIENT SETINFO."""
-    assert 3 == await round_trips_of_first_get(redis_proc, protocol=3)
+    assert 3 == await round_trips_of_first_get(latency_proxy, redis_proc, protocol=3)
     driver = DriverInfo()  # CLIENT SETINFO LIB-NAME and LIB-VER, sent together
-    assert 2 == await round_trips_of_first_get(redis_proc, driver_info=driver)
+    assert 2 == await round_trips_of_first_get(latency_proxy, redis_proc, driver_info=driver)
     # redis-py's own defaults (a client built without from_url): all of them.
-    async with LatencyProxy(redis_proc.port) as proxy:
-        client = Redis(host=LOOPBACK, port=proxy.port)
-        try:
-            await client.get("nothing-here")
-        finally:
-            await client.aclose()
-        assert 4 == proxy.round_trips
+    proxy = await latency_proxy(redis_proc.port, 0.0)
+    client = Redis(host=LOOPBACK, port=proxy.port)
+    try:
+        await client.get("nothing-here")
+    finally:
+        await client.aclose()
+    assert 4 == proxy.round_trips
 
 
 async def test_a_redis_connection_set_up_past_the_timeout_joins_the_pool(
