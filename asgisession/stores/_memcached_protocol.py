@@ -196,7 +196,7 @@ class Borrower:
         if not slots.take_now():
             await slots.take()
         try:
-            conn = await self._acquire()
+            conn = self._idle() or await self._acquire()
             finished = False
             try:
                 result = await command(conn)
@@ -223,14 +223,9 @@ class Borrower:
         that gave up), wait until one is released or an opening ends, then look again.
         """
         pool = self._pool
-        idle: asyncio.Queue[Connection] = pool._pool
         while True:
-            if not idle.empty():
-                conn = idle.get_nowait()
-                if conn.reader.at_eof() or conn.reader.exception() is not None:
-                    pool._do_close(conn)  # closed by the server while idle
-                    continue
-                pool._in_use.add(conn)
+            conn = self._idle()
+            if conn is not None:
                 return conn
             if not self.closing and pool.size() + self._opening < self._size:
                 # The opening goes on if this command gives up; its error is this command's.
@@ -241,6 +236,27 @@ class Borrower:
             if self._change is None:
                 self._change = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._change)
+
+    def _idle(self) -> Connection | None:
+        """The idle connection used last, taken (no await: the common case costs no coroutine).
+
+        Last in, first out, as redis-py's pool: calls one after another keep to one warm
+        connection (and one memcached worker thread), where taking the oldest would rotate
+        them over every connection the pool ever opened (10% slower per call at 50).
+        """
+        pool = self._pool
+        idle: asyncio.Queue[Connection] = pool._pool
+        # The queue is unbounded (nobody waits to put), so taking from its end directly
+        # leaves its bookkeeping as get_nowait() would.
+        held = idle._queue  # type: ignore[attr-defined]
+        while held:
+            conn: Connection = held.pop()
+            if conn.reader.at_eof() or conn.reader.exception() is not None:
+                pool._do_close(conn)  # closed by the server while idle
+                continue
+            pool._in_use.add(conn)
+            return conn
+        return None
 
     def _changed(self) -> None:
         change, self._change = self._change, None
