@@ -289,8 +289,9 @@ class SessionMiddleware:
     def slow_store_calls(self) -> Counter[str]:
         """The server-side store's calls slower than its ``slow_after``, by operation.
 
-        Each was logged at WARNING too. Kept by the bundled Redis and memcached stores (their
-        ``slow_calls``); empty for the cookie store and for stores that keep no count.
+        Each was logged at WARNING too. Kept by the bundled Redis, memcached and SQLite
+        stores (their ``slow_calls``); empty for the cookie store and for stores that keep
+        no count.
         """
         counts = getattr(getattr(self.backend, "store", None), "slow_calls", None)
         return counts if isinstance(counts, Counter) else Counter()

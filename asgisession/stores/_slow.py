@@ -2,7 +2,7 @@
 
 A store that slows down shows it first in calls that still succeed, only slower; by the
 time they pass ``timeout`` users get 503s. So each bundled store with a network or a file
-behind it (Redis, memcached) takes ``slow_after`` (seconds; a quarter of ``timeout`` by
+behind it (Redis, memcached, SQLite) takes ``slow_after`` (seconds; a quarter of ``timeout`` by
 default, ``None`` for never) and hands each call that completed in at least that long to
 :meth:`SlowCalls.record`, which logs it on the ``asgisession`` logger, naming the store, the
 operation and the duration, and counts it per operation. ``SessionMiddleware`` shows the

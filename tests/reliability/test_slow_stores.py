@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +35,7 @@ from redis.asyncio import Redis
 from redis.driver_info import DriverInfo
 
 from asgisession import ConfigurationError, SessionMiddleware, StoreUnavailable
-from asgisession.stores import MemcachedStore, RedisStore, Store
+from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore, Store
 
 from ..servers import LOOPBACK, ServerProcess
 from .app import counter_app
@@ -311,6 +313,28 @@ async def test_slow_after_defaults_to_a_quarter_of_the_timeout(
 def test_bad_slow_after_is_refused(kind: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match="slow_after"):
         new_store(kind, 6379, "x:", slow_after=value)
+
+
+async def test_sqlite_calls_slower_than_slow_after_are_counted(
+    tmp_path: Path, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A save that waits 0.3 s for another connection's write lock is a slow call."""
+    caplog.set_level(logging.WARNING, "asgisession")
+    path = tmp_path / "sessions.db"
+    async with SQLiteStore(path, slow_after=0.2) as store:
+        middleware = SessionMiddleware(counter_app, secret_key_base=secret, store=store)
+        await store.save("k", b"v", ttl=60)  # creates the tables
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+            await store.save("k", b"w", ttl=60)
+        finally:
+            other.close()
+        assert b"w" == await store.load("k")
+    assert {"a save": 1} == store.slow_calls
+    assert {"a save": 1} == middleware.slow_store_calls
+    assert any("SQLite a save took 0.3" in r.getMessage() for r in caplog.records)
 
 
 def test_the_cookie_store_has_no_slow_calls(secret: str) -> None:
