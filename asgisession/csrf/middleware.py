@@ -19,14 +19,14 @@ Rules, stated once:
    logging shows it), then handled as ``on_failure`` says; the 403 body names the reason
    only with ``expose_reason=True``. A form with no token field in its first
    ``max_body_size`` bytes gets 413, whose body names the option and the header.
+5. Every checked response varies on the headers the checks read (``Vary``), merged with the
+   app's own.
 6. Reading a form body ahead of the app is bounded in time and in number: a body with no
    progress for ``body_timeout`` seconds gets 408, and past ``max_buffered_bodies`` bodies
    being read or held at once a form gets 503 with ``Retry-After`` (its body unread). Both
    are logged at WARNING and counted (:attr:`CSRFMiddleware.bodies_cut_off`,
    :attr:`CSRFMiddleware.bodies_refused_busy`): neither is a CSRF failure, and
    ``on_failure`` is not called.
-5. Every checked response varies on the headers the checks read (``Vary``), merged with the
-   app's own.
 
 It runs past 300 lines because the ASGI flow of a checked request (read ahead, replay, late-
 repeat refusal, failure strategies) is one job.
@@ -378,11 +378,9 @@ class CSRFMiddleware:
             return (CSRFReason.BAD_TOKEN if sent else CSRFReason.MISSING_TOKEN), None
         if self._max_buffered is not None and self._buffered >= self._max_buffered:
             raise _Busy
-        self._buffered += 1
-        reader = _BodyReader(
-            receive, _scanner(content_types[0], self._field), self._max_body,
-            self._body_timeout, self._unbuffered,
-        )  # fmt: skip
+        scanner = _scanner(content_types[0], self._field)
+        reader = _BodyReader(receive, scanner, self._max_body, self._body_timeout, self._unbuffered)
+        self._buffered += 1  # until reader.close()
         try:
             await reader.read()
         except BaseException:
