@@ -59,13 +59,15 @@ class Stalled:
         """The response's status code if one arrives within ``seconds``; ``None`` otherwise."""
         try:
             line = await asyncio.wait_for(self.reader.readline(), seconds)
-        except (TimeoutError, ConnectionError):
+        except (asyncio.TimeoutError, TimeoutError, ConnectionError):  # distinct on 3.10
             return None
         return int(line.split()[1]) if line.startswith(b"HTTP/1.1 ") else None
 
     async def head(self, seconds: float) -> bytes:
         """The response's status line and headers (empty when none arrives within ``seconds``)."""
-        with contextlib.suppress(TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+        with contextlib.suppress(
+            asyncio.TimeoutError, TimeoutError, ConnectionError, asyncio.IncompleteReadError
+        ):
             return await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), seconds)
         return b""
 
