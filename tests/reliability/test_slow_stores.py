@@ -71,6 +71,20 @@ async def serving(store: Store, secret: str) -> AsyncIterator[str]:
         yield base_url
 
 
+class LoopLag:
+    """How late this event loop ran a 50 ms sleep, at worst: time the machine's load took
+    from every timer in the loop, the store's deadlines included."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def watch(self) -> None:
+        for _ in range(1200):  # a minute at most
+            began = time.monotonic()
+            await asyncio.sleep(0.05)
+            self.worst = max(self.worst, time.monotonic() - began - 0.05)
+
+
 async def timed_step(client: httpx.AsyncClient, base_url: str, marker: str) -> tuple[int, float]:
     began = time.monotonic()
     response = await client.get(f"{base_url}/step", params={"marker": marker})
@@ -106,12 +120,17 @@ async def cold_pool_burst(
         cold = new_store(kind, proxy.port, namespace)
         stack.push_async_callback(cold.aclose)
         async with serving(cold, secret) as base_url:
-            results = await asyncio.gather(
-                *(
-                    timed_step(client, base_url, marker)
-                    for client, marker in zip(clients, markers, strict=True)
+            lag = LoopLag()
+            watching = asyncio.create_task(lag.watch())
+            try:
+                results = await asyncio.gather(
+                    *(
+                        timed_step(client, base_url, marker)
+                        for client, marker in zip(clients, markers, strict=True)
+                    )
                 )
-            )
+            finally:
+                watching.cancel()
             # The store healed: every client is served, from the same pool, at once.
             proxy.latency = 0.0
             began = time.monotonic()
@@ -126,7 +145,7 @@ async def cold_pool_burst(
         "store": kind, "latency_s": latency, "timeout_s": TIMEOUT, "clients": CLIENTS,
         "ok": statuses.count(200), "unavailable": statuses.count(503),
         "min_s": round(min(seconds), 3), "max_s": round(max(seconds), 3),
-        "recovered_s": round(recovered, 3),
+        "recovered_s": round(recovered, 3), "loop_lag_s": round(lag.worst, 3),
     }  # fmt: skip
     write_results(f"slow-{kind}-{latency}", figures)
     print(f"\nslow store {figures}")
@@ -152,7 +171,8 @@ async def test_three_seconds_per_reply_is_503_at_the_timeout(
     figures = await cold_pool_burst(kind, server, secret, 3.0)
     assert CLIENTS == figures["unavailable"], figures
     assert TIMEOUT * 0.95 <= figures["min_s"], figures  # type: ignore[operator]
-    assert figures["max_s"] <= TIMEOUT * 1.125 + MARGIN, figures  # type: ignore[operator]
+    late = TIMEOUT * 1.125 + MARGIN + figures["loop_lag_s"]  # type: ignore[operator]
+    assert figures["max_s"] <= late, figures  # type: ignore[operator]
     # Late replies never reach a new command; nobody waits for a connection that was closed.
     assert figures["recovered_s"] < TIMEOUT, figures  # type: ignore[operator]
 
