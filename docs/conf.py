@@ -69,6 +69,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(fastapi|starlette|litestar|quart|flask|werkzeug|django)\..*"),
     (r"py:class", r"(int|str|bytes|float|bool|object|None|Exception|ValueError)"),
     (r"py:class", r"(TypeError|RuntimeError|dict|list|tuple|set|frozenset|type)"),
+    (r"py:class", r"collections\.Counter"),
     # What the middleware builds for the jar; users get a jar from cookies(scope).
     (r"py:class", r"asgisession\.jar\.JarCodecs"),
 ]
