@@ -162,6 +162,11 @@ class SessionMiddleware:
         raises :class:`~asgisession.errors.SerializationError`), or
         :class:`~asgisession.tagged.TaggedJSON` for ``datetime``, ``UUID``, ``bytes``,
         ``Decimal``, ``set``, ``tuple`` and more. With ``backend=``, the backend's own.
+    :param seal_records: with ``store=``: seal each record at rest (the default), with a
+        key derived from ``secret_key_base`` and bound to the record's store key.
+        ``False`` writes records in the clear, for tools that must read them; anyone who
+        reads the store, a backup or its traffic then reads every session
+        (docs/security.md). Either way every form is read.
     :param backend: a custom :class:`~asgisession.backends.base.SessionBackend`, which brings its
         own cookie options, lifetime and idle timeout (those parameters are then ignored;
         ``cookie=`` is refused).
@@ -201,6 +206,7 @@ class SessionMiddleware:
         revocation_store: Store | None = None,
         backend: SessionBackend | None = None,
         serializer: Serializer | None = None,
+        seal_records: bool = True,
     ) -> None:
         self.app: ASGIApp = app
         self.keyring: Keyring = Keyring(secret_key_base)
@@ -234,7 +240,7 @@ class SessionMiddleware:
             partitioned=partitioned, lifetime=lifetime, idle_timeout=idle_timeout,
             refresh_after=refresh_after, store=store, timeout=_store_timeout(store_timeout),
             user_key=user_key, revocation_store=revocation_store, backend=backend,
-            serializer=serializer,
+            serializer=serializer, seal_records=seal_records,
         )  # fmt: skip
         self._policy = policy_of(self.backend, clock)
 

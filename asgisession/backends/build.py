@@ -40,11 +40,13 @@ def build_backend(
     revocation_store: Store | None,
     backend: SessionBackend | None,
     serializer: Serializer | None,
+    seal_records: bool = True,
     **flat_cookie: Any,
 ) -> tuple[SessionBackend, Serializer]:
     """The backend and serializer for these settings (see SessionMiddleware's parameters).
 
     :param cookie_format: the resolved format (:func:`~asgisession.formats.resolve_format`).
+    :param seal_records: seal server-side records at rest (see ServerBackend).
     :param timeout: the deprecated ``store_timeout``, already resolved: bounds a store that
         is not a bundled one.
     :param flat_cookie: the flat cookie keywords (``cookie_name``, ``max_age``, ``path``,
@@ -78,6 +80,11 @@ def build_backend(
     codec = cookie_format.session_codec(keyring)
     _check_issue_time(codec, idle_timeout, user_key)
     if store is None:
+        if not seal_records:
+            raise ConfigurationError(
+                "seal_records=False is for server-side stores (store=); the cookie store "
+                "seals the whole session in the cookie already."
+            )
         if user_key is not None and revocation_store is None:
             raise ConfigurationError(
                 "user_key with the cookie store needs revocation_store=<a Store> to "
@@ -103,6 +110,7 @@ def build_backend(
     built = ServerBackend(
         store, codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
         refresh_after=refresh_after, user_key=user_key, serializer=serializer,
+        keyring=keyring, seal_records=seal_records,
     )  # fmt: skip
     return built, serializer
 

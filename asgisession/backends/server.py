@@ -25,11 +25,13 @@ Invariants:
 6. A store that fails (or, for the bundled stores, is slower than their ``timeout``) raises
    :class:`StoreUnavailable`; no write is ever reported that did not happen. The store
    times its own calls: it knows what is safe to cancel, so the backend adds no timer.
-7. A record is bound to its id: it starts with ``#``, a hash of the session id (which the
-   store never sees; its key is another hash of it) and a newline, then the JSON data. A
-   record copied under another session's key does not open for that session's cookie.
-   Records written before 0.2 are plain JSON and are read as they are (bound at their
-   next write); the binding holds once no such record is left.
+7. A record is sealed at rest (:class:`~._records.RecordSeal`): AES-256-GCM under a key
+   derived from ``secret_key_base`` for records alone, with the store key as associated
+   data, so a dump of the store shows no session data and a record copied under another
+   session's key does not open for that session's cookie. Records in the older forms
+   (0.2's bound one, plain JSON from before) and records sealed by an older secret are
+   read, and re-sealed under the newest secret at their next write. ``seal_records=False``
+   writes the bound form in the clear instead.
 8. A session that holds nothing but the CSRF secret, flash messages, its log id's seed and
    its own expiry (:data:`LIGHT_KEYS`) stays in the cookie, sealed as the cookie store
    seals a session, and costs the store nothing: an anonymous visitor who only fetched a
@@ -50,10 +52,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
-from ..crypto import FOREIGN_KEY_INDEX, MessageCodec
+from ..crypto import FOREIGN_KEY_INDEX, Keyring, MessageCodec
 from ..errors import (
     ConfigurationError,
     InvalidMessage,
@@ -65,10 +68,10 @@ from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
 from ..session import NOT_LOADED, Commit, LoadedState
 from ..stores.base import Store, SupportsAdd, SupportsTouch, hash_key
-from ._records import bind, is_light, open_light, unbind
+from ._records import RecordSeal, is_light, open_light
 from .base import SealedCookie
 
-__all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "session_key"]
+__all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "StoredState", "session_key"]
 
 logger: logging.Logger = logging.getLogger("asgisession")
 
@@ -81,6 +84,18 @@ NAMESPACE = "s:"
 def session_key(session_id: bytes, namespace: str = NAMESPACE) -> str:
     """The store key of a session id: a hash, never the id itself."""
     return hash_key(namespace, session_id)
+
+
+@dataclass(slots=True)
+class StoredState(LoadedState):
+    """The :class:`~asgisession.session.LoadedState` of a session read from the store.
+
+    .. versionadded:: 0.3
+    """
+
+    #: The record is not in the form this backend writes, or an older secret sealed it:
+    #: its next write re-seals it.
+    record_stale: bool = False
 
 
 class ServerBackend(SealedCookie):
@@ -97,8 +112,15 @@ class ServerBackend(SealedCookie):
     :param user_key: the session key that names the session's user; sessions with it are
         listed per user, for :func:`~asgisession.revocation.revoke_user`.
     :param serializer: turns the data into bytes and back (strict JSON by default).
+    :param keyring: the secrets that seal records at rest; by default the codec's own
+        (``codec.keyring``, which every bundled codec has).
+    :param seal_records: seal records at rest (the default). ``False`` writes them in the
+        clear (bound to their id, as 0.2 did), for tools that must read them: anyone who
+        can read the store, a backup or its traffic then reads every session.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       Records are sealed at rest: ``keyring`` and ``seal_records``.
     """
 
     #: Loading needs store I/O: a synchronous access before ``await session.load()`` (or a
@@ -117,6 +139,8 @@ class ServerBackend(SealedCookie):
         namespace: str = NAMESPACE,
         user_key: str | None = None,
         serializer: Serializer = JSON,
+        keyring: Keyring | None = None,
+        seal_records: bool = True,
     ) -> None:
         if not isinstance(store, Store):
             raise ConfigurationError(
@@ -128,6 +152,13 @@ class ServerBackend(SealedCookie):
         )  # fmt: skip
         self.store = store
         self.namespace = namespace
+        keyring = keyring if keyring is not None else getattr(codec, "keyring", None)
+        if not isinstance(keyring, Keyring):
+            raise ConfigurationError(
+                f"{type(codec).__name__} has no keyring to seal session records with: "
+                "give ServerBackend keyring=Keyring(secret_key_base)."
+            )
+        self.records = RecordSeal(keyring, seal=seal_records)
         self.revocations: Revocations | None = Revocations(store) if user_key is not None else None
         if self.revocations is not None and not self.revocations.indexed:
             raise ConfigurationError(
@@ -162,10 +193,11 @@ class ServerBackend(SealedCookie):
                         expires_at=opened.expires_at,
                         stale=opened.stale,
                     )
-                record = await self.store.load(self.key(opened.payload))
-                if record is None:
+                key = self.key(opened.payload)
+                stored = await self.store.load(key)
+                if stored is None:
                     raise InvalidMessage(RejectReason.NOT_FOUND, "no such session in the store")
-                record = unbind(opened.payload, record)
+                record, record_stale = self.records.open(key, opened.payload, stored)
                 try:
                     data = self.serializer.loads(record)
                 except ValueError as exc:
@@ -176,7 +208,7 @@ class ServerBackend(SealedCookie):
             except InvalidMessage as exc:
                 candidates.refuse(exc)
                 continue
-            state = LoadedState(
+            state = StoredState(
                 data=data,
                 serialized=record,
                 had_cookie=True,
@@ -185,6 +217,7 @@ class ServerBackend(SealedCookie):
                 stale=opened.stale,
                 session_id=opened.payload,
                 user=user_of(data, self.user_key),
+                record_stale=record_stale,
             )
             candidates.accept(state, opened.payload)
         return candidates.result()
@@ -229,9 +262,9 @@ class ServerBackend(SealedCookie):
         ttl = self._ttl(expires_at, now)
         key = self.key(session_id)
         if changed:
-            record = bind(session_id, commit.serialized())
+            record = self.records.write(key, session_id, commit.serialized())
             kept = await self.store.save(key, record, ttl=ttl, replace=True)
-        elif refresh:
+        elif refresh or getattr(state, "record_stale", False):
             kept = await self._touch(key, state, ttl)
         else:
             kept = True
@@ -271,7 +304,7 @@ class ServerBackend(SealedCookie):
         session_id = secrets.token_bytes(SESSION_ID_BYTES)
         expires_at = self._end(commit, now)  # a light session keeps its lifetime
         key = self.key(session_id)
-        record = bind(session_id, commit.serialized())
+        record = self.records.write(key, session_id, commit.serialized())
         ttl = self._ttl(expires_at, now)
         if isinstance(self.store, SupportsAdd):
             stored = await self.store.add(key, record, ttl=ttl)
@@ -287,11 +320,16 @@ class ServerBackend(SealedCookie):
         return self._render(session_id, expires_at, commit.data, secure=secure, now=now)
 
     async def _touch(self, key: str, state: LoadedState, ttl: int) -> bool:
-        if isinstance(self.store, SupportsTouch):
+        """Push the record's TTL; a stale record (rule 7) is re-sealed with its data as read.
+
+        A read-only request re-seals too, as it re-issues a stale cookie: an old secret can
+        then be dropped once every active session has made one request since the rotation.
+        """
+        if isinstance(self.store, SupportsTouch) and not getattr(state, "record_stale", False):
             return await self.store.touch(key, ttl=ttl)
         assert state.serialized is not None
         assert state.session_id is not None
-        record = bind(state.session_id, state.serialized)
+        record = self.records.write(key, state.session_id, state.serialized)
         return await self.store.save(key, record, ttl=ttl, replace=True)
 
     async def _delete(self, session_id: bytes, user: str | None) -> bool:

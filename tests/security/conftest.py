@@ -5,14 +5,17 @@ and each server store.
 
 ``server_store`` yields a :class:`Served` per store: MemoryStore, SQLiteStore on a real
 file, RedisStore on a real redis-server and a real three-node Redis Cluster, and
-MemcachedStore on a real memcached. Each comes with a fresh namespace (or file) and
+MemcachedStore on a real memcached. Each comes with a fresh namespace (or file),
 ``records()``, the number of session records the backing service itself holds (asked of
-the service, not of the store object).
+the service, not of the store object), and ``dump()``, every byte the service holds for
+it, as an attacker with a backup or a shell on the server would see them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -46,6 +49,50 @@ class Served:
     name: str
     store: Store
     records: Callable[[], Awaitable[int]]
+    dump: Callable[[], Awaitable[bytes]]
+
+
+async def _redis_dump(ports: list[int]) -> bytes:
+    """Every key of every node, with its DUMP (the serialised value) and, for strings, GET."""
+    parts: list[bytes] = []
+    for port in ports:
+        client = Redis(host=LOOPBACK, port=port)
+        try:
+            for key in await client.keys("*"):
+                parts += [key, await client.dump(key) or b""]
+                if await client.type(key) == b"string":
+                    value: bytes = await client.get(key) or b""
+                    parts.append(value)
+        finally:
+            await client.aclose()
+    return b"\n".join(parts)
+
+
+async def _memcached_dump(port: int) -> bytes:
+    """``lru_crawler metadump all`` (every key memcached holds), then a get of each key."""
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    try:
+        writer.write(b"lru_crawler metadump all\r\n")
+        lines: list[bytes] = []
+        while (line := (await reader.readline()).rstrip(b"\r\n")) != b"END":
+            lines.append(line)
+        parts = list(lines)
+        for line in lines:
+            field = next(f for f in line.split() if f.startswith(b"key="))
+            key = urllib.parse.unquote_to_bytes(field[4:])
+            writer.write(b"get " + key + b"\r\n")
+            while (reply := await reader.readline()) != b"END\r\n":
+                parts.append(reply)
+        return b"\n".join(parts)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def _file_dump(path: Path) -> bytes:
+    """The raw bytes of an SQLite database and of its -wal and -shm files, as they exist."""
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
 
 
 async def _redis_count(ports: list[int], pattern: str) -> int:
@@ -72,6 +119,9 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             async def records() -> int:
                 return sum(key.startswith(NAMESPACE) for key in memory._items)
 
+            async def dump() -> bytes:
+                return repr(memory._items).encode()
+
             store: Store = memory
         elif name == "sqlite":
             sqlite = SQLiteStore(tmp_path / "sessions.db")
@@ -84,6 +134,9 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
                     return int(probe.execute(sql).fetchone()[0])
                 except sqlite3.OperationalError:  # no table yet
                     return 0
+
+            async def dump() -> bytes:
+                return _file_dump(tmp_path / "sessions.db")
 
             store = sqlite
         elif name in ("redis", "redis-cluster"):
@@ -102,6 +155,9 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             async def records() -> int:
                 return await _redis_count(ports, f"{namespace}{NAMESPACE}*")
 
+            async def dump() -> bytes:
+                return await _redis_dump(ports)
+
         else:
             assert "memcached" == name
             memcached: ServerProcess = request.getfixturevalue("memcached_proc")
@@ -113,5 +169,8 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
                 stats = await memcached_stats(memcached.port)
                 return int(stats["total_items"]) - before
 
+            async def dump() -> bytes:
+                return await _memcached_dump(memcached.port)
+
         stack.push_async_callback(store.aclose)
-        yield Served(name, store, records)
+        yield Served(name, store, records, dump)
