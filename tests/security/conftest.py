@@ -52,6 +52,11 @@ class Served:
     dump: Callable[[], Awaitable[bytes]]
 
 
+def _raw(value: bytes | str | None) -> bytes:
+    """A reply of a client that does not decode (its type says it might)."""
+    return value.encode() if isinstance(value, str) else value or b""
+
+
 async def _redis_dump(ports: list[int]) -> bytes:
     """Every key of every node, with its DUMP (the serialised value) and, for strings, GET."""
     parts: list[bytes] = []
@@ -59,10 +64,9 @@ async def _redis_dump(ports: list[int]) -> bytes:
         client = Redis(host=LOOPBACK, port=port)
         try:
             for key in await client.keys("*"):
-                parts += [key, await client.dump(key) or b""]
+                parts += [_raw(key), _raw(await client.dump(key))]
                 if await client.type(key) == b"string":
-                    value: bytes = await client.get(key) or b""
-                    parts.append(value)
+                    parts.append(_raw(await client.get(key)))
         finally:
             await client.aclose()
     return b"\n".join(parts)
