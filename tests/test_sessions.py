@@ -61,6 +61,14 @@ class Counting:
         self.writes.append("save")
         return bool(await self.inner.save(key, data, ttl=ttl, replace=replace))
 
+    async def load_versioned(self, key: str) -> tuple[bytes, bytes | int] | None:
+        found: tuple[bytes, bytes | int] | None = await self.inner.load_versioned(key)
+        return found
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        self.writes.append("save")
+        return bool(await self.inner.save_if(key, data, ttl=ttl, version=version))
+
     async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
         self.writes.append("add")
         return bool(await self.inner.add(key, data, ttl=ttl))

@@ -30,6 +30,7 @@ from .base import (
     SupportsPing,
     SupportsTouch,
     SupportsUserIndex,
+    SupportsVersioned,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ __all__ = [
     "SupportsPing",
     "SupportsTouch",
     "SupportsUserIndex",
+    "SupportsVersioned",
     "from_url",
 ]
 

@@ -63,6 +63,14 @@ class RecordingStore(MemoryStore):
         await self._enter("replace" if replace else "save", key)
         return await super().save(key, data, ttl=ttl, replace=replace)
 
+    async def load_versioned(self, key: str) -> tuple[bytes, bytes] | None:
+        await self._enter("load", key)
+        return await super().load_versioned(key)
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        await self._enter("replace", key)  # a replace that compares first
+        return await super().save_if(key, data, ttl=ttl, version=version)
+
     async def touch(self, key: str, *, ttl: int) -> bool:
         await self._enter("touch", key)
         return await super().touch(key, ttl=ttl)
@@ -419,14 +427,14 @@ async def test_failed_save_is_never_reported_as_saved(secret: str, store: Record
         # the preload fails too; make only the save fail by failing after the load
         store.failing = False
 
-        original_save = store.save
+        original_save_if = store.save_if
 
-        async def failing_save(key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        async def failing_save_if(key: str, data: bytes, *, ttl: int, version: object) -> bool:
             raise StoreUnavailable("write failed")
 
-        store.save = failing_save  # type: ignore[method-assign]
+        store.save_if = failing_save_if  # type: ignore[method-assign]
         response = await c.get("/set")
-        store.save = original_save  # type: ignore[method-assign]
+        store.save_if = original_save_if  # type: ignore[method-assign]
         assert 503 == response.status_code
         assert {"user": "alice", "n": 1} == (await c.get("/read")).json()
 
