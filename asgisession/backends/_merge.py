@@ -80,8 +80,12 @@ def merge(
 
 
 async def backoff(attempt: int) -> None:
-    """Wait a random moment before try ``attempt + 1`` (jitter, not security)."""
-    await anyio.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 9)))  # noqa: S311
+    """Wait a random moment before try ``attempt + 2`` (jitter, not security).
+
+    The first retry reads again at once: one other writer is the usual case.
+    """
+    if attempt:
+        await anyio.sleep(random.uniform(0, 0.0005 * 2 ** min(attempt, 9)))  # noqa: S311
 
 
 def _same(a: Any, b: Any, serializer: Serializer) -> bool:
