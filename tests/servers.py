@@ -233,6 +233,8 @@ def postgres_server() -> Iterator[PostgresServer]:
             "-c", f"listen_addresses={LOOPBACK}", "-c", f"unix_socket_directories={root}",
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "max_connections=200", "-c", "log_min_messages=warning",
+            # No background writes: tests/reliability/stores.py counts the server's writes.
+            "-c", "autovacuum=off",
         ]  # fmt: skip
         server = ServerProcess(
             argv, port, stop_signal=signal.SIGINT, ready=_wait_until_accepting(pg_isready)
