@@ -171,6 +171,21 @@ class PostgresServer:
         self.server.start()
 
 
+def postgres_bindir() -> Path:
+    """Where PostgreSQL's programs are: ``postgres``'s directory if it is on PATH, else
+    Debian's newest ``/usr/lib/postgresql/<version>/bin``; skip (or fail, in CI) if neither."""
+    on_path = shutil.which("postgres")
+    if on_path is not None:
+        return Path(os.path.realpath(on_path)).parent
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda path: [int(part) for part in path.parts[-3].split(".") if part.isdigit()],
+    )
+    if found:
+        return found[-1].parent
+    return Path(require_binary("postgres", "postgresql")).parent  # skips or fails
+
+
 def _unprivileged() -> tuple[list[str], int, int]:
     """How to run PostgreSQL, which refuses root: a ``setpriv`` prefix and the uid and gid.
 
@@ -211,10 +226,9 @@ def postgres_server() -> Iterator[PostgresServer]:
     a free port of 127.0.0.1 only (its Unix socket in that directory), durability off for
     speed; as an unprivileged user (see :func:`_unprivileged`). The directory is removed after.
     """
-    require_binary("postgres", "postgresql")
-    initdb = require_binary("initdb", "postgresql")
-    postgres = os.path.realpath(require_binary("postgres", "postgresql"))
-    pg_isready = os.path.join(os.path.dirname(postgres), "pg_isready")
+    bindir = postgres_bindir()
+    initdb, postgres = str(bindir / "initdb"), str(bindir / "postgres")
+    pg_isready = str(bindir / "pg_isready")
     prefix, uid, gid = _unprivileged()
     # Not under pytest's tmp_path: its parents are private to root, and PostgreSQL's user
     # must reach the data directory.
