@@ -20,10 +20,11 @@ Invariants:
    connections' ``statement_timeout`` is ``timeout`` too, so a statement whose caller gave
    up ends on the server as well: a write cut off by the timeout may still have landed
    (as with any network store), but never later than that.
-4. A lost connection (server stopped, network cut) makes the pool replace every idle
-   connection on its next use, so after the server returns the first requests do not
-   meet connections that died meanwhile. asyncpg and socket errors become
-   :class:`~asgisession.errors.StoreUnavailable`.
+4. A server that stops or resets its connections closes them in the pool at once, and the
+   pool opens new ones when the server is back. A connection found dead only when used (a
+   host that went away without a word) makes the pool replace every other idle one too, so
+   one request, not one per pooled connection, hears of it. asyncpg and socket errors
+   become :class:`~asgisession.errors.StoreUnavailable`.
 5. The sweep deletes expired rows ``sweep_batch`` at a time (``SKIP LOCKED``, so stores
    in several processes never wait for each other), in a task of its own started after a
    call at most once per ``sweep_interval``; :meth:`aclose` stops it.

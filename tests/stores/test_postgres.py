@@ -322,8 +322,12 @@ class TestOutages:
     ) -> None:
         """A lock held past the timeout: StoreUnavailable, nothing written after the lock
         goes, and the store serves at once afterwards (its connection was replaced)."""
-        async with PostgresStore(postgres_proc.url, table=store.table, timeout=0.5) as quick:
-            await quick.ping()
+        async with PostgresStore(
+            postgres_proc.url, table=store.table, timeout=0.5, max_size=1
+        ) as quick:
+            # Prepared on the one connection, so the cut-off save is executing (waiting for
+            # the lock), not still being prepared, when its caller gives up.
+            await quick.save(new_key(), b"warm", ttl=60)
             key = new_key()
             locker = raw.transaction()
             await locker.start()
