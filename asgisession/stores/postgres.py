@@ -268,11 +268,15 @@ class PostgresStore(ClosingStore):
         Within ``timeout`` (when set): past it, the pool's connections are terminated.
         The next call opens a new pool.
         """
+        if self._pool is None and self._sweeper is None:
+            return  # nothing open (and no asyncio call, so this works anywhere)
+        if asyncio.get_running_loop() is not self._loop:
+            self._move_to(asyncio.get_running_loop())  # its sockets belong to the old loop
+            return
         sweeper, self._sweeper = self._sweeper, None
         if sweeper is not None and not sweeper.done():
             sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            await asyncio.wait([sweeper])  # unlike awaiting it, lets our own cancel through
         pool, self._pool = self._pool, None  # a call from now on opens a new pool
         if pool is None:
             return

@@ -393,3 +393,21 @@ def test_store_moves_to_a_new_event_loop(postgres_proc: PostgresServer) -> None:
 
     asyncio.run(save())
     assert b"v" == asyncio.run(load())
+
+
+async def test_a_cancelled_aclose_is_cancelled(store: PostgresStore) -> None:
+    """aclose() stops the sweep, but a cancel of aclose() itself is not swallowed with it."""
+    await store.ping()
+    assert store._sweeper is not None
+    await store._sweeper
+    hold = asyncio.Event()
+
+    async def slow_sweep() -> None:
+        await hold.wait()
+
+    store._sweeper = asyncio.ensure_future(slow_sweep())
+    closing = asyncio.ensure_future(store.aclose())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
