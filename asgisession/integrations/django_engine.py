@@ -25,6 +25,11 @@ secret, cookie name and store opens it too.
   passed; a client can neither extend one nor the other.
 - ``ASGISESSION_SECRET_KEY_BASE`` may list several secrets, newest first: a cookie opened
   with an older one is saved again under the newest on that response.
+- A store that fails raises :class:`~asgisession.StoreUnavailable`, kept as
+  :attr:`SessionStore.store_error`; :class:`.django_middleware.SessionMiddleware` (in place
+  of Django's) answers it 503. With ``on_store_error = "anonymous"`` (which that middleware
+  sets from ``ASGISESSION_ON_STORE_ERROR``) a failed load gives an empty, read-only session
+  instead, which nothing writes.
 - Store calls are asynchronous (the Redis and Memcached adapters are asyncio clients, bound
   to one event loop), while Django calls ``load()`` and ``save()`` synchronously, under
   WSGI and under ASGI (its middleware saves in a worker thread). Every store call therefore
@@ -35,10 +40,12 @@ secret, cookie name and store opens it too.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
@@ -47,13 +54,15 @@ from django.utils import timezone
 from ..backends._records import bind
 from ..backends.server import SESSION_ID_BYTES, ServerBackend
 from ..cookies import MAX_COOKIE_SIZE
-from ..errors import CookieOverflow, InvalidMessage
+from ..errors import CookieOverflow, InvalidMessage, StoreUnavailable
 from ..serializer import JSON
 from ..session import LoadedState
 from ..stores.base import SupportsAdd
 from ._django_setup import LOOP, engine
 
 __all__ = ["SessionStore"]
+
+logger = logging.getLogger("asgisession")
 
 #: Where Django's SessionBase keeps a ``set_expiry()`` value in the session data.
 EXPIRY_KEY = "_session_expiry"
@@ -70,6 +79,36 @@ class SessionStore(SessionBase):
         self._engine = engine()
         #: The store id of the loaded session (server format), to update or delete.
         self._session_id: bytes | None = None
+        #: What a failed load does: raise (``"unavailable"``, Django's own middleware
+        #: answers 500, asgisession's 503) or serve an empty session (``"anonymous"``).
+        self.on_store_error: Literal["unavailable", "anonymous"] = "unavailable"
+        #: The failure the store met during this request, if any.
+        self.store_error: StoreUnavailable | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the session was served empty for a failed load: it must not be written."""
+        return self.store_error is not None and self.on_store_error == "anonymous"
+
+    def _failing(self, error: StoreUnavailable, loading: bool) -> None:
+        self.store_error = error
+        if not loading or self.on_store_error != "anonymous":
+            raise error
+        logger.warning("session store unavailable; serving an anonymous session: %s", error)
+
+    def _call(self, call: Callable[[], Any], loading: bool = False) -> Any:
+        try:
+            return LOOP.run(call)
+        except StoreUnavailable as exc:
+            self._failing(exc, loading)
+            return None
+
+    async def _acall(self, call: Callable[[], Any], loading: bool = False) -> Any:
+        try:
+            return await LOOP.arun(call)
+        except StoreUnavailable as exc:
+            self._failing(exc, loading)
+            return None
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -80,7 +119,8 @@ class SessionStore(SessionBase):
         if server is None:
             return self._accept(self._engine.cookie.open(self._values(), now), now)
         values = self._values()
-        return self._accept(LOOP.run(lambda: server.load(values, now)), now)
+        state = self._call(lambda: server.load(values, now), loading=True)
+        return {} if state is None else self._accept(state, now)
 
     async def aload(self) -> dict[str, Any]:
         """Async :meth:`load`."""
@@ -89,7 +129,8 @@ class SessionStore(SessionBase):
         if server is None:
             return self.load()
         values = self._values()
-        return self._accept(await LOOP.arun(lambda: server.load(values, now)), now)
+        state = await self._acall(lambda: server.load(values, now), loading=True)
+        return {} if state is None else self._accept(state, now)
 
     def _values(self) -> list[str]:
         return [self.session_key] if self.session_key else []
@@ -148,6 +189,8 @@ class SessionStore(SessionBase):
 
     def save(self, must_create: bool = False) -> None:
         """Seal the data into a new session key (and write the record, with a store)."""
+        if self.read_only:
+            return  # served empty while the store failed: writing it would lose the real one
         now = int(time.time())
         data = dict(self.items())
         payload = JSON.dumps(data)
@@ -156,18 +199,18 @@ class SessionStore(SessionBase):
         if server is None:
             self._session_key = self._sealed(payload, expires_at, now)
             return
-        self._session_key = LOOP.run(lambda: self._write(server, payload, expires_at, now))
+        self._session_key = self._call(lambda: self._write(server, payload, expires_at, now))
 
     async def asave(self, must_create: bool = False) -> None:
         """Async :meth:`save`."""
         server = self._engine.server
-        if server is None:
+        if server is None or self.read_only:
             self.save(must_create)
             return
         now = int(time.time())
         payload = JSON.dumps(dict(await self.aitems()))
         expires_at = self._expires_at(now)
-        self._session_key = await LOOP.arun(lambda: self._write(server, payload, expires_at, now))
+        self._session_key = await self._acall(lambda: self._write(server, payload, expires_at, now))
 
     def _sealed(self, payload: bytes, expires_at: int, now: int) -> str:
         value = self._engine.seal(payload, expires_at, now)
@@ -215,7 +258,7 @@ class SessionStore(SessionBase):
         session_id = self._id_of(session_key)
         server = self._engine.server
         if server is not None and session_id is not None:
-            LOOP.run(lambda: server.store.delete(server.key(session_id)))
+            self._call(lambda: server.store.delete(server.key(session_id)))
         if session_key is None:
             self._session_id = None
 
@@ -224,7 +267,7 @@ class SessionStore(SessionBase):
         session_id = self._id_of(session_key)
         server = self._engine.server
         if server is not None and session_id is not None:
-            await LOOP.arun(lambda: server.store.delete(server.key(session_id)))
+            await self._acall(lambda: server.store.delete(server.key(session_id)))
         if session_key is None:
             self._session_id = None
 

@@ -10,6 +10,7 @@ configuration itself is left as docs/frameworks.md made it). Each scenario asser
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import secrets
@@ -36,7 +37,7 @@ from django.urls import path  # noqa: E402
 
 from asgisession import SessionMiddleware  # noqa: E402
 from asgisession._types import Receive, Scope, Send  # noqa: E402
-from asgisession.errors import CookieOverflow  # noqa: E402
+from asgisession.errors import CookieOverflow, SerializationError  # noqa: E402
 from asgisession.integrations import django_engine  # noqa: E402
 from asgisession.stores import from_url  # noqa: E402
 
@@ -113,6 +114,18 @@ def big(request: HttpRequest) -> HttpResponse:
     return HttpResponse("too big for a cookie")
 
 
+def bad(request: HttpRequest) -> HttpResponse:
+    request.session["when"] = object()
+    return HttpResponse("not JSON")
+
+
+def not_saved(request: HttpRequest, error: Exception) -> HttpResponse | None:
+    """``ASGISESSION_ON_COMMIT_ERROR``: a page for an overflow, the default for the rest."""
+    if isinstance(error, CookieOverflow):
+        return HttpResponse(f"<p>not saved: {type(error).__name__}</p>", status=400)
+    return None
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("me", me),
@@ -124,6 +137,7 @@ urlpatterns = [
     path("expiry/<str:value>", expiry),
     path("write", write),
     path("big", big),
+    path("bad", bad),
     path("interrupt", interrupt),
 ]
 
@@ -319,6 +333,96 @@ def edges(store_url: str) -> None:
         assert {"user": "", "data": {}} == tab.get("/me").json()
 
 
+class Records(logging.Handler):
+    """The records of the ``asgisession`` logger, to check what an outage logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+        logging.getLogger("asgisession").addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def assert_unavailable(response: Any, what: str) -> None:
+    """503, Retry-After, no session cookie, the plain text that says why."""
+    assert 503 == response.status_code, (what, response.status_code, response.content[:300])
+    assert "5" == response.headers["Retry-After"], what
+    assert settings.SESSION_COOKIE_NAME not in response.cookies, what
+    assert b"session store" in response.content, what
+
+
+def outage(live: str, down: str) -> None:
+    """The store fails (``down``: a stopped Redis, or a SQLite file that cannot be opened):
+    503 with the test Client and AsyncClient, DEBUG on and off, at load and at save."""
+    name = settings.SESSION_COOKIE_NAME
+    records = Records()
+    for debug in (True, False):
+        with override_settings(DEBUG=debug, ASGISESSION_STORE=live):
+            client = Client()
+            client.get("/write")
+            cookie = client.cookies[name].value
+        with override_settings(DEBUG=debug, ASGISESSION_STORE=down):
+            assert_unavailable(client.get("/me"), f"load, DEBUG={debug}")
+            assert_unavailable(client.get("/write"), f"load to write, DEBUG={debug}")
+            assert cookie == client.cookies[name].value
+            assert_unavailable(Client().get("/write"), f"save, DEBUG={debug}")
+            async_client = AsyncClient()
+            async_client.cookies[name] = cookie
+            assert_unavailable(asyncio.run(async_client.get("/me")), f"async, DEBUG={debug}")
+            with override_settings(ASGISESSION_ON_STORE_ERROR="anonymous"):
+                anonymous = Client()  # a new Client: its handler reads the settings
+                anonymous.cookies[name] = cookie
+                served = anonymous.get("/write")
+                assert 200 == served.status_code, served.content
+                assert {"from": "django"} == served.json()
+                assert name not in served.cookies  # neither rewritten nor deleted
+        with override_settings(DEBUG=debug, ASGISESSION_STORE=live):
+            assert {"from": "django"} == client.get("/me").json()["data"]  # kept throughout
+    assert any("session store unavailable" in message for message in records.messages)
+
+
+def commit_errors() -> None:
+    """CookieOverflow and SerializationError at save: Django's 500 (the test Client re-raises
+    it), or the page ``ASGISESSION_ON_COMMIT_ERROR`` returns; never a Set-Cookie."""
+    name = settings.SESSION_COOKIE_NAME
+    for route, error in (("/big", CookieOverflow), ("/bad", SerializationError)):
+        for debug in (True, False):
+            with override_settings(DEBUG=debug):
+                client = Client(raise_request_exception=False)
+                client.get("/write")
+                cookie = client.cookies[name].value
+                response = client.get(route)
+                assert 500 == response.status_code, (route, debug)
+                assert name not in response.cookies
+                assert (b"Traceback" in response.content) == debug  # the debug page, or not
+                assert {"from": "django"} == client.get("/me").json()["data"]
+                assert cookie == client.cookies[name].value
+                raised: Exception | None = None
+                try:
+                    Client().get(route)
+                except error as exc:
+                    raised = exc
+                assert raised is not None, route
+        with override_settings(ASGISESSION_ON_COMMIT_ERROR="__main__.not_saved"):
+            client = Client()
+            client.get("/write")
+            if error is CookieOverflow:
+                response = client.get(route)
+                assert 400 == response.status_code
+                assert b"<p>not saved: CookieOverflow</p>" == response.content
+                assert name not in response.cookies
+            else:  # the hook returned None: the default, raised into Django
+                raised = None
+                try:
+                    client.get(route)
+                except SerializationError as exc:
+                    raised = exc
+                assert raised is not None
+            assert {"from": "django"} == client.get("/me").json()["data"]
+
+
 def main() -> None:
     setup_test_environment()
     scenarios: dict[str, Callable[[], None]] = {
@@ -326,6 +430,8 @@ def main() -> None:
         "expiry": expiry_cases,
         "interop": lambda: interop(sys.argv[2]),
         "edges": lambda: edges(sys.argv[2]),
+        "outage": lambda: outage(sys.argv[2], sys.argv[3]),
+        "commit_errors": commit_errors,
     }
     with override_settings(ROOT_URLCONF="__main__"):
         scenarios[sys.argv[1]]()
