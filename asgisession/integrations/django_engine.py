@@ -26,10 +26,11 @@ secret, cookie name and store opens it too.
 - ``ASGISESSION_SECRET_KEY_BASE`` may list several secrets, newest first: a cookie opened
   with an older one is saved again under the newest on that response.
 - A store that fails raises :class:`~asgisession.StoreUnavailable`, kept as
-  :attr:`SessionStore.store_error`; :class:`.django_middleware.SessionMiddleware` (in place
-  of Django's) answers it 503. With ``on_store_error = "anonymous"`` (which that middleware
-  sets from ``ASGISESSION_ON_STORE_ERROR``) a failed load gives an empty, read-only session
-  instead, which nothing writes.
+  :attr:`SessionStore.store_error`;
+  :class:`~asgisession.integrations.django_middleware.SessionMiddleware` (in place of
+  Django's) answers it 503. With ``on_store_error = "anonymous"`` (which that middleware
+  sets from ``ASGISESSION_ON_STORE_ERROR``) a failed load gives an empty, read-only
+  session instead, which nothing writes.
 - Store calls are asynchronous (the Redis and Memcached adapters are asyncio clients, bound
   to one event loop), while Django calls ``load()`` and ``save()`` synchronously, under
   WSGI and under ASGI (its middleware saves in a worker thread). Every store call therefore
@@ -44,12 +45,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
-from django.utils import timezone
 
 from ..backends._records import bind
 from ..backends.server import SESSION_ID_BYTES, ServerBackend
@@ -58,14 +57,12 @@ from ..errors import CookieOverflow, InvalidMessage, StoreUnavailable
 from ..serializer import JSON
 from ..session import LoadedState
 from ..stores.base import SupportsAdd
+from ._django_expiry import DJANGO_KEY, checked, expired, with_core_expiry, with_django_expiry
 from ._django_setup import LOOP, engine
 
 __all__ = ["SessionStore"]
 
 logger = logging.getLogger("asgisession")
-
-#: Where Django's SessionBase keeps a ``set_expiry()`` value in the session data.
-EXPIRY_KEY = "_session_expiry"
 
 
 class SessionStore(SessionBase):
@@ -136,14 +133,15 @@ class SessionStore(SessionBase):
         return [self.session_key] if self.session_key else []
 
     def _accept(self, state: LoadedState, now: int) -> dict[str, Any]:
-        if state.serialized is None or _expired(state.data.get(EXPIRY_KEY), state, now):
+        data = with_django_expiry(state.data, state.issued_at)
+        if state.serialized is None or expired(data.get(DJANGO_KEY), state.issued_at, now):
             self._session_key = None
             self._session_id = None
             return {}
         self._session_id = state.session_id
         if state.stale:  # opened with an older secret: Django re-saves it under the newest
             self.modified = True
-        return state.data
+        return data
 
     # -- expiry --------------------------------------------------------------------------------
 
@@ -156,29 +154,11 @@ class SessionStore(SessionBase):
 
         :raises ValueError: for a lifetime longer than ``SESSION_COOKIE_AGE``.
         """
-        super().set_expiry(self._checked(value))
+        super().set_expiry(checked(value, self._engine.age))
 
     async def aset_expiry(self, value: Any) -> None:
         """Async :meth:`set_expiry`."""
-        await super().aset_expiry(self._checked(value))
-
-    def _checked(self, value: Any) -> Any:
-        if isinstance(value, timedelta):
-            seconds = value.total_seconds()
-        elif isinstance(value, datetime):
-            seconds = (value - timezone.now()).total_seconds()
-        elif value is None or isinstance(value, bool) or not isinstance(value, int):
-            if value is None:
-                return None
-            raise TypeError(f"set_expiry({value!r}): give seconds, a timedelta or a datetime.")
-        else:
-            seconds = value
-        if seconds > self._engine.age:
-            raise ValueError(
-                f"set_expiry({value!r}) is longer than SESSION_COOKIE_AGE "
-                f"({self._engine.age} s), the longest a session may live; raise that instead."
-            )
-        return value
+        await super().aset_expiry(checked(value, self._engine.age))
 
     def _expires_at(self, now: int) -> int:
         if self.get_expire_at_browser_close():
@@ -193,7 +173,7 @@ class SessionStore(SessionBase):
             return  # served empty while the store failed: writing it would lose the real one
         now = int(time.time())
         data = dict(self.items())
-        payload = JSON.dumps(data)
+        payload = JSON.dumps(with_core_expiry(data, now))
         expires_at = self._expires_at(now)
         server = self._engine.server
         if server is None:
@@ -208,7 +188,7 @@ class SessionStore(SessionBase):
             self.save(must_create)
             return
         now = int(time.time())
-        payload = JSON.dumps(dict(await self.aitems()))
+        payload = JSON.dumps(with_core_expiry(dict(await self.aitems()), now))
         expires_at = self._expires_at(now)
         self._session_key = await self._acall(lambda: self._write(server, payload, expires_at, now))
 
@@ -299,15 +279,3 @@ class SessionStore(SessionBase):
     @classmethod
     async def aclear_expired(cls) -> None:
         """Async :meth:`clear_expired`."""
-
-
-def _expired(expiry: Any, state: LoadedState, now: int) -> bool:
-    """Whether a ``set_expiry()`` value sealed in the data has passed (checked on load)."""
-    if isinstance(expiry, str):
-        try:
-            return datetime.fromisoformat(expiry).timestamp() <= now
-        except ValueError:
-            return True
-    if isinstance(expiry, int) and expiry > 0 and state.issued_at is not None:
-        return state.issued_at + expiry <= now
-    return False

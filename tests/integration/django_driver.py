@@ -10,6 +10,7 @@ configuration itself is left as docs/frameworks.md made it). Each scenario asser
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -96,6 +97,13 @@ def expiry(request: HttpRequest, value: str) -> HttpResponse:
     return HttpResponse("set")
 
 
+def expiry_info(request: HttpRequest) -> JsonResponse:
+    session = request.session
+    return JsonResponse(
+        {"close": session.get_expire_at_browser_close(), "age": session.get_expiry_age()}
+    )
+
+
 def write(request: HttpRequest) -> JsonResponse:
     request.session["from"] = "django"
     return JsonResponse(public(request))
@@ -136,6 +144,7 @@ urlpatterns = [
     path("message/show", show_messages),
     path("expiry/<str:value>", expiry),
     path("write", write),
+    path("expiry-info", expiry_info),
     path("big", big),
     path("bad", bad),
     path("interrupt", interrupt),
@@ -255,6 +264,97 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     body = repr(sorted(dict(session).items())).encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})
+
+
+async def asgi_expiry_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/info``: the core's view of the session's expiry; ``/choose/<0|120|none>``:
+    ``Session.set_expiry``; ``/write``: a write."""
+    session = scope["session"]
+    await session.load()
+    path_ = scope["path"]
+    if path_.startswith("/choose/"):
+        value = path_.removeprefix("/choose/")
+        session.set_expiry(None if value == "none" else int(value))
+    elif path_ == "/write":
+        session["from"] = "asgi"
+    body = json.dumps({"close": session.expires_at_browser_close, "age": session.expiry_age})
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def max_age(set_cookie: str | None) -> int | None:
+    """The Max-Age of a Set-Cookie line; ``None`` without one (or without the line)."""
+    match = re.search(r"max-age=(\d+)", set_cookie or "", re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
+def near(expected: int, actual: Any) -> bool:
+    return isinstance(actual, int) and expected - 2 <= actual <= expected
+
+
+def assert_max_age(close: bool, seconds: int, set_cookie: str | None) -> None:
+    """No Max-Age for a browser-close cookie; else about ``seconds``."""
+    assert set_cookie, "no Set-Cookie"
+    if close:
+        assert max_age(set_cookie) is None, set_cookie
+    else:
+        assert near(seconds, max_age(set_cookie)), set_cookie
+
+
+def expiry_crossing(store_url: str) -> None:
+    """A set_expiry choice crosses between the engine and asgisession's SessionMiddleware."""
+    store = None if store_url == "cookie" else store_url
+    age = settings.SESSION_COOKIE_AGE
+    name = settings.SESSION_COOKIE_NAME
+    with override_settings(ASGISESSION_STORE=store):
+        # The engine chooses; the core reads it and keeps it when it writes.
+        for value, close, seconds in (("0", True, age), ("60", False, 60)):
+            client = Client()
+            client.get(f"/expiry/{value}")
+            cookie = client.cookies[name].value
+            info, written = asyncio.run(asgi_expiry(store, ["/info", "/write"], cookie))
+            assert close == info[0]["close"], (value, info)
+            assert near(seconds, info[0]["age"]), (value, info)
+            if store is None:  # the cookie format writes a new cookie: its Max-Age says it
+                assert_max_age(close, seconds, written[1])
+        # The core chooses; the engine reads it, and Django's cookie says it.
+        for value, close, seconds in (("0", True, age), ("120", False, 120), ("none", False, age)):
+            client = Client()
+            client.get("/expiry/60")  # a choice of the engine's, which the core's replaces
+            cookie = client.cookies[name].value
+            _, written = asyncio.run(asgi_expiry(store, [f"/choose/{value}"], cookie))
+            client.cookies[name] = written[0] or cookie
+            info = client.get("/expiry-info").json()
+            assert close == info["close"], (value, info)
+            assert near(seconds, info["age"]), (value, info)
+            assert_max_age(close, seconds, str(client.get("/write").cookies[name]))
+
+
+async def asgi_expiry(
+    store_url: str | None, paths: list[str], value: str
+) -> tuple[list[dict[str, Any]], list[str | None]]:
+    """The JSON of each of ``paths`` in asgisession's SessionMiddleware, and the new cookie
+    (or ``None``) and Set-Cookie line (or ``None``) of the last."""
+    store = from_url(store_url) if store_url else None
+    name = settings.SESSION_COOKIE_NAME
+    app = SessionMiddleware(
+        asgi_expiry_app,
+        secret_key_base=settings.ASGISESSION_SECRET_KEY_BASE,
+        cookie_name=name,
+        store=store,
+    )
+    transport = httpx.ASGITransport(app=app)
+    answers: list[dict[str, Any]] = []
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            for path_ in paths:
+                response = await c.get(path_, headers={"cookie": f"{name}={value}"})
+                assert 200 == response.status_code, response.text
+                answers.append(response.json())
+            return answers, [response.cookies.get(name), response.headers.get("set-cookie")]
+    finally:
+        if store is not None:
+            await store.aclose()
 
 
 def interop(store_url: str) -> None:
@@ -432,6 +532,7 @@ def main() -> None:
         "edges": lambda: edges(sys.argv[2]),
         "outage": lambda: outage(sys.argv[2], sys.argv[3]),
         "commit_errors": commit_errors,
+        "expiry_crossing": lambda: expiry_crossing(sys.argv[2]),
     }
     with override_settings(ROOT_URLCONF="__main__"):
         scenarios[sys.argv[1]]()

@@ -213,6 +213,16 @@ def test_asgisession_middleware_reads_the_engines_sessions(
     recipe1.driver("interop", urls[store])
 
 
+@pytest.mark.parametrize("store", ["cookie", "redis"])
+def test_set_expiry_crosses_between_engine_and_middleware(
+    recipe1: Project, store: str, redis_proc: ServerProcess
+) -> None:
+    """Browser-close and a chosen lifetime, both ways: Django's ``_session_expiry`` and the
+    core's ``_expiry`` say the same, whichever side chose last."""
+    url = "cookie" if store == "cookie" else f"redis://{LOOPBACK}:{redis_proc.port}/3"
+    recipe1.driver("expiry_crossing", url)
+
+
 def test_rotation_overflow_and_no_resurrection(recipe1: Project, tmp_path: Path) -> None:
     recipe1.driver("edges", f"sqlite:///{tmp_path / 'sessions.db'}")
 
