@@ -31,6 +31,9 @@ secret, cookie name and store opens it too.
   Django's) answers it 503. With ``on_store_error = "anonymous"`` (which that middleware
   sets from ``ASGISESSION_ON_STORE_ERROR``) a failed load gives an empty, read-only
   session instead, which nothing writes.
+- With ``ASGISESSION_USER_KEY`` (``"_auth_user_id"`` for ``django.contrib.auth``) each
+  save lists the record under its user in the store's per-user index, and each delete
+  takes it off, as ``ServerBackend`` does: :mod:`.django_users` revokes them all.
 - Store calls are asynchronous (the Redis and Memcached adapters are asyncio clients, bound
   to one event loop), while Django calls ``load()`` and ``save()`` synchronously, under
   WSGI and under ASGI (its middleware saves in a worker thread). Every store call therefore
@@ -54,6 +57,7 @@ from ..backends._records import bind
 from ..backends.server import SESSION_ID_BYTES, ServerBackend
 from ..cookies import MAX_COOKIE_SIZE
 from ..errors import CookieOverflow, InvalidMessage, StoreUnavailable
+from ..revocation import user_of
 from ..serializer import JSON
 from ..session import LoadedState
 from ..stores.base import SupportsAdd
@@ -81,6 +85,8 @@ class SessionStore(SessionBase):
         self.on_store_error: Literal["unavailable", "anonymous"] = "unavailable"
         #: The failure the store met during this request, if any.
         self.store_error: StoreUnavailable | None = None
+        #: The user (``ASGISESSION_USER_KEY``) the stored record is listed under, if any.
+        self._user: str | None = None
 
     @property
     def read_only(self) -> bool:
@@ -139,6 +145,7 @@ class SessionStore(SessionBase):
             self._session_id = None
             return {}
         self._session_id = state.session_id
+        self._user = state.user
         if state.stale:  # opened with an older secret: Django re-saves it under the newest
             self.modified = True
         return data
@@ -179,7 +186,8 @@ class SessionStore(SessionBase):
         if server is None:
             self._session_key = self._sealed(payload, expires_at, now)
             return
-        self._session_key = self._call(lambda: self._write(server, payload, expires_at, now))
+        user = user_of(data, server.user_key)
+        self._session_key = self._call(lambda: self._write(server, payload, expires_at, now, user))
 
     async def asave(self, must_create: bool = False) -> None:
         """Async :meth:`save`."""
@@ -188,9 +196,13 @@ class SessionStore(SessionBase):
             self.save(must_create)
             return
         now = int(time.time())
-        payload = JSON.dumps(with_core_expiry(dict(await self.aitems()), now))
+        data = dict(await self.aitems())
+        payload = JSON.dumps(with_core_expiry(data, now))
         expires_at = self._expires_at(now)
-        self._session_key = await self._acall(lambda: self._write(server, payload, expires_at, now))
+        user = user_of(data, server.user_key)
+        self._session_key = await self._acall(
+            lambda: self._write(server, payload, expires_at, now, user)
+        )
 
     def _sealed(self, payload: bytes, expires_at: int, now: int) -> str:
         value = self._engine.seal(payload, expires_at, now)
@@ -200,7 +212,9 @@ class SessionStore(SessionBase):
             raise CookieOverflow(settings.SESSION_COOKIE_NAME, size, MAX_COOKIE_SIZE, sizes)
         return value
 
-    async def _write(self, server: ServerBackend, payload: bytes, expires_at: int, now: int) -> str:
+    async def _write(
+        self, server: ServerBackend, payload: bytes, expires_at: int, now: int, user: str | None
+    ) -> str:
         ttl = max(1, expires_at - now)
         session_id = self._session_id
         if session_id is not None:
@@ -219,7 +233,21 @@ class SessionStore(SessionBase):
             if not stored:
                 raise UpdateError
             self._session_id = session_id
+        if server.revocations is not None:  # the user's index, for "log out everywhere"
+            key = server.key(session_id)
+            if self._user is not None and self._user != user:
+                await server.revocations.unlink(self._user, key)
+            if user is not None:
+                await server.revocations.link(user, key, expires_at=expires_at)
+            self._user = user
         return self._engine.seal(session_id, expires_at, now)
+
+    async def _delete(self, server: ServerBackend, session_id: bytes) -> None:
+        key = server.key(session_id)
+        await server.store.delete(key)
+        if server.revocations is not None and self._user is not None:
+            await server.revocations.unlink(self._user, key)
+        self._user = None
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -238,7 +266,7 @@ class SessionStore(SessionBase):
         session_id = self._id_of(session_key)
         server = self._engine.server
         if server is not None and session_id is not None:
-            self._call(lambda: server.store.delete(server.key(session_id)))
+            self._call(lambda: self._delete(server, session_id))
         if session_key is None:
             self._session_id = None
 
@@ -247,7 +275,7 @@ class SessionStore(SessionBase):
         session_id = self._id_of(session_key)
         server = self._engine.server
         if server is not None and session_id is not None:
-            await self._acall(lambda: server.store.delete(server.key(session_id)))
+            await self._acall(lambda: self._delete(server, session_id))
         if session_key is None:
             self._session_id = None
 

@@ -523,6 +523,45 @@ def commit_errors() -> None:
             assert {"from": "django"} == client.get("/me").json()["data"]
 
 
+def revoke(store_url: str) -> None:
+    """Log out everywhere: every session of the user ends, listed in the core's index."""
+    from asgisession import user_sessions as core_user_sessions
+    from asgisession.errors import ConfigurationError
+    from asgisession.integrations.django_users import revoke_user, user_sessions
+
+    async def listed_by_the_core(user: object) -> int:
+        store = from_url(store_url)
+        try:
+            return len(await core_user_sessions(store, user))
+        finally:
+            await store.aclose()
+
+    pk = User.objects.get(username=USER).pk
+    with override_settings(ASGISESSION_STORE=store_url, ASGISESSION_USER_KEY="_auth_user_id"):
+        phone, laptop, gone = Client(), Client(), Client()
+        for client in (phone, laptop, gone):
+            client.get("/login")  # auth.login: cycle_key, then the user's key in the session
+        gone.get("/logout")
+        assert 2 == len(user_sessions(pk))
+        assert 2 == asyncio.run(listed_by_the_core(pk))  # one index, the core's
+        assert USER == phone.get("/me").json()["user"]
+        assert 2 == revoke_user(pk)
+        for client in (phone, laptop):
+            assert {"user": "", "data": {}} == client.get("/me").json()
+        assert [] == user_sessions(pk)
+        phone.get("/login")  # logged in again after: a new session, listed, not revoked
+        assert USER == phone.get("/me").json()["user"]
+        assert 1 == len(user_sessions(pk))
+    with override_settings(ASGISESSION_STORE=None, ASGISESSION_USER_KEY="_auth_user_id"):
+        refused: Exception | None = None
+        try:
+            Client().get("/me")
+        except ConfigurationError as exc:
+            refused = exc
+        assert refused is not None
+        assert "ASGISESSION_STORE" in str(refused)
+
+
 def main() -> None:
     setup_test_environment()
     scenarios: dict[str, Callable[[], None]] = {
@@ -533,6 +572,7 @@ def main() -> None:
         "outage": lambda: outage(sys.argv[2], sys.argv[3]),
         "commit_errors": commit_errors,
         "expiry_crossing": lambda: expiry_crossing(sys.argv[2]),
+        "revoke": lambda: revoke(sys.argv[2]),
     }
     with override_settings(ROOT_URLCONF="__main__"):
         scenarios[sys.argv[1]]()

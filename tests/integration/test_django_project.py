@@ -223,6 +223,11 @@ def test_set_expiry_crosses_between_engine_and_middleware(
     recipe1.driver("expiry_crossing", url)
 
 
+def test_log_out_everywhere_with_redis(recipe1: Project, redis_proc: ServerProcess) -> None:
+    """``ASGISESSION_USER_KEY``: the user's sessions are indexed; ``revoke_user`` ends them."""
+    recipe1.driver("revoke", f"redis://{LOOPBACK}:{redis_proc.port}/4")
+
+
 def test_rotation_overflow_and_no_resurrection(recipe1: Project, tmp_path: Path) -> None:
     recipe1.driver("edges", f"sqlite:///{tmp_path / 'sessions.db'}")
 
