@@ -471,6 +471,13 @@ def outage(live: str, down: str) -> None:
             async_client = AsyncClient()
             async_client.cookies[name] = cookie
             assert_unavailable(asyncio.run(async_client.get("/me")), f"async, DEBUG={debug}")
+            # Met in another middleware's own code (messages stored after the view): Django's
+            # 500 first, which asgisession's middleware replaces (the Client would re-raise).
+            storage = "django.contrib.messages.storage.session.SessionStorage"
+            with override_settings(MESSAGE_STORAGE=storage):
+                late = Client(raise_request_exception=False)
+                late.cookies[name] = cookie
+                assert_unavailable(late.get("/message/add"), f"in messages, DEBUG={debug}")
             with override_settings(ASGISESSION_ON_STORE_ERROR="anonymous"):
                 anonymous = Client()  # a new Client: its handler reads the settings
                 anonymous.cookies[name] = cookie
