@@ -66,7 +66,7 @@ from ._django_setup import LOOP, engine
 
 __all__ = ["SessionStore"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 
 class SessionStore(SessionBase):

@@ -50,7 +50,7 @@ from .django_engine import SessionStore
 
 __all__ = ["CommitErrorView", "SessionMiddleware"]
 
-logger = logging.getLogger("asgisession")
+logger: logging.Logger = logging.getLogger("asgisession")
 
 #: What ``ASGISESSION_ON_COMMIT_ERROR`` names: ``(request, error) -> response or None``.
 CommitErrorView = Callable[[HttpRequest, Exception], "HttpResponse | None"]
@@ -74,7 +74,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         self.on_store_error: Literal["unavailable", "anonymous"] = (
             "anonymous" if policy == "anonymous" else "unavailable"
         )
-        self.retry_after = int(getattr(settings, "ASGISESSION_RETRY_AFTER", 5))
+        self.retry_after: int = int(getattr(settings, "ASGISESSION_RETRY_AFTER", 5))
         hook = getattr(settings, "ASGISESSION_ON_COMMIT_ERROR", None)
         self.on_commit_error: CommitErrorView | None = (
             import_string(hook) if isinstance(hook, str) else hook
