@@ -12,10 +12,12 @@ Pairs: ``SQLiteStore`` against aiosqlite with one hop per operation (``SELECT`` 
 ``INSERT ... ON CONFLICT``, one ``execute`` each, as ``sqlite_hops.py`` does it) and against
 ``sqlite3`` in the event loop's thread (the floor: no hop at all, but it blocks the loop);
 ``RedisStore`` against ``redis.asyncio`` ``GET`` / ``SET EX``; ``MemcachedStore`` against
-``aiomcache`` ``get`` / ``set``; ``MemoryStore`` against a plain dict. redis-server and
-memcached are started on free loopback ports and stopped by pid; a missing binary skips
-its rows with a message. Saves use ``replace=False`` (an upsert), the same operation the
-raw clients make.
+``aiomcache`` ``get`` / ``set``; ``PostgresStore`` against an asyncpg pool of the same
+size sending the same two statements (``SELECT`` and ``INSERT ... ON CONFLICT``, prepared
+and cached by asyncpg for both); ``MemoryStore`` against a plain dict. redis-server,
+memcached and PostgreSQL are started on free loopback ports and stopped by pid; a missing
+binary skips its rows with a message. Saves use ``replace=False`` (an upsert), the same
+operation the raw clients make.
 
 Each group also has its store with records sealed at rest, as the server backend writes
 them (``RecordSeal``: AES-256-GCM bound to the key; ``seal_records=False`` turns it off):
@@ -137,6 +139,24 @@ class RawMemcached:
         return bool(await self.client.set(b"raw:" + key.encode(), data, exptime=ttl))  # type: ignore[attr-defined]
 
 
+class RawPostgres:
+    """asyncpg's pool shortcuts (acquire, one statement, release) with the store's SQL."""
+
+    def __init__(self, pool: object, table: str) -> None:
+        from asgisession.stores._postgres_statements import Statements
+
+        self.pool = pool
+        self.sql = Statements(table)
+
+    async def load(self, key: str) -> bytes | None:
+        value: bytes | None = await self.pool.fetchval(self.sql.load, key)  # type: ignore[attr-defined]
+        return value
+
+    async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        await self.pool.execute(self.sql.upsert, key, data, ttl)  # type: ignore[attr-defined]
+        return True
+
+
 class Sealed:
     """A store whose records are sealed and opened as the server backend does it.
 
@@ -187,13 +207,17 @@ class Sealed:
 
 
 def with_sealed(group: dict[str, KeyValue]) -> dict[str, KeyValue]:
-    """The group, and its store (the first) sealing its records, then also versioned, last."""
+    """The group, and its store (the first) sealing its records, then also versioned, last.
+
+    The versioned row only for a store that compares before it writes.
+    """
+    from asgisession.stores.base import SupportsVersioned
+
     ours, store = next(iter(group.items()))
-    return {
-        **group,
-        f"{ours} sealed": Sealed(store, versioned=False),
-        f"{ours} sealed+cas": Sealed(store, versioned=True),
-    }
+    sealed: dict[str, KeyValue] = {f"{ours} sealed": Sealed(store, versioned=False)}
+    if isinstance(store, SupportsVersioned):
+        sealed[f"{ours} sealed+cas"] = Sealed(store, versioned=True)
+    return {**group, **sealed}
 
 
 # -- the groups of candidates ---------------------------------------------------------------
@@ -269,6 +293,34 @@ async def memcached_group(workdir: Path) -> AsyncIterator[Group]:
 
 
 @asynccontextmanager
+async def postgres_group(workdir: Path) -> AsyncIterator[Group]:
+    import asyncpg
+
+    from asgisession.stores import PostgresStore
+
+    server = servers.postgres_server()
+    url = f"postgresql://postgres@{servers.LOOPBACK}:{server.port}/postgres"
+    store = PostgresStore(url, table="bench_store")
+    schema_maker = PostgresStore(url, table="bench_raw")  # the raw client needs the table
+    try:
+        await schema_maker.ping()
+        await schema_maker.aclose()
+        pool = await asyncpg.create_pool(url, min_size=store.min_size, max_size=store.max_size)
+        try:
+            yield with_sealed(
+                {
+                    "asgisession PostgresStore": store,
+                    "raw asyncpg pool": RawPostgres(pool, "bench_raw"),
+                }
+            )
+        finally:
+            await store.aclose()
+            await pool.close()
+    finally:
+        server.stop()
+
+
+@asynccontextmanager
 async def memory_group(workdir: Path) -> AsyncIterator[Group]:
     from asgisession.stores import MemoryStore
 
@@ -285,6 +337,7 @@ GROUPS: dict[
     "sqlite": (sqlite_group, None),
     "redis": (redis_group, ("redis-server", "redis-server")),
     "memcached": (memcached_group, ("memcached", "memcached")),
+    "postgres": (postgres_group, None),  # checked by servers.missing_postgres()
     "memory": (memory_group, None),
 }
 
@@ -369,10 +422,11 @@ async def measure_group(
         for what in ("lat", "ops"):
             result.measures += [measures[name, op, what] for name in names]
     ours, *raws = names
-    *raws, sealed, versioned = raws
+    variants = {name.rpartition(" ")[2]: name for name in raws if name.startswith(f"{ours} ")}
+    raws = [name for name in raws if name not in variants.values()]
     for op in ("load", "save"):
         for what, unit in (("lat", "p50"), ("ops", f"x{CONCURRENCY}")):
-            for label, name in (("sealed", sealed), ("sealed+cas", versioned)):
+            for label, name in variants.items():
                 result.ratio(
                     f"{kind} {op} {unit}: {label} / plain" + (" (ops/s)" * (what == "ops")),
                     measures[name, op, what],
@@ -404,7 +458,10 @@ async def run(mode: Mode, progress: Progress) -> SectionResult:
     progress.begin(SECTION, f"{len(GROUPS)} stores x {sizes.rounds} rounds")
     with tempfile.TemporaryDirectory(prefix="asgisession-bench-") as tmp:
         for kind, (factory, binary) in GROUPS.items():
-            if binary is not None and (why := servers.missing(*binary)):
+            why = servers.missing(*binary) if binary is not None else None
+            if kind == "postgres":
+                why = servers.missing_postgres()
+            if why:
                 result.skipped.append(f"{kind}: {why}")
                 progress.note(f"stores: skipping {kind}: {why}")
                 continue
