@@ -4,11 +4,12 @@
 and each server store.
 
 ``server_store`` yields a :class:`Served` per store: MemoryStore, SQLiteStore on a real
-file, RedisStore on a real redis-server and a real three-node Redis Cluster, and
-MemcachedStore on a real memcached. Each comes with a fresh namespace (or file),
-``records()``, the number of session records the backing service itself holds (asked of
-the service, not of the store object), and ``dump()``, every byte the service holds for
-it, as an attacker with a backup or a shell on the server would see them.
+file, RedisStore on a real redis-server and a real three-node Redis Cluster,
+MemcachedStore on a real memcached, and PostgresStore on a real PostgreSQL. Each comes
+with a fresh namespace (or file, or table), ``records()``, the number of session records
+the backing service itself holds (asked of the service, not of the store object), and
+``dump()``, every byte the service holds for it, as an attacker with a backup or a shell
+on the server would see them (PostgreSQL: every file of its data directory, WAL included).
 """
 
 from __future__ import annotations
@@ -22,18 +23,26 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
 from asgisession.backends.server import NAMESPACE
-from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
+from asgisession.stores import (
+    MemcachedStore,
+    MemoryStore,
+    PostgresStore,
+    RedisStore,
+    SQLiteStore,
+    Store,
+)
 from tests.test_every_store import make_app  # noqa: F401  (a fixture, registered by import)
 
 from ..redis_cluster import RedisClusterProcesses
 from ..reliability.stores import memcached_stats
-from ..servers import LOOPBACK, ServerProcess
+from ..servers import LOOPBACK, PostgresServer, ServerProcess
 
-SERVER_STORES = ["memory", "sqlite", "redis", "redis-cluster", "memcached"]
+SERVER_STORES = ["memory", "sqlite", "redis", "redis-cluster", "memcached", "postgres"]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +100,17 @@ async def _memcached_dump(port: int) -> bytes:
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+async def _postgres_dump(server: PostgresServer) -> bytes:
+    """Every file of the server's data directory (tables, WAL), after a CHECKPOINT."""
+    connection = await asyncpg.connect(server.url)
+    try:
+        await connection.execute("CHECKPOINT")
+    finally:
+        await connection.close()
+    files = sorted(p for p in server.datadir.rglob("*") if p.is_file())
+    return b"".join(f.read_bytes() for f in files if not f.name.startswith("postmaster."))
 
 
 def _file_dump(path: Path) -> bytes:
@@ -161,6 +181,24 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
             async def dump() -> bytes:
                 return await _redis_dump(ports)
+
+        elif name == "postgres":
+            postgres: PostgresServer = request.getfixturevalue("postgres_proc")
+            table = f"sec{uuid.uuid4().hex}"
+            store = PostgresStore(postgres.url, table=table)
+
+            async def records() -> int:
+                connection = await asyncpg.connect(postgres.url)
+                try:
+                    sql = f"SELECT count(*) FROM {table} WHERE key LIKE 's:%'"  # noqa: S608
+                    return int(await connection.fetchval(sql))
+                except asyncpg.UndefinedTableError:  # no table yet
+                    return 0
+                finally:
+                    await connection.close()
+
+            async def dump() -> bytes:
+                return await _postgres_dump(postgres)
 
         else:
             assert "memcached" == name
