@@ -5,13 +5,19 @@
 ``ASGISESSION_BENCH_APP``
     ``bare``; ``cookie-read`` (cookie store, the session read); or ``<store>-write`` for
     ``cookie``, ``memory``, ``sqlite``, ``redis``, ``memcached`` (the session read, and one
-    key written, on every request).
+    key written, on every request). For ``benchmarks/e2e_gap.py``: ``bare-vary`` (the bare
+    app adding the ``Vary: Cookie`` a session read adds) and ``bare-setcookie`` (adding the
+    headers a session write adds: ``Vary``, a ``Set-Cookie`` of
+    ``ASGISESSION_BENCH_SETCOOKIE``'s value and ``Cache-Control: private``).
+``ASGISESSION_BENCH_GC``
+    ``off``: the server runs with the garbage collector disabled (to measure what it costs).
 ``ASGISESSION_BENCH_PORT``
     the redis-server or memcached port; ``ASGISESSION_BENCH_DB`` the SQLite file.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -33,6 +39,17 @@ async def _respond(send: Send) -> None:
 async def bare(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
         await _respond(send)
+
+
+def _bare_with(extra: list[tuple[bytes, bytes]]) -> Any:
+    headers = [*HEADERS, *extra]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+            await send({"type": "http.response.body", "body": BODY})
+
+    return app
 
 
 async def reads(scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,8 +97,21 @@ def _store(kind: str) -> Store | None:
 def factory() -> Any:
     """The app named by ``ASGISESSION_BENCH_APP``."""
     name = os.environ.get("ASGISESSION_BENCH_APP", "bare")
+    if os.environ.get("ASGISESSION_BENCH_GC") == "off":
+        gc.disable()
     if name == "bare":
         return bare
+    if name == "bare-vary":
+        return _bare_with([(b"vary", b"Cookie")])
+    if name == "bare-setcookie":
+        set_cookie = os.environ.get("ASGISESSION_BENCH_SETCOOKIE", "session=x; Path=/")
+        return _bare_with(
+            [
+                (b"vary", b"Cookie"),
+                (b"set-cookie", set_cookie.encode("latin-1")),
+                (b"cache-control", b"private"),
+            ]
+        )
     kind, _, action = name.rpartition("-")
     app = reads if action == "read" else writes
     return SessionMiddleware(app, secret_key_base=SECRET, store=_store(kind))
