@@ -18,6 +18,7 @@ from .csrf import csrf_token as csrf_token
 from .errors import AsgiSessionError as AsgiSessionError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import CookieOverflow as CookieOverflow
+from .errors import ExpiryTooLong as ExpiryTooLong
 from .errors import InvalidMessage as InvalidMessage
 from .errors import RejectReason as RejectReason
 from .errors import SerializationError as SerializationError
@@ -47,6 +48,7 @@ __all__ = [
     "CookieJar",
     "CookieOptions",
     "CookieOverflow",
+    "ExpiryTooLong",
     "Flash",
     "InvalidMessage",
     "KeyGenerator",

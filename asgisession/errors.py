@@ -6,6 +6,7 @@ The hierarchy::
     ├── ConfigurationError (ValueError)    bad settings, raised at construction
     ├── SerializationError (TypeError)     a session value that would not read back as it is
     ├── CookieOverflow                     a Set-Cookie over the browsers' 4096-byte limit
+    ├── ExpiryTooLong (ValueError)         set_expiry() past the middleware's ``lifetime``
     ├── SessionNotLoaded (RuntimeError)    sync access to a session that must be awaited first
     ├── StoreUnavailable                   a server-side store that cannot be reached
     └── InvalidMessage                     a sealed message that does not open (direct API use)
@@ -24,6 +25,7 @@ __all__ = [
     "AsgiSessionError",
     "ConfigurationError",
     "CookieOverflow",
+    "ExpiryTooLong",
     "InvalidMessage",
     "RejectReason",
     "SerializationError",
@@ -163,6 +165,17 @@ class CookieOverflow(AsgiSessionError):
             + ". Store less in the session (ids, not objects), or move to a server-side "
             "store, which keeps only an id in the cookie. Nothing was sent."
         )
+
+
+class ExpiryTooLong(AsgiSessionError, ValueError):
+    """Raised by ``Session.set_expiry`` for a lifetime longer than the middleware's.
+
+    The middleware's ``lifetime`` is the longest any session may live. The error is raised,
+    not clamped, so that "remember me for 30 days" never quietly becomes 14 days: raise
+    ``lifetime=`` on the middleware, or ask for less.
+
+    .. versionadded:: 0.2
+    """
 
 
 class SessionNotLoaded(AsgiSessionError, RuntimeError):

@@ -60,6 +60,7 @@ from .errors import (
     SerializationError,
     StoreUnavailable,
 )
+from .expiry import policy_of
 from .formats import resolve_format
 from .jar import SCOPE_KEY as JAR_SCOPE_KEY
 from .jar import CookieJar, JarCodecs
@@ -234,6 +235,7 @@ class SessionMiddleware:
             user_key=user_key, revocation_store=revocation_store, backend=backend,
             serializer=serializer,
         )  # fmt: skip
+        self._policy = policy_of(self.backend, clock)
 
     def _counted(self, state: LoadedState) -> LoadedState:
         if state.rejection is not None:
@@ -287,7 +289,7 @@ class SessionMiddleware:
                 logger.warning("session store unavailable; serving an anonymous session")
                 return LoadedState(had_cookie=True, read_only=True)
 
-        session = Session(load_sync if backend.loads_in_line else None, load)
+        session = Session(load_sync if backend.loads_in_line else None, load, policy=self._policy)
         # Made only for a session that is preloaded or used: most requests need none.
         control: SessionControl | None = None
         if not backend.loads_in_line:

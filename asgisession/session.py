@@ -12,19 +12,29 @@ What the middleware, the backends and the helpers do with a session (preload it,
 flash's write-back, decide what to commit) is :class:`SessionControl`'s, kept apart from
 the names an app calls; it reads the session's private state, so it lives in this module
 too, which is why the module runs past 300 lines.
+
+A session's own expiry (:meth:`Session.set_expiry`, its rules in :mod:`asgisession.expiry`)
+and the seed of its log id (:attr:`Session.log_id`) are kept in the session's data, under
+reserved keys, for the reason :mod:`asgisession.expiry` gives.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, overload
 
 from ._session_compat import DeprecatedSessionNames
 from .errors import RejectReason, SessionNotLoaded
+from .expiry import EXPIRY_KEY, ExpiryPolicy, chosen_end, expiry_of, session_end
 from .serializer import JSON, Serializer, dumps_checking
 
 __all__ = ["Commit", "LoadedState", "Session", "SessionControl"]
+
+_NO_POLICY = ExpiryPolicy()
 
 
 @dataclass(slots=True)
@@ -90,6 +100,9 @@ class Commit:
     #: The keys whose values may hold what ``serializer`` has not checked (written, or a
     #: list or dict handed out); ``None``: every key. The others came from its ``loads``.
     dirty: set[str] | None = None
+    #: Whether :meth:`Session.set_expiry` changed the session's expiry: a server-side
+    #: session's cookie is then re-issued (its end and Max-Age changed).
+    expiry_changed: bool = False
 
     def serialized(self) -> bytes:
         """The serialised data (computed now unless the change check did it already).
@@ -106,14 +119,23 @@ NOT_LOADED = (
     "`await session.load()` before reading or writing it, or let the middleware load it "
     "before the app runs (it does, unless the path is in `defer_load`)."
 )
+#: The session key of the random seed :attr:`Session.log_id` is derived from.
+LOG_SEED_KEY = "_log_seed"
 #: Session keys that belong to the session's identity, not its data: regenerate() drops them.
-#: ``_csrf_token`` is the CSRF token secret (the name Rails uses).
-IDENTITY_KEYS: tuple[str, ...] = ("_csrf_token",)
+#: ``_csrf_token`` is the CSRF token secret (the name Rails uses); ``_log_seed`` makes the
+#: log id, which must change with the identity.
+IDENTITY_KEYS: tuple[str, ...] = ("_csrf_token", LOG_SEED_KEY)
+_LOG_ID_DOMAIN = b"asgisession log id\x00"
 #: Values that can change in place once handed out (see :attr:`Session.exposed`).
 _MUTABLE = (dict, list)
 _MISSING: Any = object()
 SyncLoader = Callable[[], LoadedState]
 AsyncLoader = Callable[[], Awaitable[LoadedState]]
+
+
+def log_id_of(seed: str) -> str:
+    """The log id of a session whose seed is ``seed`` (see :attr:`Session.log_id`)."""
+    return hashlib.sha256(_LOG_ID_DOMAIN + seed.encode()).hexdigest()[:24]
 
 
 class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
@@ -124,23 +146,35 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
     Keys must be strings and values JSON-compatible.
 
     Its public names are what an app calls: the mapping, :meth:`load`, :meth:`regenerate`,
-    :meth:`reset`, :attr:`modified`, :attr:`is_new`, :attr:`rejection` and :attr:`loaded`.
+    :meth:`reset`, :attr:`modified`, :attr:`is_new`, :attr:`rejection`, :attr:`loaded`, the
+    expiry (:meth:`set_expiry` and its readers) and :attr:`log_id`.
     What the middleware, the backends and the helpers need is on ``SessionControl``.
 
     :param sync_loader: loads the data in-line; cookie sessions have one.
     :param async_loader: loads the data with I/O; used by :meth:`load`.
+    :param policy: the middleware's expiry settings, for :meth:`set_expiry`.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       :meth:`set_expiry`, :attr:`expiry_age`, :attr:`expiry_date`,
+       :attr:`expires_at_browser_close` and :attr:`log_id`.
     """
 
     __slots__ = (
         "_accessed", "_async_loader", "_before_commit", "_changes", "_data", "_dirty",
-        "_exposed", "_modified", "_regenerated", "_resets", "_state", "_sync_loader",
+        "_expiry_changed", "_exposed", "_modified", "_policy", "_regenerated", "_resets",
+        "_state", "_sync_loader",
     )  # fmt: skip
 
     def __init__(
-        self, sync_loader: SyncLoader | None = None, async_loader: AsyncLoader | None = None
+        self,
+        sync_loader: SyncLoader | None = None,
+        async_loader: AsyncLoader | None = None,
+        *,
+        policy: ExpiryPolicy = _NO_POLICY,
     ) -> None:
+        self._policy = policy
+        self._expiry_changed = False
         self._sync_loader = sync_loader
         self._async_loader = async_loader
         self._state: LoadedState | None = None
@@ -220,7 +254,8 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
 
         It defeats session fixation: whatever identity an attacker planted before login is
         not the one that becomes authenticated. For cookie sessions it also starts a new
-        absolute lifetime; server-side stores also issue a new id and drop the old record.
+        absolute lifetime (an end chosen with :meth:`set_expiry` is kept); server-side
+        stores also issue a new id and drop the old record.
         Secrets bound to the old identity (the keys in ``IDENTITY_KEYS``, such as the
         CSRF token secret) are dropped, so tokens handed out before login stop working.
         """
@@ -244,6 +279,104 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         self._regenerated = True
         self._modified = True
         self._changes += 1
+
+    # -- expiry and log id -------------------------------------------------------------------
+
+    def set_expiry(self, value: float | timedelta | datetime | None) -> None:
+        """Choose when this session ends, as Django's ``set_expiry`` takes it.
+
+        - ``0`` (or ``timedelta(0)``): the cookie ends when the browser closes (no
+          ``Max-Age``). On the server the session still ends as a default one does:
+          ``lifetime`` from now, or sooner at the ``idle_timeout``.
+        - seconds (``int`` or ``float``) or a ``timedelta``: the session ends that long
+          from now, on the server and in the browser (``Max-Age``), however active it is.
+        - an aware ``datetime``: the session ends then.
+        - ``None``: back to the middleware's default, ``lifetime`` from now.
+
+        The choice is kept by later requests that do not call it, and by :meth:`regenerate`
+        (the end stays where it was); :meth:`reset` and :meth:`clear` drop it. Call it on
+        every request for Django's "seconds of inactivity". The end is sealed, so the
+        client cannot extend it; the ``idle_timeout`` still applies.
+
+        :raises ExpiryTooLong: for a lifetime longer than the middleware's ``lifetime``.
+        :raises ValueError: for a negative or non-finite number, a naive or past datetime.
+        :raises TypeError: for any other type.
+        """
+        data = self._load_sync()
+        choice = None if value is None else chosen_end(value, self._policy)
+        if choice == expiry_of(data) and (choice is not None or EXPIRY_KEY not in data):
+            return
+        if choice is None:
+            del data[EXPIRY_KEY]
+        else:
+            data[EXPIRY_KEY] = choice
+            self._touch(EXPIRY_KEY)
+        self._expiry_changed = True
+        self._modified = True
+        self._changes += 1
+
+    @property
+    def expires_at_browser_close(self) -> bool:
+        """Whether the cookie ends when the browser closes (no ``Max-Age``).
+
+        ``True`` after ``set_expiry(0)``; on the default, whether the middleware's
+        ``max_age`` is ``None``.
+        """
+        choice = expiry_of(self._load_sync())
+        return self._policy.browser_close if choice is None else choice == 0
+
+    @property
+    def expiry_date(self) -> datetime | None:
+        """When the session ends on the server (aware, UTC), if nothing ends it sooner.
+
+        The idle timeout may end it sooner. ``None`` when the session does not know the
+        middleware's lifetime (a session made without one).
+        """
+        end = self._end()
+        return None if end is None else datetime.fromtimestamp(end, timezone.utc)
+
+    @property
+    def expiry_age(self) -> int | None:
+        """Seconds from now until :attr:`expiry_date`; ``None`` when that is ``None``."""
+        end = self._end()
+        return None if end is None else max(0, end - int(self._policy.clock()))
+
+    def _end(self) -> int | None:
+        data = self._load_sync()
+        state = self._loaded_state()
+        lifetime = self._policy.lifetime
+        if lifetime is None:
+            return expiry_of(data) or state.expires_at
+        restart = self._regenerated or self._expiry_changed
+        now = int(self._policy.clock())
+        return session_end(
+            data, expires_at=state.expires_at, restart=restart, now=now, lifetime=lifetime
+        )
+
+    @property
+    def log_id(self) -> str | None:
+        """A stable id of this session that is safe to log; ``None`` while it holds nothing.
+
+        24 hex digits, the same on every request of the session (cookie refreshes, key
+        rotations and moves into the store included), and a new one after
+        :meth:`regenerate` or :meth:`reset`. It is a one-way hash of a random seed kept in
+        the session (under ``_log_seed``), so it says nothing of the cookie or the store
+        key and cannot be turned into either.
+
+        The first read on a session that has data but no seed yet puts one in: the session
+        is then written with this response (read it before the response starts).
+        """
+        data = self._load_sync()
+        seed = data.get(LOG_SEED_KEY)
+        if not isinstance(seed, str):
+            if not data:
+                return None
+            seed = data[LOG_SEED_KEY] = secrets.token_urlsafe(16)
+            self._touch(LOG_SEED_KEY)
+            # Not counted in _changes: a seed made after the response started is not a
+            # change the app lost (the next request makes another and keeps it).
+            self._modified = True
+        return log_id_of(seed)
 
     # -- the mapping -------------------------------------------------------------------------
 
@@ -432,8 +565,9 @@ class SessionControl:
             payload = dumps_checking(serializer, data, dirty)
             changed = payload != state.serialized
         return Commit(
-            state, data, changed, session._regenerated, not data, payload, serializer, dirty
-        )
+            state, data, changed, session._regenerated, not data, payload, serializer, dirty,
+            session._expiry_changed,
+        )  # fmt: skip
 
 
 def in_use(session: Session) -> bool:

@@ -36,6 +36,7 @@ from .backends.server import ServerBackend
 from .cookies import CookieOptions, RequestCookies, SameSite
 from .crypto import CookieFormat, Keyring, MessageCodec, SecretKeyBase
 from .errors import RejectReason
+from .expiry import policy_of
 from .formats import resolve_format
 from .serializer import JSON, Serializer
 from .session import LoadedState, Session, control_of
@@ -145,6 +146,7 @@ class Sessions:
         self.backend: SessionBackend = built
         self.serializer: Serializer = serializer
         self._clock = clock
+        self._policy = policy_of(built, clock)
 
     @classmethod
     def from_backend(
@@ -162,6 +164,7 @@ class Sessions:
         assert serializer is not None
         sessions.serializer = serializer
         sessions._clock = clock
+        sessions._policy = policy_of(backend, clock)
         return sessions
 
     @classmethod
@@ -201,7 +204,7 @@ class Sessions:
             raise TypeError("give cookie_header= or cookie=, not both")
         state = await self._state(cookie_header, cookie)
         state.read_only = read_only
-        session = Session(None, lambda: _ready(state))
+        session = Session(None, lambda: _ready(state), policy=self._policy)
         await session.load()  # marks it used: what the caller changes is committed
         return session
 

@@ -352,7 +352,10 @@ def test_commit_serialises_on_demand() -> None:
 
 # -- what an app sees ----------------------------------------------------------------------------
 
-APP_NAMES = {"load", "regenerate", "reset", "modified", "is_new", "rejection", "loaded"}
+APP_NAMES = {
+    "load", "regenerate", "reset", "modified", "is_new", "rejection", "loaded",
+    "set_expiry", "expiry_age", "expiry_date", "expires_at_browser_close", "log_id",
+}  # fmt: skip
 MOVED = [
     "accessed", "changes", "exposed", "regenerated", "resets", "state", "raw",
     "attach", "before_commit", "run_before_commit", "fail_with",

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from asgisession import (
+    ExpiryTooLong,
     RejectReason,
     Session,
     SessionMiddleware,
@@ -387,3 +388,29 @@ async def test_an_older_secret_opens_and_is_reissued(
     newest_only = make(secret, store)  # the old secret retired: the new cookie still opens
     assert "42" == (await newest_only.load(cookie=new))["user_id"]
     assert RejectReason.UNKNOWN_KEY == (await newest_only.load(cookie=old)).rejection
+
+
+async def test_set_expiry_follows_the_settings(secret: str, store: Counting | None) -> None:
+    """A session opened here is bound by the same lifetime as one in a request."""
+    now = [1_800_000_000.0]
+    sessions = make(secret, store, lifetime=3600, clock=lambda: now[0])
+    session = await sessions.load()
+    session["user_id"] = "42"
+    with pytest.raises(ExpiryTooLong):
+        session.set_expiry(7200)
+    session.set_expiry(0)  # ends with the browser
+    set_cookie = await sessions.commit(session)
+    assert set_cookie is not None
+    attributes = {part.strip().split("=")[0].lower() for part in set_cookie.split(";")}
+    assert not {"max-age", "expires"} & attributes
+
+    again = await sessions.load(cookie=value_of(set_cookie))
+    assert again.expires_at_browser_close
+    again.set_expiry(600)
+    chosen = await sessions.commit(again)
+    assert chosen is not None
+    assert "Max-Age=600" in chosen
+    now[0] += 601
+    later = await sessions.load(cookie=value_of(chosen))
+    assert {} == dict(later)
+    assert later.rejection is not None

@@ -13,14 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidMessage, RejectReason
+from ..expiry import EXPIRY_KEY
 from ..flash import FLASH_KEY
 from ..serializer import JSON, Serializer
 from ..session import IDENTITY_KEYS
 
 __all__ = ["LIGHT_KEYS", "bind", "is_light", "open_light", "unbind"]
 
-#: The keys a session may hold and still stay in the cookie: the CSRF secret and flash.
-LIGHT_KEYS: frozenset[str] = frozenset((*IDENTITY_KEYS, FLASH_KEY))
+#: The keys a session may hold and still stay in the cookie: the CSRF secret, flash, the
+#: log id's seed and the session's own expiry.
+LIGHT_KEYS: frozenset[str] = frozenset((*IDENTITY_KEYS, FLASH_KEY, EXPIRY_KEY))
 
 #: The first byte of a bound record; a record written before 0.2 is JSON and starts ``{``.
 _MARK = b"#"

@@ -21,11 +21,12 @@ small.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec, Opened
 from ..errors import ConfigurationError, InvalidMessage, RejectReason
+from ..expiry import expiry_of, session_end
 from ..serializer import Serializer
 from ..session import Commit, LoadedState
 
@@ -199,6 +200,24 @@ class SealedCookie:
             raise InvalidMessage(RejectReason.IDLE_TIMEOUT, f"idle since {opened.issued_at}")
         return opened
 
+    @staticmethod
+    def _check_chosen_end(data: dict[str, Any], now: int) -> None:
+        """Refuse a session past the end its data chose (``Session.set_expiry``).
+
+        The envelope carries the same end, so this holds where it may not: an older cookie
+        of a server-side session (same id, an end from before the choice).
+        """
+        chosen = expiry_of(data)
+        if chosen and now >= chosen:
+            raise InvalidMessage(RejectReason.EXPIRED, f"session chose to end at {chosen}")
+
+    def _end(self, commit: Commit, now: int) -> int:
+        """The unix second the session written by ``commit`` ends (see ``session_end``)."""
+        return session_end(
+            commit.data, expires_at=commit.state.expires_at, now=now, lifetime=self.lifetime,
+            restart=commit.regenerated or commit.expiry_changed,
+        )  # fmt: skip
+
     def _refresh_due(self, issued_at: int | None, now: int) -> bool:
         """Whether an active session's cookie should be re-issued to push the idle timeout."""
         return (
@@ -207,13 +226,18 @@ class SealedCookie:
             and now - issued_at >= self._refresh_after
         )
 
-    def _render_sealed(self, value: str, expires_at: int, *, secure: bool, now: int) -> str:
+    def _render_sealed(
+        self, value: str, expires_at: int, *, secure: bool, now: int, expiry: int | None = None
+    ) -> str:
         """The Set-Cookie for a sealed value.
 
         Its Max-Age makes the browser forget it when the server would refuse it anyway
-        (absolute expiry or idle timeout).
+        (absolute expiry or idle timeout). ``expiry`` is the session's own choice
+        (``expiry_of``): ``0`` sends no Max-Age, an end sends one whatever ``max_age`` says.
         """
         max_age = self.cookie.max_age
+        if expiry is not None:
+            max_age = expires_at - now if expiry else None
         if max_age is not None:
             max_age = max(1, min(max_age, expires_at - now, self.idle_timeout or max_age))
         return self.cookie.render(value, secure=secure, max_age=max_age, now=now)

@@ -11,6 +11,7 @@ import logging
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec
 from ..errors import CookieOverflow, InvalidMessage, RejectReason
+from ..expiry import expiry_of
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
 from ..session import Commit, LoadedState
@@ -100,6 +101,7 @@ class CookieBackend(SealedCookie):
             data = self.serializer.loads(opened.payload)
         except ValueError as exc:
             raise InvalidMessage(RejectReason.BAD_PAYLOAD, str(exc)) from None
+        self._check_chosen_end(data, now)
         return LoadedState(
             data=data,
             serialized=opened.payload,
@@ -127,10 +129,7 @@ class CookieBackend(SealedCookie):
             return None
         if commit.cleared:
             return self.cookie.render_deletion(secure=secure) if state.had_cookie else None
-        if commit.regenerated or state.expires_at is None:
-            expires_at = now + self.lifetime
-        else:
-            expires_at = state.expires_at
+        expires_at = self._end(commit, now)
         value = self.codec.seal(
             commit.serialized(), purpose=self.cookie.name, issued_at=now, expires_at=expires_at
         )
@@ -142,4 +141,6 @@ class CookieBackend(SealedCookie):
                 MAX_COOKIE_SIZE,
                 self.serializer.sizes_by_key(commit.data)[:5],
             )
-        return self._render_sealed(value, expires_at, secure=secure, now=now)
+        return self._render_sealed(
+            value, expires_at, secure=secure, now=now, expiry=expiry_of(commit.data)
+        )

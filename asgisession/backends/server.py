@@ -19,8 +19,9 @@ Invariants:
    brought back under a new id, and of concurrent regenerations of one session only one
    gets a successor. The others answer with a deletion cookie. ``reset()`` deletes the
    record and the cookie.
-5. The cookie is re-issued only for a new id, a key rotation, or an idle-timeout refresh
-   (at most once per tenth of the idle timeout, with a ``touch`` of the store's TTL).
+5. The cookie is re-issued only for a new id, a key rotation, an idle-timeout refresh
+   (at most once per tenth of the idle timeout, with a ``touch`` of the store's TTL), or a
+   new expiry from ``Session.set_expiry`` (whose end the record's TTL follows too).
 6. A store that fails (or, for the bundled stores, is slower than their ``timeout``) raises
    :class:`StoreUnavailable`; no write is ever reported that did not happen. The store
    times its own calls: it knows what is safe to cancel, so the backend adds no timer.
@@ -29,14 +30,14 @@ Invariants:
    record copied under another session's key does not open for that session's cookie.
    Records written before 0.2 are plain JSON and are read as they are (bound at their
    next write); the binding holds once no such record is left.
-8. A session that holds nothing but the CSRF secret and flash messages (:data:`LIGHT_KEYS`)
-   stays in the cookie, sealed as the cookie store seals a session, and costs the store
-   nothing: an anonymous visitor who only fetched a form page leaves no record behind.
-   The first write of any other key moves it into the store under a new id. Such a cookie
-   is told from a sealed id by its length (an id is exactly :data:`SESSION_ID_BYTES`; a
-   sealed session never is), and only a JSON object of those keys is accepted: a
-   cookie-store session holding anything else, sealed with the same secret, does not open
-   here.
+8. A session that holds nothing but the CSRF secret, flash messages, its log id's seed and
+   its own expiry (:data:`LIGHT_KEYS`) stays in the cookie, sealed as the cookie store
+   seals a session, and costs the store nothing: an anonymous visitor who only fetched a
+   form page leaves no record behind. The first write of any other key moves it into the
+   store under a new id. Such a cookie is told from a sealed id by its length (an id is
+   exactly :data:`SESSION_ID_BYTES`; a sealed session never is), and only a JSON object
+   of those keys is accepted: a cookie-store session holding anything else, sealed with
+   the same secret, does not open here.
 9. A session another framework's cookie carried, opened by a migration source
    (:mod:`asgisession.migrate`; ``Opened.key_index`` is ``FOREIGN_KEY_INDEX``), loads
    like a light one, whatever its keys, and its commit moves it into the store.
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import FOREIGN_KEY_INDEX, MessageCodec
@@ -58,6 +60,7 @@ from ..errors import (
     RejectReason,
     SessionNotLoaded,
 )
+from ..expiry import expiry_of
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
 from ..session import NOT_LOADED, Commit, LoadedState
@@ -150,6 +153,7 @@ class ServerBackend(SealedCookie):
                 foreign = opened.key_index == FOREIGN_KEY_INDEX  # a migration source's
                 if foreign or len(opened.payload) != SESSION_ID_BYTES:
                     data, payload = open_light(opened.payload, self.serializer, foreign=foreign)
+                    self._check_chosen_end(data, now)
                     return LoadedState(
                         data=data,
                         serialized=payload,
@@ -168,6 +172,7 @@ class ServerBackend(SealedCookie):
                     raise InvalidMessage(
                         RejectReason.BAD_PAYLOAD, f"session record unreadable: {exc}"
                     ) from None
+                self._check_chosen_end(data, now)
             except InvalidMessage as exc:
                 candidates.refuse(exc)
                 continue
@@ -220,7 +225,8 @@ class ServerBackend(SealedCookie):
         assert state.expires_at is not None
         assert state.issued_at is not None
         refresh = self._refresh_due(state.issued_at, now)
-        ttl = self._ttl(state.expires_at, now)
+        expires_at = self._end(commit, now)  # moved by Session.set_expiry (or a lower lifetime)
+        ttl = self._ttl(expires_at, now)
         key = self.key(session_id)
         if changed:
             record = bind(session_id, commit.serialized())
@@ -234,13 +240,14 @@ class ServerBackend(SealedCookie):
             logger.debug("session was deleted while this request ran; not recreated")
             return self.cookie.render_deletion(secure=secure)
         user = user_of(data, self.user_key)
-        if changed and self.revocations is not None and user != state.user:
-            if state.user is not None:
+        moved = commit.expiry_changed or expires_at != state.expires_at
+        if changed and self.revocations is not None and (user != state.user or moved):
+            if state.user is not None and user != state.user:
                 await self.revocations.unlink(state.user, key)
             if user is not None:
-                await self.revocations.link(user, key, expires_at=state.expires_at)
-        if refresh or state.stale:
-            return self._render(session_id, state.expires_at, secure=secure, now=now)
+                await self.revocations.link(user, key, expires_at=expires_at)
+        if refresh or state.stale or moved:
+            return self._render(session_id, expires_at, data, secure=secure, now=now)
         return None
 
     def _render_light(self, commit: Commit, *, secure: bool, now: int) -> str | None:
@@ -248,10 +255,7 @@ class ServerBackend(SealedCookie):
 
         ``None`` when it does not fit in a cookie: it goes to the store instead.
         """
-        state = commit.state
-        expires_at = state.expires_at
-        if commit.regenerated or expires_at is None:
-            expires_at = now + self.lifetime
+        expires_at = self._end(commit, now)
         payload = commit.serialized()
         if len(payload) == SESSION_ID_BYTES:  # never the length of an id (JSON allows a space)
             payload += b" "
@@ -260,13 +264,12 @@ class ServerBackend(SealedCookie):
         )
         if self.cookie.size(value) > MAX_COOKIE_SIZE:
             return None
-        return self._render_sealed(value, expires_at, secure=secure, now=now)
+        expiry = expiry_of(commit.data)
+        return self._render_sealed(value, expires_at, secure=secure, now=now, expiry=expiry)
 
     async def _create(self, commit: Commit, *, secure: bool, now: int) -> str | None:
         session_id = secrets.token_bytes(SESSION_ID_BYTES)
-        expires_at = commit.state.expires_at  # a light session keeps its lifetime
-        if commit.regenerated or expires_at is None:
-            expires_at = now + self.lifetime
+        expires_at = self._end(commit, now)  # a light session keeps its lifetime
         key = self.key(session_id)
         record = bind(session_id, commit.serialized())
         ttl = self._ttl(expires_at, now)
@@ -281,7 +284,7 @@ class ServerBackend(SealedCookie):
         user = user_of(commit.data, self.user_key)
         if self.revocations is not None and user is not None:
             await self.revocations.link(user, key, expires_at=expires_at)
-        return self._render(session_id, expires_at, secure=secure, now=now)
+        return self._render(session_id, expires_at, commit.data, secure=secure, now=now)
 
     async def _touch(self, key: str, state: LoadedState, ttl: int) -> bool:
         if isinstance(self.store, SupportsTouch):
@@ -303,8 +306,11 @@ class ServerBackend(SealedCookie):
         remaining = max(1, expires_at - now)
         return min(remaining, self.idle_timeout) if self.idle_timeout else remaining
 
-    def _render(self, session_id: bytes, expires_at: int, *, secure: bool, now: int) -> str:
+    def _render(
+        self, session_id: bytes, expires_at: int, data: dict[str, Any], *, secure: bool, now: int
+    ) -> str:
         value = self.codec.seal(
             session_id, purpose=self.cookie.name, issued_at=now, expires_at=expires_at
         )
-        return self._render_sealed(value, expires_at, secure=secure, now=now)
+        expiry = expiry_of(data)
+        return self._render_sealed(value, expires_at, secure=secure, now=now, expiry=expiry)

@@ -65,6 +65,9 @@ class SessionStore(SessionBase):
     .. versionadded:: 0.2
     """
 
+    #: Whether the request changed the session (Django's flag: its middleware saves then).
+    modified: bool
+
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         self._engine = engine()
