@@ -307,14 +307,17 @@ def _allocations(out_file: Path) -> int:
     return total
 
 
-def callgrind(case: str, n: int, pythonpath: str) -> tuple[int, int]:
-    """(instructions, allocator calls) of a child process that runs ``case`` ``n`` times."""
+def callgrind(case: str, n: int, ref: str) -> tuple[int, int]:
+    """(instructions, allocator calls) of a child process that runs ``case`` ``n`` times.
+
+    ``ref``: the directory holding the ``asgisession`` to measure.
+    """
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("--callgrind needs valgrind (Debian: apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="asgisession-callgrind-") as where:
         out = Path(where) / "callgrind.out"
-        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": pythonpath}
+        env = {**os.environ, "PYTHONHASHSEED": "0", "ASGISESSION_PROFILE_REF": ref}
         argv = [
             valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
             sys.executable, "-m", "benchmarks.profile_requests", "--child", case,
@@ -331,8 +334,15 @@ def callgrind(case: str, n: int, pythonpath: str) -> tuple[int, int]:
 
 def child(case: str, n: int) -> None:
     """Run under valgrind: build the case's group, then the case ``n`` times (0: none)."""
+    ref = os.environ.get("ASGISESSION_PROFILE_REF")
+    if ref:  # ahead of the working directory, which ``python -m`` puts first
+        sys.path.insert(0, ref)
     group, _, name = case.partition(":")
     cases = build(group)
+    import asgisession
+
+    if ref and not asgisession.__file__.startswith(ref):
+        raise SystemExit(f"imported {asgisession.__file__}, not the ref's")
     if n:
         cases[name](n)
 
@@ -385,10 +395,16 @@ def main() -> None:
     if not args.callgrind:
         return
     n = min(args.requests, 1000)
-    sides = {"tree": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="asgisession-ref-") as where:
+        # The tree as it is now, so that editing it while this runs changes nothing here.
+        shutil.copytree(
+            ROOT / "asgisession",
+            Path(where) / "tree" / "asgisession",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        sides = {"tree": str(Path(where) / "tree")}
         if args.ref:
-            sides["ref"] = os.pathsep.join([export_ref(args.ref, Path(where)), str(ROOT)])
+            sides["ref"] = export_ref(args.ref, Path(where) / "ref")
         print(f"\ncallgrind: per request over {n} requests, minus a run of none (PYTHONHASHSEED=0)")
         columns = " ".join(f"{s + ' instr':>12} {s + ' allocs':>11}" for s in sides)
         header = f"{'case':<24} {columns}"
