@@ -34,6 +34,15 @@ def merge_vary(headers: Headers, names: Sequence[bytes]) -> None:
     Tokens compare case-insensitively across every ``Vary`` header; a response without one
     gets a new header. ``headers`` is changed in place.
     """
+    # Hot path of every response with a session read or written (the middleware section's
+    # read and write rows): most responses have no Vary yet, found by length first.
+    for key, _ in headers:
+        if len(key) == 4 and key.lower() == b"vary":
+            break
+    else:
+        if names:
+            headers.append((b"vary", b", ".join(names)))
+        return
     present: set[bytes] = set()
     first = None
     for index, (key, value) in enumerate(headers):
