@@ -74,10 +74,15 @@ def keep_private(headers: Headers) -> bytes | None:
 
     :returns: the ``Cache-Control`` value that was replaced (for the log), else ``None``.
     """
-    values = header_values(headers, b"cache-control")
-    if not values:
+    # Hot path of every response that sets a cookie (the middleware section's write row):
+    # most have no Cache-Control, found by length first without listing the values.
+    for key, _ in headers:
+        if len(key) == 13 and key.lower() == b"cache-control":
+            break
+    else:
         headers.append((b"cache-control", b"private"))
         return None
+    values = header_values(headers, b"cache-control")
     directives = [d.strip() for value in values for d in value.split(b",") if d.strip()]
     if any(d.lower() in (b"private", b"no-store") for d in directives):
         return None
