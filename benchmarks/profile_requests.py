@@ -22,7 +22,8 @@ instructions, allocations (``--callgrind``)
     repeat to within a few instructions between runs, whatever the machine's load.
 
 ``--ref REF`` also measures asgisession as of git ``REF`` (``git archive`` into a
-temporary directory, first on ``sys.path`` of the child processes) and prints tree / ref.
+temporary directory, first on ``sys.path`` of the child processes) and prints tree / ref;
+``--tree REF`` measures a ref in place of the working tree (to A/B one past commit).
 
 Usage::
 
@@ -365,6 +366,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per case (callgrind: 1000)")
     parser.add_argument("--callgrind", action="store_true", help="also count instructions")
     parser.add_argument("--ref", help="also measure asgisession as of this git ref")
+    parser.add_argument("--tree", help="measure this git ref as the 'tree' side instead")
     parser.add_argument("--only", default="", help="comma-separated words a case must contain")
     parser.add_argument("--top", metavar="CASE", help="list the Python frames CASE enters")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -397,12 +399,15 @@ def main() -> None:
     n = min(args.requests, 1000)
     with tempfile.TemporaryDirectory(prefix="asgisession-ref-") as where:
         # The tree as it is now, so that editing it while this runs changes nothing here.
-        shutil.copytree(
-            ROOT / "asgisession",
-            Path(where) / "tree" / "asgisession",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
-        sides = {"tree": str(Path(where) / "tree")}
+        if args.tree:
+            sides = {"tree": export_ref(args.tree, Path(where) / "tree")}
+        else:
+            shutil.copytree(
+                ROOT / "asgisession",
+                Path(where) / "tree" / "asgisession",
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+            sides = {"tree": str(Path(where) / "tree")}
         if args.ref:
             sides["ref"] = export_ref(args.ref, Path(where) / "ref")
         print(f"\ncallgrind: per request over {n} requests, minus a run of none (PYTHONHASHSEED=0)")
