@@ -17,6 +17,10 @@ cookie read / cookie read+write (and each with GC off)
     the cookie store's session read, and read+write, as in ``bench_e2e.py``; the GC-off
     twins run the same server with the garbage collector disabled.
 
+In the same rounds, the same apps' requests are also timed in-process (the hand-made
+requests of ``bench_middleware.py``, 2000 per batch, the collector paused): the server's
+extra CPU per request set against what the middleware itself costs.
+
 If the server is the bottleneck (it uses one core while wrk has the other), requests/s
 is the inverse of the server's CPU per request, and the differences in that column add
 up to the gap. Usage: ``python -m benchmarks.e2e_gap [--rounds 5] [--seconds 3]``
@@ -25,6 +29,8 @@ up to the gap. Usage: ``python -m benchmarks.e2e_gap [--rounds 5] [--seconds 3]`
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import os
 import re
 import resource
@@ -33,6 +39,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from . import servers
 from .bench_e2e import ROOT, prime
@@ -70,6 +78,43 @@ def run_wrk(wrk: str, port: int, cookie: str | None, seconds: int, connections: 
         raise RuntimeError(f"port {port}: some requests failed:\n{out}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     return float(match.group(1)) if match else float("nan")
+
+
+def in_process() -> dict[str, Callable[[], float]]:
+    """µs per request in-process of the bare app, and of the cookie store's read and write."""
+    from asgisession import SessionMiddleware
+
+    from .bench_middleware import HEADERS, bare_app, batch, call, cookie_header, session_app
+    from .codec import SECRET
+
+    loop = asyncio.new_event_loop()
+    seed = loop.run_until_complete(
+        call(SessionMiddleware(session_app("seed"), secret_key_base=SECRET), HEADERS)
+    )
+    with_cookie = [*HEADERS, (b"cookie", cookie_header(seed))]
+    runs = {
+        "bare app": batch(bare_app, HEADERS),
+        "cookie read": batch(
+            SessionMiddleware(session_app("read"), secret_key_base=SECRET), with_cookie
+        ),
+        "cookie read+write": batch(
+            SessionMiddleware(session_app("write"), secret_key_base=SECRET), with_cookie
+        ),
+    }
+
+    def timer(run: Callable[[int], Any]) -> Callable[[], float]:
+        def once() -> float:
+            gc.disable()
+            try:
+                start = time.perf_counter_ns()
+                loop.run_until_complete(run(2000))
+                return (time.perf_counter_ns() - start) / 2000 / 1000
+            finally:
+                gc.enable()
+
+        return once
+
+    return {label: timer(run) for label, run in runs.items()}
 
 
 def main() -> None:
@@ -126,8 +171,13 @@ def main() -> None:
         busy: dict[str, list[float]] = {label: [] for label in labels}
         for label in labels:  # warm-up
             run_wrk(wrk, started[label].port, cookies[label], 1, args.connections)
+        timers = in_process()
+        local: dict[str, list[float]] = {label: [] for label in timers}
         load_before = os.getloadavg()
         for round_index in range(args.rounds):
+            bare_local = timers["bare app"]()
+            for label, timer in timers.items():
+                local[label].append(timer() - bare_local)
             this_round: dict[str, float] = {}
             for label in rotations(labels, round_index):
                 pid = started[label].process.pid
@@ -162,6 +212,10 @@ def main() -> None:
     print(
         f"{'row':<28} {'req/s':>8} {'/ bare':>7} {'server us/req':>14} {'- bare':>7} "
         f"{'server cores':>13} {'wrk us/req':>11}"
+    )
+    print(
+        "in-process, same rounds, overhead over the bare app (us/req): "
+        + ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in local.items() if k != "bare app")
     )
     bare_us = statistics.median(server_us["bare app"])
     for label in labels:
