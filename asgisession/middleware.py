@@ -127,6 +127,7 @@ class SessionMiddleware:
         an incoming session cookie is refused (for metrics); ``self.rejections`` counts them.
         ``self.lost_changes`` counts responses whose session changed after they started
         (those changes cannot be saved; each is logged at WARNING with the keys lost).
+        ``self.slow_store_calls`` counts the store's calls slower than its ``slow_after``.
     :param clock: returns the current unix time; for tests.
     :param store: keep session data server-side in this
         :class:`~asgisession.stores.base.Store` (the cookie then holds only a sealed id).
@@ -236,6 +237,17 @@ class SessionMiddleware:
             serializer=serializer,
         )  # fmt: skip
         self._policy = policy_of(self.backend, clock)
+
+    @property
+    def slow_store_calls(self) -> Counter[str]:
+        """The server-side store's calls slower than its ``slow_after``, by operation.
+
+        Each was logged at WARNING too. Kept by the bundled Redis, memcached and SQLite
+        stores (their ``slow_calls``); empty for the cookie store and for stores that keep
+        no count.
+        """
+        counts = getattr(getattr(self.backend, "store", None), "slow_calls", None)
+        return counts if isinstance(counts, Counter) else Counter()
 
     def _counted(self, state: LoadedState) -> LoadedState:
         if state.rejection is not None:

@@ -14,8 +14,15 @@ Rules, stated once:
    passes: a second occurrence of the field makes the request ambiguous after the fact
    (:attr:`_BodyReader.refused_late`), and the app's ``receive`` gets ``http.disconnect``.
 
-A stalled client holds the reader as long as it would hold the app: time limits on reading
-a body are the server's (and issue 21's) job, not this module's.
+3. Reading ahead has a time budget: with ``idle_timeout``, a body whose next message does
+   not arrive within it (between ``idle_timeout`` and ``idle_timeout * 1.125`` seconds after
+   the last one) is cut off (:class:`_Stalled`; the middleware answers 408). ASGI servers
+   have no body timeout of their own, so without it a stalled client holds its buffer for
+   as long as it keeps the connection open. Once the app reads, the app's own rules apply.
+4. Memory: many small messages are joined into the one buffer as they arrive (never kept
+   as objects of their own), so what a reader holds in memory is the bytes read, at most
+   ``_SPILL_AT``; how many readers exist at once is the middleware's bound
+   (``max_buffered_bodies``), reported to it through ``on_close``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Awaitable, Callable
 from typing import IO
+
+import anyio
 
 from .._types import Message, Receive
 from .fields import _Scanner
@@ -43,6 +52,15 @@ class _Disconnected(Exception):
     """The client left before the token was found; nobody is left to answer."""
 
 
+class _Stalled(Exception):
+    """No body message within ``idle_timeout`` while reading ahead; the middleware answers 408."""
+
+    def __init__(self, read: int) -> None:
+        super().__init__(read)
+        #: Bytes of body that had arrived.
+        self.read = read
+
+
 class _BodyReader:
     """Reads a form body up to its first token field, then replays it to the app.
 
@@ -50,10 +68,19 @@ class _BodyReader:
     :meth:`receive` is what the app calls instead of the server's ``receive``.
     """
 
-    def __init__(self, receive: Receive, scanner: _Scanner, max_body: int) -> None:
+    def __init__(
+        self,
+        receive: Receive,
+        scanner: _Scanner,
+        max_body: int,
+        idle_timeout: float | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self._receive = receive
         self.scanner = scanner
         self._max_body = max_body
+        self._idle_timeout = idle_timeout
+        self._on_close = on_close
         # closed by close(), which the middleware calls when the request ends
         self._held: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPILL_AT)  # noqa: SIM115
         self._size = 0
@@ -70,10 +97,31 @@ class _BodyReader:
 
         :raises _TooLarge: ``max_body_size`` bytes read and no field yet.
         :raises _Disconnected: the client left first.
+        :raises _Stalled: no message within ``idle_timeout`` (rule 3).
         """
+        timeout = self._idle_timeout
+        if timeout is None:
+            await self._read_ahead(None, 0.0)
+        else:
+            # One cancel scope for the whole read, its deadline moved on at most every
+            # eighth of the timeout: a scope per message would cost more than the message.
+            slack = timeout / 8
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout + slack) as scope:
+                await self._read_ahead(scope, slack)
+            if scope.cancelled_caught:
+                raise _Stalled(self._size)
+        self._held.seek(0)
+
+    async def _read_ahead(self, scope: anyio.CancelScope | None, slack: float) -> None:
         scanner = self.scanner
+        armed = anyio.current_time() if scope is not None else 0.0
         while True:
             message = await self._receive()
+            if scope is not None:
+                now = anyio.current_time()
+                if now - armed > slack:
+                    armed = now
+                    scope.deadline = now + slack * 9  # timeout + slack
             if message["type"] == "http.disconnect":
                 raise _Disconnected
             chunk: bytes = message.get("body", b"")
@@ -91,7 +139,6 @@ class _BodyReader:
                 break  # a large body: the rest streams to the app, watched for repeats
             if not found and self._size > self._max_body:
                 raise _TooLarge
-        self._held.seek(0)
 
     async def receive(self) -> Message:
         """The body read so far, then the server's messages, parsed as they pass."""
@@ -119,6 +166,9 @@ class _BodyReader:
         return message
 
     def close(self) -> None:
-        """Drop the bytes held (and the temporary file, if any)."""
+        """Drop the bytes held (and the temporary file, if any); tell ``on_close`` once."""
         self._replaying = False
         self._held.close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()

@@ -21,6 +21,12 @@ Rules, stated once:
    ``max_body_size`` bytes gets 413, whose body names the option and the header.
 5. Every checked response varies on the headers the checks read (``Vary``), merged with the
    app's own.
+6. Reading a form body ahead of the app is bounded in time and in number: a body with no
+   progress for ``body_timeout`` seconds gets 408, and past ``max_buffered_bodies`` bodies
+   being read or held at once a form gets 503 with ``Retry-After`` (its body unread). Both
+   are logged at WARNING and counted (:attr:`CSRFMiddleware.bodies_cut_off`,
+   :attr:`CSRFMiddleware.bodies_refused_busy`): neither is a CSRF failure, and
+   ``on_failure`` is not called.
 
 It runs past 300 lines because the ASGI flow of a checked request (read ahead, replay, late-
 repeat refusal, failure strategies) is one job.
@@ -38,7 +44,7 @@ from .._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
 from ..errors import ConfigurationError
 from ..session import LoadedState, Session
 from .fields import _is_form, _scanner
-from .forms import _BodyReader, _Disconnected, _TooLarge
+from .forms import _BodyReader, _Disconnected, _Stalled, _TooLarge
 from .origin import _normalised_path, _OriginCheck
 from .reasons import CSRFReason, _explain
 from .tokens import FIELD_NAME, SESSION_KEY, _decode_secret, _session, token_matches
@@ -52,11 +58,17 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FailureHandler = Callable[[Scope, Receive, Send, CSRFReason], Awaitable[None]]
 
 _FORBIDDEN = "Forbidden: the request failed the CSRF check."
+#: The Retry-After (seconds) of the 503 for a form over ``max_buffered_bodies``.
+_BUSY_RETRY_AFTER = b"5"
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
 
 
 def _exemption(exempt: Sequence[str] | Callable[[str], bool]) -> Callable[[str], bool]:
     return exempt if callable(exempt) else path_prefixes("exempt", exempt)
+
+
+class _Busy(Exception):
+    """``max_buffered_bodies`` bodies are being read or held: this one is not read."""
 
 
 class CSRFMiddleware:
@@ -89,6 +101,16 @@ class CSRFMiddleware:
     :param max_body_size: bytes of form body read to find the token field; a form whose
         field comes later (after large file parts) gets 413. What is read ahead of the
         field is held in memory up to 256 KiB, then in a temporary file.
+    :param body_timeout: seconds a form body being read for its token may go without a
+        byte (10 by default; ``None``: no limit). Past it (cut off between ``body_timeout``
+        and ``body_timeout * 1.125`` seconds after the last message) the request gets 408
+        and the bytes held are dropped. Only the reading ahead of the app is timed: once
+        the app reads the body, a time limit is the app's or the server's.
+    :param max_buffered_bodies: how many form bodies may be read ahead or held (not yet
+        handed to the app) at once, across all requests (64 by default; ``None``: no
+        limit). A form beyond it gets 503 with ``Retry-After: 5``, its body unread. With
+        ``max_body_size``, it bounds what bodies cost: at most 256 KiB each in memory
+        (16 MiB in all by default), the rest of each in a temporary file.
     :param field_name: the form field that carries the token (Django's templates post
         ``csrfmiddlewaretoken``, Flask-WTF's ``csrf_token``).
     :param header_name: the request header that carries the token (Django and Flask-WTF
@@ -119,8 +141,15 @@ class CSRFMiddleware:
         field_name: str = FIELD_NAME,
         header_name: str = "X-CSRF-Token",
         expose_reason: bool = False,
+        body_timeout: float | None = 10.0,
+        max_buffered_bodies: int | None = 64,
     ) -> None:
         self.app: ASGIApp = app
+        #: Form bodies cut off by ``body_timeout`` (each answered 408), since the start.
+        self.bodies_cut_off: int = 0
+        #: Forms refused with 503 because ``max_buffered_bodies`` were being read at once.
+        self.bodies_refused_busy: int = 0
+        self._buffered = 0
         self._origin_check = _OriginCheck(
             trusted_origins,
             allow_same_site=allow_same_site,
@@ -152,6 +181,22 @@ class CSRFMiddleware:
         self._header = header_name
         self._header_key = header_name.lower().encode("ascii")
         self._expose_reason = expose_reason
+        if body_timeout is not None and (
+            isinstance(body_timeout, bool)
+            or not isinstance(body_timeout, (int, float))
+            or not 0 < body_timeout < float("inf")
+        ):
+            raise ConfigurationError(f"body_timeout={body_timeout!r}; give seconds > 0, or None.")
+        self._body_timeout = body_timeout
+        if max_buffered_bodies is not None and (
+            isinstance(max_buffered_bodies, bool)
+            or not isinstance(max_buffered_bodies, int)
+            or max_buffered_bodies < 1
+        ):
+            raise ConfigurationError(
+                f"max_buffered_bodies={max_buffered_bodies!r}; give a count >= 1, or None."
+            )
+        self._max_buffered = max_buffered_bodies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -182,6 +227,12 @@ class CSRFMiddleware:
                 reason, reader = await self._token_check(scope, receive, session)
             except _TooLarge:
                 await self._too_large(scope, send)
+                return
+            except _Stalled as stalled:
+                await self._stalled(scope, send, stalled.read)
+                return
+            except _Busy:
+                await self._busy(scope, send)
                 return
             except _Disconnected:
                 return
@@ -284,6 +335,31 @@ class CSRFMiddleware:
         )  # fmt: skip
         await send_plain(send, 413, f"Payload Too Large: {explained}.\n".encode())
 
+    async def _stalled(self, scope: Scope, send: Send, read: int) -> None:
+        self.bodies_cut_off += 1
+        explained = (
+            f"no byte of the form body arrived for {self._body_timeout} s "
+            f"(after {read} bytes); CSRFMiddleware's body_timeout"
+        )
+        logger.warning(
+            "Form body cut off: %s %s answered 408: %s.",
+            scope["method"], scope.get("path"), explained,
+        )  # fmt: skip
+        await send_plain(send, 408, f"Request Timeout: {explained}.\n".encode())
+
+    async def _busy(self, scope: Scope, send: Send) -> None:
+        self.bodies_refused_busy += 1
+        explained = (
+            f"{self._max_buffered} form bodies are being read already "
+            "(CSRFMiddleware's max_buffered_bodies)"
+        )
+        logger.warning(
+            "Form body not read: %s %s answered 503: %s.",
+            scope["method"], scope.get("path"), explained,
+        )  # fmt: skip
+        body = f"Service Unavailable: {explained}; try again shortly.\n".encode()
+        await send_plain(send, 503, body, [(b"retry-after", _BUSY_RETRY_AFTER)])
+
     async def _token_check(
         self, scope: Scope, receive: Receive, session: MutableMapping[str, Any]
     ) -> tuple[CSRFReason | None, _BodyReader | None]:
@@ -300,7 +376,11 @@ class CSRFMiddleware:
         content_types = header_values(headers, b"content-type")
         if len(content_types) != 1 or not _is_form(content_types[0]):
             return (CSRFReason.BAD_TOKEN if sent else CSRFReason.MISSING_TOKEN), None
-        reader = _BodyReader(receive, _scanner(content_types[0], self._field), self._max_body)
+        if self._max_buffered is not None and self._buffered >= self._max_buffered:
+            raise _Busy
+        scanner = _scanner(content_types[0], self._field)
+        reader = _BodyReader(receive, scanner, self._max_body, self._body_timeout, self._unbuffered)
+        self._buffered += 1  # until reader.close()
         try:
             await reader.read()
         except BaseException:
@@ -318,6 +398,9 @@ class CSRFMiddleware:
         if self._matches(secret, value, scope):
             return None, reader
         return CSRFReason.BAD_TOKEN, reader
+
+    def _unbuffered(self) -> None:
+        self._buffered -= 1
 
     def _matches(self, secret: bytes | None, token: bytes, scope: Scope) -> bool:
         if secret is None or not token.isascii():

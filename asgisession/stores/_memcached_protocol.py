@@ -163,15 +163,20 @@ class Slots:
 class Borrower:
     """Runs commands on connections of one aiomcache pool, at most its size at once.
 
-    aiomcache's pool counts a connection only once it is open, so commands that all find it
-    below its size each open one (a burst of 200 on an idle pool: 200 connections, the
-    extras closed again). So at most pool-size commands are in flight (:class:`Slots`), and
-    below its size they acquire in turn: the first opens the pool's connections, the rest
-    find them. The slots also hand connections over first come, first served, where
-    aiomcache's queue wakes waiters only for them to find the connection taken.
+    At most pool-size commands are in flight (:class:`Slots`, which also hands connections
+    over first come, first served). A command that finds no idle connection, while the pool
+    and the connections being opened number fewer than its size, opens one more: so the
+    pool grows with demand, one connection per waiting command, and a burst on an idle
+    pool opens as many connections as commands run at once, never more.
+
+    The connection is opened in a task of its own (:meth:`_open`), which puts it into the
+    pool when done: a command whose deadline passes while it connects still gives up at the
+    deadline, and the connection serves the next command. aiomcache's own ``acquire`` is not
+    used: it opens all ``minsize`` connections one after the other on first use, inside the
+    first command's deadline, and past that never opens another.
     """
 
-    __slots__ = ("_filling", "_pool", "_size", "_slots", "closing")
+    __slots__ = ("_change", "_opening", "_pool", "_size", "_slots", "_tasks", "closing")
 
     def __init__(self, pool: MemcachePool, size: int) -> None:
         #: Set when the pool is closing: connections are then closed, not pooled, after use.
@@ -179,7 +184,11 @@ class Borrower:
         self._pool = pool
         self._size = size
         self._slots = Slots(size)
-        self._filling = asyncio.Lock()
+        self._opening = 0  # connections being opened
+        # Resolved when a connection is released or an opening ends, for the commands
+        # that wait for one of those (see _acquire); None while nobody waits.
+        self._change: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, command: Callable[[Connection], Awaitable[_T]]) -> _T:
         """Run ``command`` on a pooled connection, waiting for one if all are busy."""
@@ -187,11 +196,7 @@ class Borrower:
         if not slots.take_now():
             await slots.take()
         try:
-            if pool.size() < self._size:
-                async with self._filling:
-                    conn = await pool.acquire()
-            else:
-                conn = await pool.acquire()
+            conn = self._idle() or await self._acquire()
             finished = False
             try:
                 result = await command(conn)
@@ -206,5 +211,83 @@ class Borrower:
                     # reader holds an exception.
                     conn.reader.set_exception(ConnectionAbortedError("not reusable"))
                 pool.release(conn)
+                if self._change is not None:
+                    self._changed()
         finally:
             slots.give()
+
+    async def _acquire(self) -> Connection:
+        """An idle connection of the pool, opening one if none is idle and there is room.
+
+        With none idle and no room (the others are in use, or being opened for commands
+        that gave up), wait until one is released or an opening ends, then look again.
+        """
+        pool = self._pool
+        while True:
+            conn = self._idle()
+            if conn is not None:
+                return conn
+            if not self.closing and pool.size() + self._opening < self._size:
+                # The opening goes on if this command gives up; its error is this command's.
+                await asyncio.shield(self._start_opening())
+                continue
+            if self.closing:
+                raise ConnectionAbortedError("the store is closing")
+            if self._change is None:
+                self._change = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._change)
+
+    def _idle(self) -> Connection | None:
+        """The idle connection used last, taken (no await: the common case costs no coroutine).
+
+        Last in, first out, as redis-py's pool: calls one after another keep to one warm
+        connection (and one memcached worker thread), where taking the oldest would rotate
+        them over every connection the pool ever opened (10% slower per call at 50).
+        """
+        pool = self._pool
+        idle: asyncio.Queue[Connection] = pool._pool
+        # The queue is unbounded (nobody waits to put), so taking from its end directly
+        # leaves its bookkeeping as get_nowait() would.
+        held = idle._queue  # type: ignore[attr-defined]
+        while held:
+            conn: Connection = held.pop()
+            if conn.reader.at_eof() or conn.reader.exception() is not None:
+                pool._do_close(conn)  # closed by the server while idle
+                continue
+            pool._in_use.add(conn)
+            return conn
+        return None
+
+    def _changed(self) -> None:
+        change, self._change = self._change, None
+        if change is not None and not change.done():
+            change.set_result(None)
+
+    def _start_opening(self) -> asyncio.Task[None]:
+        self._opening += 1
+        task = asyncio.ensure_future(self._open())
+        self._tasks.add(task)
+        task.add_done_callback(self._opened)
+        return task
+
+    async def _open(self) -> None:
+        pool = self._pool
+        reader, writer = await asyncio.open_connection(pool._host, pool._port, **pool.conn_args)
+        conn = Connection(reader, writer)
+        if self.closing:
+            pool._do_close(conn)
+        else:
+            pool._pool.put_nowait(conn)
+
+    def _opened(self, task: asyncio.Task[None]) -> None:
+        self._opening -= 1
+        self._tasks.discard(task)
+        self._changed()
+        if not task.cancelled():
+            task.exception()  # raised in the command that waited, if it still did
+
+    def cancel_opening(self) -> None:
+        """Stop the connections still being opened (the pool is closing)."""
+        for task in list(self._tasks):
+            task.cancel()
+        self._changed()

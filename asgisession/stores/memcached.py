@@ -22,7 +22,10 @@ is ``touch``, ``delete`` is ``delete``, ``add`` is ``add``. Rules on top of thos
    mid-reply, so the next command reads the late reply. This store therefore borrows
    connections from the client's pool and speaks the protocol itself
    (:mod:`asgisession.stores._memcached_protocol` says why and how); a connection whose
-   command did not finish is closed, never pooled. Every command is bounded by ``timeout``:
+   command did not finish is closed, never pooled. A command that finds no idle connection
+   opens one (up to ``pool_size``) in a task of its own: if its deadline passes first, it
+   gives up, and the connection joins the pool for the next one. Every command is bounded
+   by ``timeout``:
    on Python 3.11+ by one timer per store (:mod:`.deadlines`), which cuts a command off
    between ``timeout`` and ``timeout * 1.125`` seconds; on 3.10 by ``asyncio.wait_for``.
 5. **User index.** memcached has no sets: an index is one item holding a compact JSON object,
@@ -61,6 +64,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote
@@ -73,6 +77,7 @@ from aiomcache.pool import Connection, MemcachePool
 from ..errors import AsgiSessionError, ConfigurationError, StoreUnavailable
 from . import _urls
 from ._memcached_protocol import Borrower, ServerError, Unexpected, exchange, retrieve, version
+from ._slow import QUARTER_OF_TIMEOUT, SlowCalls, threshold
 from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
@@ -190,15 +195,25 @@ class MemcachedStore(ClosingStore):
     :param host: memcached's address, when the store builds its client.
     :param port: memcached's port, when the store builds its client.
     :param namespace: prefix of every key, printable ASCII without spaces (may be empty).
-    :param pool_size: connections the built client keeps open (all opened on first use).
+    :param pool_size: the most connections open at once, which is also the most commands in
+        flight (more wait for one, within ``timeout``). Connections are opened as commands
+        need them, each off the clock of the command that asked (rule 4). 50 by default, as
+        RedisStore's pool: with fewer, a slow memcached makes commands queue for
+        connections and time out while waiting.
     :param timeout: seconds any one memcached command may take, waiting for a pooled
         connection included, before it raises StoreUnavailable.
+    :param slow_after: a command that completes in this many seconds or more is logged at
+        WARNING (store, command, duration) and counted in :attr:`slow_calls`; a quarter of
+        ``timeout`` by default, ``None`` for never.
     :param max_item_size: memcached's ``-I`` in bytes (1 MB by default).
     :param client: an aiomcache client to use instead of building one.
     :param clock: returns unix time; for tests.
     :raises ConfigurationError: for an invalid setting.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       ``pool_size`` defaults to 50 (it was 8), and connections are opened on demand.
     """
 
     #: Tries of a user-index update (``gets`` then ``cas``) before :class:`IndexContention`.
@@ -210,11 +225,12 @@ class MemcachedStore(ClosingStore):
         port: int = 11211,
         *,
         namespace: str = "asgisession:",
-        pool_size: int = 8,
+        pool_size: int = 50,
         timeout: float = 2.0,
         max_item_size: int = 1024 * 1024,
         client: aiomcache.Client | None = None,
         clock: Callable[[], float] = time.time,
+        slow_after: float | None = QUARTER_OF_TIMEOUT,
     ) -> None:
         if not isinstance(namespace, str) or not _PRINTABLE.fullmatch(namespace):
             raise ConfigurationError(
@@ -237,6 +253,7 @@ class MemcachedStore(ClosingStore):
         self.namespace = namespace
         self.timeout: float = float(timeout)
         self._deadlines = Deadlines(self.timeout)
+        self._slow = SlowCalls("memcached", threshold(slow_after, self.timeout))
         self._clock = clock
         self._owns_client = client is None
         self._client = client
@@ -253,9 +270,9 @@ class MemcachedStore(ClosingStore):
         """A store that builds its own client for ``memcached://host[:port]``.
 
         The host defaults to 127.0.0.1 and the port to 11211. The query may set
-        ``timeout``, ``namespace``, ``pool_size`` and ``max_item_size``; ``options`` are the
-        constructor's keywords, and one option may not come both ways. The store talks to
-        one server: a URL naming several (``memcached://a,b``) is refused.
+        ``timeout``, ``slow_after``, ``namespace``, ``pool_size`` and ``max_item_size``;
+        ``options`` are the constructor's keywords, and one option may not come both ways.
+        The store talks to one server: a URL naming several (``memcached://a,b``) is refused.
 
         :raises ConfigurationError: for another scheme, several hosts, user info, a path,
             or a bad parameter, naming the part.
@@ -272,6 +289,7 @@ class MemcachedStore(ClosingStore):
             )
         converters: dict[str, _urls.Converter] = {
             "timeout": _urls.as_seconds,
+            "slow_after": _urls.as_seconds_or_none,
             "namespace": _urls.as_str,
             "pool_size": _urls.as_int(1),
             "max_item_size": _urls.as_int(1024),
@@ -283,6 +301,11 @@ class MemcachedStore(ClosingStore):
         if parts.port is not None:
             options["port"] = parts.port
         return cls(**options)
+
+    @property
+    def slow_calls(self) -> Counter[str]:
+        """Commands that completed in ``slow_after`` seconds or more, by name (``"a get"``)."""
+        return self._slow.counts
 
     @property
     def client(self) -> aiomcache.Client | None:
@@ -376,6 +399,7 @@ class MemcachedStore(ClosingStore):
         self._closed = True
         if self._borrower is not None and self._owns_client:
             self._borrower.closing = True  # commands still in flight close their connection
+            self._borrower.cancel_opening()
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
             await client.close()
@@ -473,11 +497,13 @@ class MemcachedStore(ClosingStore):
                 self._client = aiomcache.Client(self.host, self.port, pool_size=self.pool_size)
             pool = self._use_pool_of(self._client)
             borrower = cast("Borrower", self._borrower)
+        began = time.monotonic()
         try:
             if sys.version_info >= (3, 11):
                 with self._deadlines.bound():
-                    return await borrower.run(command)
-            return await asyncio.wait_for(borrower.run(command), self.timeout)
+                    result = await borrower.run(command)
+            else:
+                result = await asyncio.wait_for(borrower.run(command), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
             raise StoreUnavailable(
                 f"memcached at {self._address(pool)} did not answer {what} within {self.timeout} s"
@@ -486,6 +512,10 @@ class MemcachedStore(ClosingStore):
             raise StoreUnavailable(
                 f"memcached at {self._address(pool)} failed {what}: {exc!r}"
             ) from exc
+        took = time.monotonic() - began
+        if took >= self._slow.threshold:
+            self._slow.record(what, took)
+        return result
 
     @staticmethod
     def _address(pool: MemcachePool) -> str:

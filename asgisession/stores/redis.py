@@ -37,6 +37,8 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urlunsplit
@@ -48,6 +50,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigurationError, StoreUnavailable
 from . import _urls
+from ._redis_setup import setup_off_the_clock
+from ._slow import QUARTER_OF_TIMEOUT, SlowCalls, threshold
 from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
 
@@ -91,7 +95,9 @@ class RedisStore(ClosingStore):
     seconds; on 3.10 by ``asyncio.wait_for``.
     That bounds the whole operation: waiting for a pooled connection, connecting,
     redis-py's own retries with their backoff (10 by default in redis-py 8), and
-    cluster redirects. A ``socket_timeout`` bounds each socket read only, so with retries
+    cluster redirects. (For a client built by :meth:`from_url`, the caller stops waiting
+    for a new connection at the timeout, but the connection's setup goes on; see there.)
+    A ``socket_timeout`` bounds each socket read only, so with retries
     an operation could take many times as long. Cancelling a command mid-flight is safe:
     redis-py drops a connection whose reply is still unread instead of returning it to
     the pool. The tests check this against a real server. ``timeout=None`` leaves only
@@ -103,6 +109,9 @@ class RedisStore(ClosingStore):
     :param namespace: prefixed to every key; no ``{`` or ``}`` (see the module docstring).
     :param timeout: seconds each operation may take before it raises
         :class:`~asgisession.errors.StoreUnavailable`, or ``None`` for no bound.
+    :param slow_after: an operation that completes in this many seconds or more is logged
+        at WARNING (store, operation, duration) and counted in :attr:`slow_calls`; a quarter
+        of ``timeout`` by default, ``None`` for never.
     :raises ConfigurationError: for a decoding client, a bad namespace or a bad timeout.
 
     .. versionadded:: 0.1
@@ -119,6 +128,7 @@ class RedisStore(ClosingStore):
         *,
         namespace: str = "asgisession:",
         timeout: float | None = 2.0,
+        slow_after: float | None = QUARTER_OF_TIMEOUT,
     ) -> None:
         if client.get_connection_kwargs().get("decode_responses"):
             raise ConfigurationError(
@@ -143,6 +153,7 @@ class RedisStore(ClosingStore):
         self.namespace = namespace
         self.timeout = timeout
         self._deadlines = None if timeout is None else Deadlines(timeout)
+        self._slow = SlowCalls("Redis", threshold(slow_after, timeout))
         self._owns_client = False
         self._closed = False
 
@@ -151,16 +162,24 @@ class RedisStore(ClosingStore):
         """A store with its own ``redis.asyncio.Redis`` client, which it closes in aclose().
 
         ``url`` is ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or
-        ``unix:///path/to/socket``. Its query may set the store's ``timeout`` (seconds, or
-        ``none``) and ``namespace``, and any connection option redis-py reads from a URL
-        (``db``, ``socket_timeout``, ``max_connections``, ``protocol``, ...). ``options``
-        are the store's keywords (``namespace``, ``timeout``) and the client's (passed to
+        ``unix:///path/to/socket``. Its query may set the store's ``timeout`` and
+        ``slow_after`` (seconds, or ``none``) and ``namespace``, and any connection option
+        redis-py reads from a URL (``db``, ``socket_timeout``, ``max_connections``,
+        ``protocol``, ...). ``options`` are the store's keywords (``namespace``,
+        ``timeout``, ``slow_after``) and the client's (passed to
         ``redis.asyncio.BlockingConnectionPool.from_url``); one option may not come both
         ways. Unless given, ``socket_timeout`` and ``socket_connect_timeout`` default to
         ``timeout``, so the client also gives up on a silent socket by itself. Nothing
         connects until the first operation. For a Redis Cluster, create a
         ``redis.asyncio.RedisCluster`` and pass it to the constructor. It then stays yours
         to close.
+
+        A new connection makes as few round trips as redis-py allows before its first
+        command: ``protocol`` is 2 (RESP3 would add ``HELLO`` and a maintenance-notifications
+        command) and ``driver_info`` is ``None`` (no ``CLIENT SETINFO``), unless given. Its
+        setup (connect, TLS, ``AUTH``, ``SELECT``) runs in a task of its own: a call whose
+        timeout passes during it still fails at the timeout, but the setup goes on and the
+        connection joins the pool, so the pool can grow while Redis is slow.
 
         The pool holds at most ``max_connections`` connections (50 unless given). A
         command that finds them all busy waits for one, within ``timeout``: redis-py's
@@ -180,7 +199,11 @@ class RedisStore(ClosingStore):
                     "number (as in redis://host:6379/0)."
                 )
         converters: dict[str, _urls.Converter] = dict.fromkeys(_CLIENT_QUERY, _urls.as_str)
-        converters.update(timeout=_urls.as_seconds_or_none, namespace=_urls.as_str)
+        converters.update(
+            timeout=_urls.as_seconds_or_none,
+            slow_after=_urls.as_seconds_or_none,
+            namespace=_urls.as_str,
+        )
         # Read here, not by redis-py (which would pass on the string "false", a true value),
         # so that the constructor refuses a decoding client with its own message.
         converters["decode_responses"] = _urls.as_bool
@@ -189,10 +212,13 @@ class RedisStore(ClosingStore):
             decode = {"decode_responses": query.pop("decode_responses")}
             options = _urls.merge(url, decode, options)
         options = _urls.merge(
-            url, {k: query.pop(k) for k in ("timeout", "namespace") if k in query}, options
+            url,
+            {k: query.pop(k) for k in ("timeout", "slow_after", "namespace") if k in query},
+            options,
         )
         namespace = options.pop("namespace", "asgisession:")
         timeout = options.pop("timeout", 2.0)
+        slow = options.pop("slow_after", QUARTER_OF_TIMEOUT)
         client_kwargs = options
         for name in query.keys() & client_kwargs.keys():
             raise ConfigurationError(
@@ -205,15 +231,26 @@ class RedisStore(ClosingStore):
             client_kwargs.setdefault("socket_connect_timeout", timeout)
         # The client holds no connection yet, so dropping it on a refusal leaks nothing.
         client_kwargs.setdefault("timeout", timeout)  # the pool's wait for a free connection
+        # Nothing sent before the first command (see _redis_setup): RESP3 would add HELLO and
+        # a maintenance-notifications command, driver info a CLIENT SETINFO.
+        if "protocol" not in query:
+            client_kwargs.setdefault("protocol", 2)
+        client_kwargs.setdefault("driver_info", None)
         try:
             pool = BlockingConnectionPool.from_url(client_url, **client_kwargs)
         except ValueError as exc:  # redis-py's messages name the option, not the password
             raise ConfigurationError(f"{_urls.redact(url)!r}: {exc}") from None
+        pool.connection_class = setup_off_the_clock(pool.connection_class)
         client = Redis(connection_pool=pool)
         client.auto_close_connection_pool = True  # as Redis.from_url does: aclose() closes it
-        store = cls(client, namespace=namespace, timeout=timeout)
+        store = cls(client, namespace=namespace, timeout=timeout, slow_after=slow)
         store._owns_client = True
         return store
+
+    @property
+    def slow_calls(self) -> Counter[str]:
+        """Operations that completed in ``slow_after`` seconds or more, by name (``"GET"``)."""
+        return self._slow.counts
 
     @property
     def client(self) -> Redis | RedisCluster:
@@ -232,15 +269,17 @@ class RedisStore(ClosingStore):
         except RuntimeError:  # under Trio, say so instead of failing somewhere in redis-py
             raise asyncio_only("RedisStore", "redis.asyncio is asyncio-only") from None
         deadlines = self._deadlines
+        began = time.monotonic()
         try:
             if deadlines is None:
-                return await self._when_ready(operation)
-            if sys.version_info >= (3, 11):
+                result = await self._when_ready(operation)
+            elif sys.version_info >= (3, 11):
                 with deadlines.bound():
                     if self._cluster:
                         await self._cluster_ready()
-                    return await operation()
-            return await asyncio.wait_for(self._when_ready(operation), deadlines.timeout)
+                    result = await operation()
+            else:
+                result = await asyncio.wait_for(self._when_ready(operation), deadlines.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
             raise StoreUnavailable(
                 f"the session store did not answer Redis {what} within {self.timeout} s"
@@ -253,6 +292,10 @@ class RedisStore(ClosingStore):
             ) from exc
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailable(f"Redis {what} failed: {type(exc).__name__}: {exc}") from exc
+        took = time.monotonic() - began
+        if took >= self._slow.threshold:
+            self._slow.record(what, took)
+        return result
 
     async def _when_ready(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         if self._cluster:

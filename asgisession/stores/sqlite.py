@@ -51,6 +51,7 @@ import re
 import sqlite3
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -58,6 +59,7 @@ from urllib.parse import unquote
 
 from ..errors import ConfigurationError, StoreUnavailable
 from . import _urls
+from ._slow import QUARTER_OF_TIMEOUT, SlowCalls, threshold
 from ._sqlite_statements import (
     META_TABLE,
     SCHEMA_VERSION,
@@ -95,6 +97,9 @@ class SQLiteStore(ClosingStore):
     :param sweep_interval: the fewest seconds between two sweeps of expired rows.
     :param sweep_batch: the most rows one sweep transaction deletes.
     :param clock: returns unix time; for tests.
+    :param slow_after: a call that completes in this many seconds or more is logged at
+        WARNING (store, operation, duration) and counted in :attr:`slow_calls`; a quarter
+        of ``timeout`` by default, ``None`` for never.
     :raises ConfigurationError: for a bad setting; also on first use, for a table written
         by a newer asgisession or by something else, or under an event loop other than
         asyncio's.
@@ -120,6 +125,7 @@ class SQLiteStore(ClosingStore):
         sweep_interval: float = 60,
         sweep_batch: int = 500,
         clock: Callable[[], float] = time.time,
+        slow_after: float | None = QUARTER_OF_TIMEOUT,
     ) -> None:
         if (
             not isinstance(table, str)
@@ -151,6 +157,7 @@ class SQLiteStore(ClosingStore):
         waits = busy_timeout if timeout is None else min(busy_timeout, timeout * self._grace)
         self._busy_ms = int(waits * 1000)
         self._deadlines = None if timeout is None else Deadlines(timeout)
+        self._slow = SlowCalls("SQLite", threshold(slow_after, timeout))
         self._worker: Worker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[Pending] = []
@@ -162,14 +169,19 @@ class SQLiteStore(ClosingStore):
         self._last_sweep = -math.inf
         self._hops = 0  # thread hops taken; tests and benchmarks read it
 
+    @property
+    def slow_calls(self) -> Counter[str]:
+        """Calls that completed in ``slow_after`` seconds or more, by operation."""
+        return self._slow.counts
+
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
         """A store from ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``.
 
         As in SQLAlchemy, the path is what follows the third slash: a fourth makes it
-        absolute. The query may set ``timeout`` (seconds, or ``none``), ``busy_timeout``,
-        ``sweep_interval``, ``sweep_batch`` and ``table``; ``options`` are the constructor's
-        keywords, and one option may not come both ways.
+        absolute. The query may set ``timeout`` and ``slow_after`` (seconds, or ``none``),
+        ``busy_timeout``, ``sweep_interval``, ``sweep_batch`` and ``table``; ``options`` are
+        the constructor's keywords, and one option may not come both ways.
 
         :raises ConfigurationError: for another scheme, a host, no path, or a bad parameter.
         """
@@ -187,6 +199,7 @@ class SQLiteStore(ClosingStore):
         converters: dict[str, _urls.Converter] = {
             "timeout": _urls.as_seconds_or_none,
             "busy_timeout": _urls.as_seconds,
+            "slow_after": _urls.as_seconds_or_none,
             "sweep_interval": _urls.as_seconds,
             "sweep_batch": _urls.as_int(1),
             "table": _urls.as_str,
@@ -302,20 +315,31 @@ class SQLiteStore(ClosingStore):
         """Run one operation within ``timeout``: at once when idle, else in the next batch."""
         self._bind()  # first: under Trio, the error that says why
         deadlines = self._deadlines
+        began = time.monotonic()
         if deadlines is None:
-            return cast("_T", await self._submit(Pending(run, writes, None)))
-        pending = Pending(run, writes, time.monotonic() + deadlines.timeout * self._grace)
+            result = await self._submit(Pending(run, writes, None))
+            self._check_slow(what, began)
+            return cast("_T", result)
+        pending = Pending(run, writes, began + deadlines.timeout * self._grace)
         try:
             if sys.version_info >= (3, 11):
                 with deadlines.bound():
-                    return cast("_T", await self._submit(pending))
-            return cast("_T", await asyncio.wait_for(self._submit(pending), deadlines.timeout))
+                    result = await self._submit(pending)
+            else:
+                result = await asyncio.wait_for(self._submit(pending), deadlines.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
             outcome = "nothing was written" if abandon(pending) else "it may have been written"
             raise StoreUnavailable(
                 f"SQLite database {self.path!r} did not answer {what} within {self.timeout} s "
                 f"({outcome}). Another connection may hold its write lock, or the disk is slow."
             ) from None
+        self._check_slow(what, began)
+        return cast("_T", result)
+
+    def _check_slow(self, what: str, began: float) -> None:
+        took = time.monotonic() - began
+        if took >= self._slow.threshold:
+            self._slow.record(what, took)
 
     async def _submit(self, pending: Pending) -> Any:
         loop = cast("asyncio.AbstractEventLoop", self._loop)

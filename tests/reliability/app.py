@@ -11,6 +11,9 @@ Routes (raw ASGI, JSON bodies):
   skipping or repeating.
 * ``/read`` returns the whole session.
 
+:func:`csrf_app_from_env` serves :func:`body_length_app` behind CSRFMiddleware, for the
+slow-client tests.
+
 :func:`app_from_env` builds the app for ``uvicorn --factory`` in a child process: the store
 is named by ``$ASGISESSION_TEST_STORE`` (``cookie``, ``sqlite:<path>``, ``redis:<port>``,
 ``memcached:<port>``) and the secret by ``$SECRET_KEY_BASE``; the store is closed at
@@ -24,12 +27,14 @@ import os
 from typing import Any
 from urllib.parse import parse_qsl
 
-from asgisession import Session, SessionMiddleware
+from asgisession import CSRFMiddleware, Session, SessionMiddleware
 from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore, Store
 
 LOOPBACK = "127.0.0.1"
 STORE_ENV = "ASGISESSION_TEST_STORE"
+#: CSRFMiddleware's keywords, as a JSON object, for :func:`csrf_app_from_env`.
+CSRF_ENV = "ASGISESSION_TEST_CSRF"
 
 
 async def respond(send: Send, status: int, body: Any) -> None:
@@ -102,3 +107,31 @@ def app_from_env() -> ASGIApp:
         counter_app, secret_key_base=os.environ["SECRET_KEY_BASE"], store=store
     )
     return closing(middleware, store)
+
+
+async def body_length_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the whole request body and answers its length; lifespan events are acknowledged.
+
+    ``/unread`` answers at once without reading the body: what the server alone costs.
+    """
+    if scope["type"] == "lifespan":
+        await counter_app(scope, receive, send)
+        return
+    if scope["path"] == "/unread":
+        await respond(send, 200, {"bytes": None})
+        return
+    length = 0
+    while True:
+        message = await receive()
+        length += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    await respond(send, 200, {"bytes": length})
+
+
+def csrf_app_from_env() -> ASGIApp:
+    """:func:`body_length_app` behind CSRFMiddleware (keywords from ``$ASGISESSION_TEST_CSRF``)."""
+    options = json.loads(os.environ.get(CSRF_ENV, "{}"))
+    return SessionMiddleware(
+        CSRFMiddleware(body_length_app, **options), secret_key_base=os.environ["SECRET_KEY_BASE"]
+    )

@@ -3,7 +3,7 @@
 
 The counter app (:mod:`tests.reliability.app`) runs under uvicorn in a child process on
 127.0.0.1 with the cookie store, SQLite on a file, a real redis-server and a real memcached,
-each with its default settings (store timeout 2 s, memcached pool of 8). 200 clients, each an
+each with its default settings (store timeout 2 s, memcached pool of 50). 200 clients, each an
 ``httpx.AsyncClient`` with its own cookie jar and connection, send ``ROUNDS`` read-modify-write
 requests one after another (``$ASGISESSION_LOAD_ROUNDS``, 5 by default), all clients at
 once, then read their session back.

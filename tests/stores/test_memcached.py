@@ -652,13 +652,15 @@ async def test_index_contention_gives_up_with_a_clear_error(
 async def test_owned_client_is_built_on_first_use_and_closed(
     own_memcached: ServerProcess,
 ) -> None:
-    """The store connects on first use (pool_size connections) and closes them in aclose."""
+    """The store connects on first use (a connection per command in flight) and closes them."""
     port = own_memcached.port
     base = await idle_connections(port)
     store = MemcachedStore(port=port, pool_size=3)
     try:
         await wait_for_connections(port, base)
         await store.save(new_key(), b"v", ttl=60)
+        await wait_for_connections(port, base + 1)
+        await asyncio.gather(*(store.save(new_key(), b"v", ttl=60) for _ in range(9)))
         await wait_for_connections(port, base + 3)
     finally:
         await store.aclose()
@@ -696,6 +698,31 @@ async def test_a_burst_on_an_idle_pool_opens_no_more_than_the_pool(
         assert 4 == proxy.connections - 1
 
 
+async def test_a_connection_opened_too_late_for_its_command_serves_the_next(
+    memcached: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections are opened off the command's clock: a command whose timeout passes while
+    its connection is being opened fails, and the connection, once open, serves the next
+    command (which waits for it rather than opening another)."""
+    real_open = asyncio.open_connection
+    opened = 0
+
+    async def slow_open(*args: Any, **kwargs: Any) -> Any:
+        nonlocal opened
+        opened += 1
+        await asyncio.sleep(0.6)  # a TCP connect across a slow network
+        return await real_open(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "open_connection", slow_open)
+    async with MemcachedStore(port=memcached.port, pool_size=1, timeout=0.5) as store:
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="did not answer"):
+            await store.load(new_key())
+        assert None is await store.load(new_key())  # on the connection the first one asked for
+        assert time.monotonic() - began < 1.0
+        assert 1 == opened
+
+
 async def test_passed_in_client_is_never_closed(own_memcached: ServerProcess) -> None:
     """A store around the caller's client leaves its connections open; the caller closes it."""
     port = own_memcached.port
@@ -705,11 +732,11 @@ async def test_passed_in_client_is_never_closed(own_memcached: ServerProcess) ->
         async with MemcachedStore(client=client, namespace="x:") as store:
             assert client is store.client
             assert await store.save("k", b"v", ttl=60)
-            await wait_for_connections(port, base + 2)
+            await wait_for_connections(port, base + 1)  # the store opens what it needs
         await asyncio.sleep(0.2)
-        await wait_for_connections(port, base + 2)
+        await wait_for_connections(port, base + 1)
         assert b"v" == await client.get(b"x:k")
-        await wait_for_connections(port, base + 2)
+        await wait_for_connections(port, base + 2)  # aiomcache fills its pool_minsize
     finally:
         await client.close()
     await wait_for_connections(port, base)
