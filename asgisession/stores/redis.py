@@ -233,7 +233,7 @@ class RedisStore(ClosingStore):
         ``unix:///path/to/socket``, or
         ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``
         to find the primary of ``service`` through Redis Sentinel (sentinel port 26379
-        unless given; see :mod:`asgisession.stores._redis_sentinel`, which takes the
+        unless given; see ``asgisession.stores._redis_sentinel``, which takes the
         store's query options only). Its query may set the store's ``timeout`` and
         ``slow_after`` (seconds, or ``none``), ``namespace``, ``wait_replicas`` and
         ``wait_timeout``, and any connection option
