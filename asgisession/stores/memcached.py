@@ -57,8 +57,9 @@ later retry can succeed, so the middleware answers 503 with Retry-After as for a
 that is out of reach.
 
 It runs past 300 lines because the user index on a store without transactions (CAS retries,
-expiry of index entries) is part of the adapter; the wire protocol is in
-``_memcached_protocol.py``.
+expiry of index entries) is part of the adapter, as are the checks of its settings; the
+wire protocol is in ``_memcached_protocol.py``, the ring of servers in
+``_memcached_ring.py``.
 """
 
 from __future__ import annotations

@@ -44,8 +44,9 @@ Errors: every redis-py error (whose ``ConnectionError`` and ``TimeoutError`` sha
 builtins) and every timeout becomes :class:`~asgisession.errors.StoreUnavailable`, with
 the original error as ``__cause__``.
 
-It runs past 300 lines because single servers and Redis Cluster (hash tags, per-node calls)
-are one adapter with one set of errors.
+It runs past 300 lines because single servers, Sentinel (``WAIT`` after writes) and Redis
+Cluster (hash tags, per-node calls) are one adapter with one set of errors; parsing a
+``redis+sentinel://`` URL is in ``_redis_sentinel.py``.
 """
 
 from __future__ import annotations
