@@ -8,6 +8,8 @@ bound, by the same store object (nothing restarted on the app's side).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -138,6 +140,26 @@ async def test_wait_replicas_reaches_the_replica(shared_sentinels: SentinelSetup
                 assert replica.ttl(store.namespace + key) > 60
                 await store.delete(key)
                 assert None is replica.get(store.namespace + key)
+
+
+async def test_wait_replicas_waits_for_the_replica_to_have_it(
+    shared_sentinels: SentinelSetup,
+) -> None:
+    """A replica that is connected but has not received the write does not count: with the
+    replica's process paused (shorter than the sentinels' down-after), the write raises."""
+    replica = shared_sentinels.replica.process
+    assert replica is not None
+    async with RedisStore.from_url(
+        shared_sentinels.url, wait_replicas=1, wait_timeout=0.3
+    ) as store:
+        assert await store.save(new_key(), b"before", ttl=60)
+        os.kill(replica.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(StoreUnavailable, match="0 of the 1 replicas"):
+                await store.save(new_key(), b"paused", ttl=60)
+        finally:
+            os.kill(replica.pid, signal.SIGCONT)
+        assert await store.save(new_key(), b"after", ttl=60)
 
 
 async def test_wait_replicas_without_a_replica_fails_in_time(lone_primary: ServerProcess) -> None:
