@@ -12,10 +12,12 @@ Pairs: ``SQLiteStore`` against aiosqlite with one hop per operation (``SELECT`` 
 ``INSERT ... ON CONFLICT``, one ``execute`` each, as ``sqlite_hops.py`` does it) and against
 ``sqlite3`` in the event loop's thread (the floor: no hop at all, but it blocks the loop);
 ``RedisStore`` against ``redis.asyncio`` ``GET`` / ``SET EX``; ``MemcachedStore`` against
-``aiomcache`` ``get`` / ``set``; ``MemoryStore`` against a plain dict. redis-server and
-memcached are started on free loopback ports and stopped by pid; a missing binary skips
-its rows with a message. Saves use ``replace=False`` (an upsert), the same operation the
-raw clients make.
+``aiomcache`` ``get`` / ``set``; ``PostgresStore`` against an asyncpg pool of the same
+size sending the same two statements (``SELECT`` and ``INSERT ... ON CONFLICT``, prepared
+and cached by asyncpg for both); ``MemoryStore`` against a plain dict. redis-server,
+memcached and PostgreSQL are started on free loopback ports and stopped by pid; a missing
+binary skips its rows with a message. Saves use ``replace=False`` (an upsert), the same
+operation the raw clients make.
 """
 
 from __future__ import annotations
@@ -129,6 +131,24 @@ class RawMemcached:
         return bool(await self.client.set(b"raw:" + key.encode(), data, exptime=ttl))  # type: ignore[attr-defined]
 
 
+class RawPostgres:
+    """asyncpg's pool shortcuts (acquire, one statement, release) with the store's SQL."""
+
+    def __init__(self, pool: object, table: str) -> None:
+        from asgisession.stores._postgres_statements import Statements
+
+        self.pool = pool
+        self.sql = Statements(table)
+
+    async def load(self, key: str) -> bytes | None:
+        value: bytes | None = await self.pool.fetchval(self.sql.load, key)  # type: ignore[attr-defined]
+        return value
+
+    async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        await self.pool.execute(self.sql.upsert, key, data, ttl)  # type: ignore[attr-defined]
+        return True
+
+
 # -- the groups of candidates ---------------------------------------------------------------
 
 Group = dict[str, KeyValue]  # the first is asgisession's store, the others its baselines
@@ -196,6 +216,32 @@ async def memcached_group(workdir: Path) -> AsyncIterator[Group]:
 
 
 @asynccontextmanager
+async def postgres_group(workdir: Path) -> AsyncIterator[Group]:
+    import asyncpg
+
+    from asgisession.stores import PostgresStore
+
+    server = servers.postgres_server()
+    url = f"postgresql://postgres@{servers.LOOPBACK}:{server.port}/postgres"
+    store = PostgresStore(url, table="bench_store")
+    schema_maker = PostgresStore(url, table="bench_raw")  # the raw client needs the table
+    try:
+        await schema_maker.ping()
+        await schema_maker.aclose()
+        pool = await asyncpg.create_pool(url, min_size=store.min_size, max_size=store.max_size)
+        try:
+            yield {
+                "asgisession PostgresStore": store,
+                "raw asyncpg pool": RawPostgres(pool, "bench_raw"),
+            }
+        finally:
+            await store.aclose()
+            await pool.close()
+    finally:
+        server.stop()
+
+
+@asynccontextmanager
 async def memory_group(workdir: Path) -> AsyncIterator[Group]:
     from asgisession.stores import MemoryStore
 
@@ -212,6 +258,7 @@ GROUPS: dict[
     "sqlite": (sqlite_group, None),
     "redis": (redis_group, ("redis-server", "redis-server")),
     "memcached": (memcached_group, ("memcached", "memcached")),
+    "postgres": (postgres_group, None),  # checked by servers.missing_postgres()
     "memory": (memory_group, None),
 }
 
@@ -322,7 +369,10 @@ async def run(mode: Mode, progress: Progress) -> SectionResult:
     progress.begin(SECTION, f"{len(GROUPS)} stores x {sizes.rounds} rounds")
     with tempfile.TemporaryDirectory(prefix="asgisession-bench-") as tmp:
         for kind, (factory, binary) in GROUPS.items():
-            if binary is not None and (why := servers.missing(*binary)):
+            why = servers.missing(*binary) if binary is not None else None
+            if kind == "postgres":
+                why = servers.missing_postgres()
+            if why:
                 result.skipped.append(f"{kind}: {why}")
                 progress.note(f"stores: skipping {kind}: {why}")
                 continue

@@ -64,7 +64,7 @@ autodoc_type_aliases = {
 # only, so they are let through by module; anything under asgisession must resolve.
 nitpick_ignore_regex = [
     (r"py:.*", r"(collections\.abc|typing|typing_extensions|types|enum|datetime|os)\..*"),
-    (r"py:.*", r"(redis|aiomcache|aiosqlite|sqlite3|cryptography)\..*"),
+    (r"py:.*", r"(redis|aiomcache|aiosqlite|asyncpg|sqlite3|cryptography)\..*"),
     # The frameworks the adapters in asgisession.integrations plug into.
     (r"py:.*", r"(fastapi|starlette|litestar|quart|flask|werkzeug|django)\..*"),
     (r"py:class", r"(int|str|bytes|float|bool|object|None|Exception|ValueError)"),

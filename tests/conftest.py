@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from .redis_cluster import RedisClusterProcesses, start_redis_cluster
-from .servers import ServerProcess, memcached_server, redis_server
+from .servers import PostgresServer, ServerProcess, memcached_server, postgres_server, redis_server
 
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
@@ -54,6 +54,14 @@ def memcached_proc() -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_proc() -> Iterator[PostgresServer]:
+    """A real PostgreSQL (initdb into a temporary directory), one for the whole run: initdb
+    takes seconds. Tests keep apart by table; a test that stops it starts it again."""
+    with postgres_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -80,6 +82,11 @@ class ServerProcess:
     argv: list[str]
     port: int
     cwd: Path | None = None
+    #: Stops the server at once, closing its clients' connections (PostgreSQL's SIGTERM
+    #: would wait for every client to disconnect; its SIGINT is the fast shutdown).
+    stop_signal: int = signal.SIGTERM
+    #: Called once the port accepts connections; returns when the server can serve.
+    ready: Callable[[ServerProcess], None] | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     # The server's output goes to a temporary file, not a pipe nobody drains (which would
     # block a chatty server once the pipe is full); one file per start, closed by stop().
@@ -92,18 +99,20 @@ class ServerProcess:
         )
         try:
             wait_for_port(self.port, self.process, log)
+            if self.ready is not None:
+                self.ready(self)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stop the process by pid (SIGTERM, then SIGKILL) and reap it."""
+        """Stop the process by pid (``stop_signal``, then SIGKILL) and reap it."""
         process, self.process = self.process, None
         log, self.log = self.log, None
         try:
             if process is not None and process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
+                os.kill(process.pid, self.stop_signal)
                 try:
                     process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
@@ -137,6 +146,120 @@ def memcached_server(*extra: str) -> ServerProcess:
     if os.geteuid() == 0:
         argv += ["-u", "root"]
     return ServerProcess(argv, port).start()
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server of the tests' own: its process, its data directory and its URL."""
+
+    server: ServerProcess
+    datadir: Path
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        """Superuser ``postgres``, trusted on loopback, database ``postgres``."""
+        return f"postgresql://postgres@{LOOPBACK}:{self.server.port}/postgres"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server.start()
+
+
+def postgres_bindir() -> Path:
+    """Where PostgreSQL's programs are: ``postgres``'s directory if it is on PATH, else
+    Debian's newest ``/usr/lib/postgresql/<version>/bin``; skip (or fail, in CI) if neither."""
+    on_path = shutil.which("postgres")
+    if on_path is not None:
+        return Path(os.path.realpath(on_path)).parent
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda path: [int(part) for part in path.parts[-3].split(".") if part.isdigit()],
+    )
+    if found:
+        return found[-1].parent
+    return Path(require_binary("postgres", "postgresql")).parent  # skips or fails
+
+
+def _unprivileged() -> tuple[list[str], int, int]:
+    """How to run PostgreSQL, which refuses root: a ``setpriv`` prefix and the uid and gid.
+
+    As the tests' own user when that is not root; as root, as the ``postgres`` system user
+    Debian's package creates (else ``nobody``).
+    """
+    if os.geteuid() != 0:
+        return [], os.geteuid(), os.getegid()
+    import pwd
+
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        user = pwd.getpwnam("nobody")
+    setpriv = require_binary("setpriv", "util-linux")
+    prefix = [setpriv, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+              "--"]  # fmt: skip
+    return prefix, user.pw_uid, user.pw_gid
+
+
+def _wait_until_accepting(pg_isready: str) -> Callable[[ServerProcess], None]:
+    """A ``ready`` hook: the port opens before PostgreSQL accepts logins ("starting up")."""
+
+    def ready(server: ServerProcess, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        argv = [pg_isready, "-q", "-h", LOOPBACK, "-p", str(server.port), "-t", "1"]
+        while subprocess.run(argv, check=False, timeout=10).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL on port {server.port} not ready in {timeout} s")
+            time.sleep(0.05)
+
+    return ready
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL of its own: ``initdb`` into a temporary directory, then ``postgres`` on
+    a free port of 127.0.0.1 only (its Unix socket in that directory), durability off for
+    speed; as an unprivileged user (see :func:`_unprivileged`). The directory is removed after.
+    """
+    bindir = postgres_bindir()
+    initdb, postgres = str(bindir / "initdb"), str(bindir / "postgres")
+    pg_isready = str(bindir / "pg_isready")
+    prefix, uid, gid = _unprivileged()
+    # Not under pytest's tmp_path: its parents are private to root, and PostgreSQL's user
+    # must reach the data directory.
+    root = Path(tempfile.mkdtemp(prefix="asgisession-pg-"))
+    try:
+        os.chown(root, uid, gid)
+        datadir = root / "data"
+        subprocess.run(
+            [*prefix, initdb, "-D", str(datadir), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        port = free_port()
+        argv = [
+            *prefix, postgres, "-D", str(datadir), "-p", str(port),
+            "-c", f"listen_addresses={LOOPBACK}", "-c", f"unix_socket_directories={root}",
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", "max_connections=200", "-c", "log_min_messages=warning",
+            # No background writes: tests/reliability/stores.py counts the server's writes.
+            "-c", "autovacuum=off",
+        ]  # fmt: skip
+        server = ServerProcess(
+            argv, port, stop_signal=signal.SIGINT, ready=_wait_until_accepting(pg_isready)
+        )
+        server.start()
+        try:
+            yield PostgresServer(server, datadir)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 #: The Debian 12 packages the Rails interop tests need (real Rails code, run by ruby).

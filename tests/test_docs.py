@@ -3,8 +3,8 @@
 Each page (README.md and every ``docs/*.md``, found anew on each run, so a new page is tested
 from its first commit) is read with Sybil's Markdown lexers (tests/docs_blocks.py). A page
 runs in a fresh directory of its own, with ``$SECRET_KEY_BASE`` set (as it is for a reader who
-followed the quick start) and ``$REDIS_URL`` naming a real redis-server; its blocks run in
-page order:
+followed the quick start), ``$REDIS_URL`` naming a real redis-server and ``$DATABASE_URL`` a
+real PostgreSQL database; its blocks run in page order:
 
 - a ```` ```python ```` block runs as a script of its own (``python block.py``): it must be a
   complete program, and exit 0;
@@ -52,7 +52,7 @@ from sybil import Document, Example
 
 from .docs_blocks import CONSOLE, PYTHON, Block, MarkerError, parse_page
 from .docs_console import Page, new_page, parse_session, run_session, shape_mismatch
-from .servers import LOOPBACK, ServerProcess
+from .servers import LOOPBACK, PostgresServer, ServerProcess
 
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -151,12 +151,15 @@ class PageRuns:
 
 @pytest.fixture(scope="module")
 def page_runs(
-    tmp_path_factory: pytest.TempPathFactory, redis_proc: ServerProcess
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_proc: ServerProcess,
+    postgres_proc: PostgresServer,
 ) -> Iterator[PageRuns]:
     env = {
         **os.environ,
         "SECRET_KEY_BASE": secrets.token_hex(64),
         "REDIS_URL": f"redis://{LOOPBACK}:{redis_proc.port}/0",
+        "DATABASE_URL": postgres_proc.url,
     }
     runs = PageRuns(tmp_path_factory, env)
     try:

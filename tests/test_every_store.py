@@ -2,11 +2,11 @@
 """The middleware suite of the foundation, run against every store.
 
 Each test runs once per backend: the cookie store, MemoryStore, SQLiteStore on a real file,
-RedisStore on a real redis-server and on a real three-node Redis Cluster, and MemcachedStore
-on a real memcached. Requests go through the real SessionMiddleware and
-``httpx.AsyncClient(transport=httpx.ASGITransport(app=...))`` with its cookie jar; what
-ASGITransport cannot show (websockets, streaming) goes through a hand-rolled
-scope/receive/send recorder.
+RedisStore on a real redis-server and on a real three-node Redis Cluster, MemcachedStore
+on a real memcached, and PostgresStore on a real PostgreSQL. Requests go through the real
+SessionMiddleware and ``httpx.AsyncClient(transport=httpx.ASGITransport(app=...))`` with its
+cookie jar; what ASGITransport cannot show (websockets, streaming) goes through a
+hand-rolled scope/receive/send recorder.
 
 Real stores expire keys by their own clock, so the tests give them long TTLs and move only
 the middleware's ``clock=``: expiry is then checked where the cookie is refused.
@@ -43,18 +43,26 @@ from asgisession import (
 )
 from asgisession._types import ASGIApp, Message, Receive, Scope, Send
 from asgisession.crypto import Opened, SecretKeyBase, b64url_decode, b64url_encode
-from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
+from asgisession.stores import (
+    MemcachedStore,
+    MemoryStore,
+    PostgresStore,
+    RedisStore,
+    SQLiteStore,
+    Store,
+)
 
 from .asgi_helpers import Recorder, client, http_scope, ws_app
 from .redis_cluster import RedisClusterProcesses
-from .servers import LOOPBACK, ServerProcess
+from .servers import LOOPBACK, PostgresServer, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
-    """asyncio only: so are the Redis, memcached and SQLite stores; the tests use asyncio.gather.
+    """asyncio only: so are the Redis, memcached, PostgreSQL and SQLite stores; the tests use
+    asyncio.gather.
 
     MemoryStore under Trio is covered by tests/backends/ and tests/stores/test_memory.py.
     """
@@ -63,7 +71,7 @@ def anyio_backend() -> str:
 
 HOUR = 3600
 DAY = 24 * HOUR
-BACKENDS = ["cookie", "memory", "sqlite", "redis", "redis-cluster", "memcached"]
+BACKENDS = ["cookie", "memory", "sqlite", "redis", "redis-cluster", "memcached", "postgres"]
 
 
 # -- servers: started once, stopped by pid ---------------------------------------------------
@@ -109,6 +117,10 @@ def fresh_namespace() -> str:
     return f"t{uuid.uuid4().hex}:"
 
 
+def fresh_table() -> str:
+    return f"t{uuid.uuid4().hex}"
+
+
 @pytest.fixture(params=BACKENDS)
 async def make_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeApp]:
     """A SessionMiddleware factory per backend; real stores get a fresh namespace or file."""
@@ -131,6 +143,9 @@ async def make_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         elif name == "memcached":
             memcached: ServerProcess = request.getfixturevalue("memcached_proc")
             store = MemcachedStore(port=memcached.port, namespace=fresh_namespace())
+        elif name == "postgres":
+            postgres: PostgresServer = request.getfixturevalue("postgres_proc")
+            store = PostgresStore(postgres.url, table=fresh_table())
         else:
             assert "cookie" == name
         if store is not None:
@@ -801,18 +816,21 @@ async def test_log_out_everywhere(make_app: MakeApp, secret: str) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("server_name", ["redis", "memcached"])
+@pytest.mark.parametrize("server_name", ["redis", "memcached", "postgres"])
 async def test_real_outage_gives_503_then_recovers(
     server_name: str, request: pytest.FixtureRequest, secret: str
 ) -> None:
     """With the real server stopped: 503 + Retry-After if the session is needed, else served;
-    after a restart the same store serves again (sessions in memory are gone, not mixed up)."""
-    server: ServerProcess = request.getfixturevalue(f"{server_name}_proc")
+    after a restart the same store serves again (sessions in memory are gone, not mixed up;
+    PostgreSQL's are on disk and come back)."""
+    server: ServerProcess | PostgresServer = request.getfixturevalue(f"{server_name}_proc")
     store: Store
     if server_name == "redis":
         store = RedisStore.from_url(
             f"redis://{LOOPBACK}:{server.port}/0", namespace=fresh_namespace(), timeout=1.0
         )
+    elif isinstance(server, PostgresServer):
+        store = PostgresStore(server.url, table=fresh_table(), timeout=1.0)
     else:
         store = MemcachedStore(port=server.port, namespace=fresh_namespace(), timeout=1.0)
     async with store:
@@ -832,5 +850,7 @@ async def test_real_outage_gives_503_then_recovers(
             response = await c.get("/info")
             assert 200 == response.status_code
             assert response.json()["data"] in ({}, {"user": "alice"})
+            if server_name == "postgres":  # durable: nothing lost
+                assert {"user": "alice"} == response.json()["data"]
             assert "bob" == (await c.get("/set?user=bob")).json()["user"]
             assert {"user": "bob"} == (await c.get("/read")).json()

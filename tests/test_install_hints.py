@@ -72,7 +72,11 @@ def check(hint: str, extra: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "module", "extra"),
-    [("RedisStore", "redis", "redis"), ("MemcachedStore", "aiomcache", "memcached")],
+    [
+        ("RedisStore", "redis", "redis"),
+        ("MemcachedStore", "aiomcache", "memcached"),
+        ("PostgresStore", "asyncpg", "postgres"),
+    ],
 )
 def test_a_missing_store_client_names_a_command_that_works(
     name: str, module: str, extra: str, monkeypatch: pytest.MonkeyPatch
@@ -106,5 +110,6 @@ def test_the_demo_environment_has_every_store_client() -> None:
     with (ROOT / "pyproject.toml").open("rb") as file:
         group = tomllib.load(file)["dependency-groups"]["demo"]
     assert "ensure_venv demo" in (ROOT / "scripts" / "demo").read_text()
-    for requirement in extras()["redis"] + extras()["memcached"] + extras()["demo"]:
-        assert requirement in group
+    for extra in ("redis", "memcached", "postgres", "demo"):
+        for requirement in extras()[extra]:
+            assert requirement in group

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-CLIENTS = ("aiosqlite", "redis", "aiomcache")
+CLIENTS = ("aiosqlite", "redis", "aiomcache", "asyncpg")
 
 
 def run(code: str) -> subprocess.CompletedProcess[str]:
@@ -31,6 +31,7 @@ def test_core_import_loads_no_store_client() -> None:
     [
         ("RedisStore", "redis", "redis"),
         ("MemcachedStore", "aiomcache", "memcached"),
+        ("PostgresStore", "asyncpg", "postgres"),
     ],
 )
 def test_missing_client_names_the_extra(name: str, client: str, extra: str) -> None:
@@ -46,7 +47,14 @@ def test_lazy_names_resolve() -> None:
     """Each store name in asgisession.stores resolves to its adapter class."""
     import asgisession.stores as stores
 
-    for name in ("MemoryStore", "NullStore", "SQLiteStore", "RedisStore", "MemcachedStore"):
+    for name in (
+        "MemoryStore",
+        "NullStore",
+        "SQLiteStore",
+        "RedisStore",
+        "MemcachedStore",
+        "PostgresStore",
+    ):
         assert name == getattr(stores, name).__name__
     with pytest.raises(AttributeError):
         _ = stores.NoSuchStore

@@ -18,7 +18,7 @@ from pathlib import Path
 #: What the suite imports beyond asgisession itself (module names of the ``bench`` group).
 BENCH_MODULES = (
     "itsdangerous", "starlette", "litestar", "aiohttp_session", "django", "starsessions",
-    "uvicorn", "redis", "aiomcache", "aiosqlite", "matplotlib",
+    "uvicorn", "redis", "aiomcache", "aiosqlite", "asyncpg", "matplotlib",
 )  # fmt: skip
 SECTIONS = ("codec", "middleware", "stores", "e2e")
 

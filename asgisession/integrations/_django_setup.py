@@ -65,7 +65,11 @@ class Engine:
     """What the settings make: the backend that opens cookies, and the store, if any."""
 
     def __init__(
-        self, secret: str | tuple[str, ...], store: Store | str | None, cookie_format: str
+        self,
+        secret: str | tuple[str, ...],
+        store: Store | str | None,
+        cookie_format: str,
+        user_key: str | None = None,
     ) -> None:
         keyring = Keyring(list(secret) if isinstance(secret, tuple) else secret)
         codec = resolve_format(cookie_format).session_codec(keyring)
@@ -76,7 +80,13 @@ class Engine:
         if store is not None:
             if isinstance(store, str):
                 store = from_url(store)
-            self.server = ServerBackend(store, codec, options, lifetime=self.age)
+            self.server = ServerBackend(store, codec, options, lifetime=self.age, user_key=user_key)
+        elif user_key is not None:
+            raise ConfigurationError(
+                f"ASGISESSION_USER_KEY = {user_key!r} lists each user's sessions in the "
+                "store to log them out everywhere: it needs ASGISESSION_STORE (Redis, "
+                "SQLite or Memcached)."
+            )
 
     def seal(self, payload: bytes, expires_at: int, now: int) -> str:
         purpose = self.cookie.cookie.name
@@ -87,9 +97,14 @@ class Engine:
 
 @lru_cache(maxsize=8)
 def _engine_for(
-    secret: str | tuple[str, ...], store: Store | str | None, fmt: str, name: str, age: int
+    secret: str | tuple[str, ...],
+    store: Store | str | None,
+    fmt: str,
+    user_key: str | None,
+    name: str,
+    age: int,
 ) -> Engine:
-    return Engine(secret, store, fmt)
+    return Engine(secret, store, fmt, user_key)
 
 
 def engine() -> Engine:
@@ -104,6 +119,6 @@ def engine() -> Engine:
         secret = tuple(secret)
     store = getattr(settings, "ASGISESSION_STORE", None)
     fmt = getattr(settings, "ASGISESSION_COOKIE_FORMAT", "encrypted")
-    return _engine_for(
-        secret, store, fmt, settings.SESSION_COOKIE_NAME, int(settings.SESSION_COOKIE_AGE)
-    )
+    user_key = getattr(settings, "ASGISESSION_USER_KEY", None)
+    name, age = settings.SESSION_COOKIE_NAME, int(settings.SESSION_COOKIE_AGE)
+    return _engine_for(secret, store, fmt, user_key, name, age)

@@ -13,13 +13,15 @@ The rest of this module is the adapter of 0.1, kept for projects that use it: un
 Django's ASGI handler wrapped in :class:`asgisession.SessionMiddleware`, its
 :class:`SessionMiddleware` (instead of Django's) makes ``request.session`` a
 :class:`DjangoSession`, Django's ``SessionBase`` interface over asgisession's session. It
-works only under ASGI (not ``runserver`` or the test ``Client``), fails Django's
-``admin.E410`` check, and ``set_expiry()`` raises: prefer the engine.
+works only under ASGI (not ``runserver`` or the test ``Client``) and fails Django's
+``admin.E410`` check: prefer the engine. Its ``set_expiry()`` is asgisession's
+``Session.set_expiry`` (docs/expiry.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 try:
@@ -36,13 +38,6 @@ from ..session import Session
 from .django_engine import SessionStore
 
 __all__ = ["DjangoSession", "SessionMiddleware", "SessionStore"]
-
-
-_NO_EXPIRY = (
-    "set_expiry() has no effect with the asgisession.integrations.django.SessionMiddleware "
-    "adapter (the lifetime is asgisession.SessionMiddleware's lifetime and max_age); use the "
-    'session engine, SESSION_ENGINE = "asgisession.integrations.django" (docs/frameworks.md).'
-)
 
 
 class DjangoSession(SessionBase):
@@ -93,15 +88,38 @@ class DjangoSession(SessionBase):
         self.cycle_key()
 
     def set_expiry(self, value: Any) -> None:
-        """Refused: this adapter's lifetime is ``SessionMiddleware``'s; the engine has one.
+        """The core :meth:`Session.set_expiry <asgisession.Session.set_expiry>`, in Django's name.
 
-        :raises NotImplementedError: always (it did nothing before 0.2).
+        It takes Django's values (``0``, seconds, a ``timedelta``, an aware ``datetime``,
+        ``None``), bounded by ``SessionMiddleware``'s ``lifetime``; seconds end the session
+        that long from now, however active (call it on every request for Django's
+        "seconds of inactivity").
+
+        .. versionchanged:: 0.2
+           It did nothing before, then raised; it now sets the session's expiry.
         """
-        raise NotImplementedError(_NO_EXPIRY)
+        self.asgi.set_expiry(value)
+        self.accessed = True
+        self.modified = True
 
     async def aset_expiry(self, value: Any) -> None:
-        """Refused, as :meth:`set_expiry`."""
-        raise NotImplementedError(_NO_EXPIRY)
+        """Async :meth:`set_expiry`."""
+        await self.asgi.load()
+        self.set_expiry(value)
+
+    def get_expiry_age(self, **kwargs: Any) -> int:
+        """Seconds until the session ends: asgisession's ``Session.expiry_age``."""
+        age = self.asgi.expiry_age
+        return super().get_expiry_age(**kwargs) if age is None else age
+
+    def get_expiry_date(self, **kwargs: Any) -> datetime:
+        """When the session ends: asgisession's ``Session.expiry_date``."""
+        date = self.asgi.expiry_date
+        return super().get_expiry_date(**kwargs) if date is None else date
+
+    def get_expire_at_browser_close(self) -> bool:
+        """Whether the cookie ends with the browser: ``Session.expires_at_browser_close``."""
+        return self.asgi.expires_at_browser_close
 
     # Storage is SessionMiddleware's: the methods a Django backend implements do nothing.
 

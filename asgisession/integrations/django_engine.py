@@ -25,6 +25,15 @@ secret, cookie name and store opens it too.
   passed; a client can neither extend one nor the other.
 - ``ASGISESSION_SECRET_KEY_BASE`` may list several secrets, newest first: a cookie opened
   with an older one is saved again under the newest on that response.
+- A store that fails raises :class:`~asgisession.StoreUnavailable`, kept as
+  :attr:`SessionStore.store_error`;
+  :class:`~asgisession.integrations.django_middleware.SessionMiddleware` (in place of
+  Django's) answers it 503. With ``on_store_error = "anonymous"`` (which that middleware
+  sets from ``ASGISESSION_ON_STORE_ERROR``) a failed load gives an empty, read-only
+  session instead, which nothing writes.
+- With ``ASGISESSION_USER_KEY`` (``"_auth_user_id"`` for ``django.contrib.auth``) each
+  save lists the record under its user in the store's per-user index, and each delete
+  takes it off, as ``ServerBackend`` does: :mod:`.django_users` revokes them all.
 - Store calls are asynchronous (the Redis and Memcached adapters are asyncio clients, bound
   to one event loop), while Django calls ``load()`` and ``save()`` synchronously, under
   WSGI and under ASGI (its middleware saves in a worker thread). Every store call therefore
@@ -35,28 +44,29 @@ secret, cookie name and store opens it too.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
-from django.utils import timezone
 
 from ..backends._records import bind
 from ..backends.server import SESSION_ID_BYTES, ServerBackend
 from ..cookies import MAX_COOKIE_SIZE
-from ..errors import CookieOverflow, InvalidMessage
+from ..errors import CookieOverflow, InvalidMessage, StoreUnavailable
+from ..revocation import user_of
 from ..serializer import JSON
 from ..session import LoadedState
 from ..stores.base import SupportsAdd
+from ._django_expiry import DJANGO_KEY, checked, expired, with_core_expiry, with_django_expiry
 from ._django_setup import LOOP, engine
 
 __all__ = ["SessionStore"]
 
-#: Where Django's SessionBase keeps a ``set_expiry()`` value in the session data.
-EXPIRY_KEY = "_session_expiry"
+logger: logging.Logger = logging.getLogger("asgisession")
 
 
 class SessionStore(SessionBase):
@@ -73,6 +83,38 @@ class SessionStore(SessionBase):
         self._engine = engine()
         #: The store id of the loaded session (server format), to update or delete.
         self._session_id: bytes | None = None
+        #: What a failed load does: raise (``"unavailable"``, Django's own middleware
+        #: answers 500, asgisession's 503) or serve an empty session (``"anonymous"``).
+        self.on_store_error: Literal["unavailable", "anonymous"] = "unavailable"
+        #: The failure the store met during this request, if any.
+        self.store_error: StoreUnavailable | None = None
+        #: The user (``ASGISESSION_USER_KEY``) the stored record is listed under, if any.
+        self._user: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the session was served empty for a failed load: it must not be written."""
+        return self.store_error is not None and self.on_store_error == "anonymous"
+
+    def _failing(self, error: StoreUnavailable, loading: bool) -> None:
+        self.store_error = error
+        if not loading or self.on_store_error != "anonymous":
+            raise error
+        logger.warning("session store unavailable; serving an anonymous session: %s", error)
+
+    def _call(self, call: Callable[[], Any], loading: bool = False) -> Any:
+        try:
+            return LOOP.run(call)
+        except StoreUnavailable as exc:
+            self._failing(exc, loading)
+            return None
+
+    async def _acall(self, call: Callable[[], Any], loading: bool = False) -> Any:
+        try:
+            return await LOOP.arun(call)
+        except StoreUnavailable as exc:
+            self._failing(exc, loading)
+            return None
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -83,7 +125,8 @@ class SessionStore(SessionBase):
         if server is None:
             return self._accept(self._engine.cookie.open(self._values(), now), now)
         values = self._values()
-        return self._accept(LOOP.run(lambda: server.load(values, now)), now)
+        state = self._call(lambda: server.load(values, now), loading=True)
+        return {} if state is None else self._accept(state, now)
 
     async def aload(self) -> dict[str, Any]:
         """Async :meth:`load`."""
@@ -92,20 +135,23 @@ class SessionStore(SessionBase):
         if server is None:
             return self.load()
         values = self._values()
-        return self._accept(await LOOP.arun(lambda: server.load(values, now)), now)
+        state = await self._acall(lambda: server.load(values, now), loading=True)
+        return {} if state is None else self._accept(state, now)
 
     def _values(self) -> list[str]:
         return [self.session_key] if self.session_key else []
 
     def _accept(self, state: LoadedState, now: int) -> dict[str, Any]:
-        if state.serialized is None or _expired(state.data.get(EXPIRY_KEY), state, now):
+        data = with_django_expiry(state.data, state.issued_at)
+        if state.serialized is None or expired(data.get(DJANGO_KEY), state.issued_at, now):
             self._session_key = None
             self._session_id = None
             return {}
         self._session_id = state.session_id
+        self._user = state.user
         if state.stale:  # opened with an older secret: Django re-saves it under the newest
             self.modified = True
-        return state.data
+        return data
 
     # -- expiry --------------------------------------------------------------------------------
 
@@ -118,29 +164,11 @@ class SessionStore(SessionBase):
 
         :raises ValueError: for a lifetime longer than ``SESSION_COOKIE_AGE``.
         """
-        super().set_expiry(self._checked(value))
+        super().set_expiry(checked(value, self._engine.age))
 
     async def aset_expiry(self, value: Any) -> None:
         """Async :meth:`set_expiry`."""
-        await super().aset_expiry(self._checked(value))
-
-    def _checked(self, value: Any) -> Any:
-        if isinstance(value, timedelta):
-            seconds = value.total_seconds()
-        elif isinstance(value, datetime):
-            seconds = (value - timezone.now()).total_seconds()
-        elif value is None or isinstance(value, bool) or not isinstance(value, int):
-            if value is None:
-                return None
-            raise TypeError(f"set_expiry({value!r}): give seconds, a timedelta or a datetime.")
-        else:
-            seconds = value
-        if seconds > self._engine.age:
-            raise ValueError(
-                f"set_expiry({value!r}) is longer than SESSION_COOKIE_AGE "
-                f"({self._engine.age} s), the longest a session may live; raise that instead."
-            )
-        return value
+        await super().aset_expiry(checked(value, self._engine.age))
 
     def _expires_at(self, now: int) -> int:
         if self.get_expire_at_browser_close():
@@ -151,26 +179,33 @@ class SessionStore(SessionBase):
 
     def save(self, must_create: bool = False) -> None:
         """Seal the data into a new session key (and write the record, with a store)."""
+        if self.read_only:
+            return  # served empty while the store failed: writing it would lose the real one
         now = int(time.time())
         data = dict(self.items())
-        payload = JSON.dumps(data)
+        payload = JSON.dumps(with_core_expiry(data, now))
         expires_at = self._expires_at(now)
         server = self._engine.server
         if server is None:
             self._session_key = self._sealed(payload, expires_at, now)
             return
-        self._session_key = LOOP.run(lambda: self._write(server, payload, expires_at, now))
+        user = user_of(data, server.user_key)
+        self._session_key = self._call(lambda: self._write(server, payload, expires_at, now, user))
 
     async def asave(self, must_create: bool = False) -> None:
         """Async :meth:`save`."""
         server = self._engine.server
-        if server is None:
+        if server is None or self.read_only:
             self.save(must_create)
             return
         now = int(time.time())
-        payload = JSON.dumps(dict(await self.aitems()))
+        data = dict(await self.aitems())
+        payload = JSON.dumps(with_core_expiry(data, now))
         expires_at = self._expires_at(now)
-        self._session_key = await LOOP.arun(lambda: self._write(server, payload, expires_at, now))
+        user = user_of(data, server.user_key)
+        self._session_key = await self._acall(
+            lambda: self._write(server, payload, expires_at, now, user)
+        )
 
     def _sealed(self, payload: bytes, expires_at: int, now: int) -> str:
         value = self._engine.seal(payload, expires_at, now)
@@ -180,7 +215,9 @@ class SessionStore(SessionBase):
             raise CookieOverflow(settings.SESSION_COOKIE_NAME, size, MAX_COOKIE_SIZE, sizes)
         return value
 
-    async def _write(self, server: ServerBackend, payload: bytes, expires_at: int, now: int) -> str:
+    async def _write(
+        self, server: ServerBackend, payload: bytes, expires_at: int, now: int, user: str | None
+    ) -> str:
         ttl = max(1, expires_at - now)
         session_id = self._session_id
         if session_id is not None:
@@ -199,7 +236,21 @@ class SessionStore(SessionBase):
             if not stored:
                 raise UpdateError
             self._session_id = session_id
+        if server.revocations is not None:  # the user's index, for "log out everywhere"
+            key = server.key(session_id)
+            if self._user is not None and self._user != user:
+                await server.revocations.unlink(self._user, key)
+            if user is not None:
+                await server.revocations.link(user, key, expires_at=expires_at)
+            self._user = user
         return self._engine.seal(session_id, expires_at, now)
+
+    async def _delete(self, server: ServerBackend, session_id: bytes) -> None:
+        key = server.key(session_id)
+        await server.store.delete(key)
+        if server.revocations is not None and self._user is not None:
+            await server.revocations.unlink(self._user, key)
+        self._user = None
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -218,7 +269,7 @@ class SessionStore(SessionBase):
         session_id = self._id_of(session_key)
         server = self._engine.server
         if server is not None and session_id is not None:
-            LOOP.run(lambda: server.store.delete(server.key(session_id)))
+            self._call(lambda: self._delete(server, session_id))
         if session_key is None:
             self._session_id = None
 
@@ -227,7 +278,7 @@ class SessionStore(SessionBase):
         session_id = self._id_of(session_key)
         server = self._engine.server
         if server is not None and session_id is not None:
-            await LOOP.arun(lambda: server.store.delete(server.key(session_id)))
+            await self._acall(lambda: self._delete(server, session_id))
         if session_key is None:
             self._session_id = None
 
@@ -259,15 +310,3 @@ class SessionStore(SessionBase):
     @classmethod
     async def aclear_expired(cls) -> None:
         """Async :meth:`clear_expired`."""
-
-
-def _expired(expiry: Any, state: LoadedState, now: int) -> bool:
-    """Whether a ``set_expiry()`` value sealed in the data has passed (checked on load)."""
-    if isinstance(expiry, str):
-        try:
-            return datetime.fromisoformat(expiry).timestamp() <= now
-        except ValueError:
-            return True
-    if isinstance(expiry, int) and expiry > 0 and state.issued_at is not None:
-        return state.issued_at + expiry <= now
-    return False

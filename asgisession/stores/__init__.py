@@ -6,6 +6,7 @@ and are passed as ``SessionMiddleware(app, ..., store=...)``; they are usable on
 as async key-value stores too::
 
     from asgisession.stores import SQLiteStore, RedisStore, MemcachedStore, MemoryStore, NullStore
+    from asgisession.stores import PostgresStore
 
 Or from a URL, with :func:`from_url`::
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from .memcached import MemcachedStore
     from .memory import MemoryStore
     from .null import NullStore
+    from .postgres import PostgresStore
     from .redis import RedisStore
     from .sqlite import SQLiteStore
 
@@ -44,6 +46,7 @@ __all__ = [
     "MemcachedStore",
     "MemoryStore",
     "NullStore",
+    "PostgresStore",
     "RedisStore",
     "SQLiteStore",
     "Store",
@@ -61,6 +64,7 @@ _ADAPTERS = {
     "SQLiteStore": ("sqlite", None, None),  # stdlib sqlite3 on a thread of its own
     "RedisStore": ("redis", "redis", "redis"),
     "MemcachedStore": ("memcached", "aiomcache", "memcached"),
+    "PostgresStore": ("postgres", "asyncpg", "postgres"),
 }
 
 # URL scheme -> the adapter that takes it
@@ -72,6 +76,8 @@ _SCHEMES = {
     "rediss": "RedisStore",
     "redis+sentinel": "RedisStore",
     "memcached": "MemcachedStore",
+    "postgresql": "PostgresStore",
+    "postgres": "PostgresStore",
 }
 
 
@@ -82,7 +88,8 @@ def from_url(url: str, **options: Any) -> ManagedStore:
     ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS),
     ``redis+sentinel://host[:port][,host[:port]...]/service[/db]`` (through Redis Sentinel),
     ``memcached://host[:port]`` (or ``memcached://host1:port1,host2:port2`` for several
-    servers), ``memory://`` and ``null://``. The query sets the common
+    servers), ``postgresql://[user[:password]@]host[:port]/database`` (or ``postgres://``),
+    ``memory://`` and ``null://``. The query sets the common
     options where the store has them (``?timeout=1.5&namespace=app:``); ``options`` are the
     adapter's keywords. Only the adapter the scheme names is imported. The store built owns
     what it built (its client, its file) and closes it in ``aclose()``.

@@ -10,6 +10,8 @@ configuration itself is left as docs/frameworks.md made it). Each scenario asser
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import re
 import secrets
@@ -36,7 +38,7 @@ from django.urls import path  # noqa: E402
 
 from asgisession import SessionMiddleware  # noqa: E402
 from asgisession._types import Receive, Scope, Send  # noqa: E402
-from asgisession.errors import CookieOverflow  # noqa: E402
+from asgisession.errors import CookieOverflow, SerializationError  # noqa: E402
 from asgisession.integrations import django_engine  # noqa: E402
 from asgisession.stores import from_url  # noqa: E402
 
@@ -95,6 +97,13 @@ def expiry(request: HttpRequest, value: str) -> HttpResponse:
     return HttpResponse("set")
 
 
+def expiry_info(request: HttpRequest) -> JsonResponse:
+    session = request.session
+    return JsonResponse(
+        {"close": session.get_expire_at_browser_close(), "age": session.get_expiry_age()}
+    )
+
+
 def write(request: HttpRequest) -> JsonResponse:
     request.session["from"] = "django"
     return JsonResponse(public(request))
@@ -113,6 +122,18 @@ def big(request: HttpRequest) -> HttpResponse:
     return HttpResponse("too big for a cookie")
 
 
+def bad(request: HttpRequest) -> HttpResponse:
+    request.session["when"] = object()
+    return HttpResponse("not JSON")
+
+
+def not_saved(request: HttpRequest, error: Exception) -> HttpResponse | None:
+    """``ASGISESSION_ON_COMMIT_ERROR``: a page for an overflow, the default for the rest."""
+    if isinstance(error, CookieOverflow):
+        return HttpResponse(f"<p>not saved: {type(error).__name__}</p>", status=400)
+    return None
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("me", me),
@@ -123,7 +144,9 @@ urlpatterns = [
     path("message/show", show_messages),
     path("expiry/<str:value>", expiry),
     path("write", write),
+    path("expiry-info", expiry_info),
     path("big", big),
+    path("bad", bad),
     path("interrupt", interrupt),
 ]
 
@@ -243,6 +266,97 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def asgi_expiry_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/info``: the core's view of the session's expiry; ``/choose/<0|120|none>``:
+    ``Session.set_expiry``; ``/write``: a write."""
+    session = scope["session"]
+    await session.load()
+    path_ = scope["path"]
+    if path_.startswith("/choose/"):
+        value = path_.removeprefix("/choose/")
+        session.set_expiry(None if value == "none" else int(value))
+    elif path_ == "/write":
+        session["from"] = "asgi"
+    body = json.dumps({"close": session.expires_at_browser_close, "age": session.expiry_age})
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def max_age(set_cookie: str | None) -> int | None:
+    """The Max-Age of a Set-Cookie line; ``None`` without one (or without the line)."""
+    match = re.search(r"max-age=(\d+)", set_cookie or "", re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
+def near(expected: int, actual: Any) -> bool:
+    return isinstance(actual, int) and expected - 2 <= actual <= expected
+
+
+def assert_max_age(close: bool, seconds: int, set_cookie: str | None) -> None:
+    """No Max-Age for a browser-close cookie; else about ``seconds``."""
+    assert set_cookie, "no Set-Cookie"
+    if close:
+        assert max_age(set_cookie) is None, set_cookie
+    else:
+        assert near(seconds, max_age(set_cookie)), set_cookie
+
+
+def expiry_crossing(store_url: str) -> None:
+    """A set_expiry choice crosses between the engine and asgisession's SessionMiddleware."""
+    store = None if store_url == "cookie" else store_url
+    age = settings.SESSION_COOKIE_AGE
+    name = settings.SESSION_COOKIE_NAME
+    with override_settings(ASGISESSION_STORE=store):
+        # The engine chooses; the core reads it and keeps it when it writes.
+        for value, close, seconds in (("0", True, age), ("60", False, 60)):
+            client = Client()
+            client.get(f"/expiry/{value}")
+            cookie = client.cookies[name].value
+            info, written = asyncio.run(asgi_expiry(store, ["/info", "/write"], cookie))
+            assert close == info[0]["close"], (value, info)
+            assert near(seconds, info[0]["age"]), (value, info)
+            if store is None:  # the cookie format writes a new cookie: its Max-Age says it
+                assert_max_age(close, seconds, written[1])
+        # The core chooses; the engine reads it, and Django's cookie says it.
+        for value, close, seconds in (("0", True, age), ("120", False, 120), ("none", False, age)):
+            client = Client()
+            client.get("/expiry/60")  # a choice of the engine's, which the core's replaces
+            cookie = client.cookies[name].value
+            _, written = asyncio.run(asgi_expiry(store, [f"/choose/{value}"], cookie))
+            client.cookies[name] = written[0] or cookie
+            info = client.get("/expiry-info").json()
+            assert close == info["close"], (value, info)
+            assert near(seconds, info["age"]), (value, info)
+            assert_max_age(close, seconds, str(client.get("/write").cookies[name]))
+
+
+async def asgi_expiry(
+    store_url: str | None, paths: list[str], value: str
+) -> tuple[list[dict[str, Any]], list[str | None]]:
+    """The JSON of each of ``paths`` in asgisession's SessionMiddleware, and the new cookie
+    (or ``None``) and Set-Cookie line (or ``None``) of the last."""
+    store = from_url(store_url) if store_url else None
+    name = settings.SESSION_COOKIE_NAME
+    app = SessionMiddleware(
+        asgi_expiry_app,
+        secret_key_base=settings.ASGISESSION_SECRET_KEY_BASE,
+        cookie_name=name,
+        store=store,
+    )
+    transport = httpx.ASGITransport(app=app)
+    answers: list[dict[str, Any]] = []
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            for path_ in paths:
+                response = await c.get(path_, headers={"cookie": f"{name}={value}"})
+                assert 200 == response.status_code, response.text
+                answers.append(response.json())
+            return answers, [response.cookies.get(name), response.headers.get("set-cookie")]
+    finally:
+        if store is not None:
+            await store.aclose()
+
+
 def interop(store_url: str) -> None:
     """The engine and asgisession's SessionMiddleware read each other's sessions."""
     store = None if store_url == "cookie" else store_url
@@ -319,6 +433,142 @@ def edges(store_url: str) -> None:
         assert {"user": "", "data": {}} == tab.get("/me").json()
 
 
+class Records(logging.Handler):
+    """The records of the ``asgisession`` logger, to check what an outage logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+        logging.getLogger("asgisession").addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def assert_unavailable(response: Any, what: str) -> None:
+    """503, Retry-After, no session cookie, the plain text that says why."""
+    assert 503 == response.status_code, (what, response.status_code, response.content[:300])
+    assert "5" == response.headers["Retry-After"], what
+    assert settings.SESSION_COOKIE_NAME not in response.cookies, what
+    assert b"session store" in response.content, what
+
+
+def outage(live: str, down: str) -> None:
+    """The store fails (``down``: a stopped Redis, or a SQLite file that cannot be opened):
+    503 with the test Client and AsyncClient, DEBUG on and off, at load and at save."""
+    name = settings.SESSION_COOKIE_NAME
+    records = Records()
+    for debug in (True, False):
+        with override_settings(DEBUG=debug, ASGISESSION_STORE=live):
+            client = Client()
+            client.get("/write")
+            cookie = client.cookies[name].value
+        with override_settings(DEBUG=debug, ASGISESSION_STORE=down):
+            assert_unavailable(client.get("/me"), f"load, DEBUG={debug}")
+            assert_unavailable(client.get("/write"), f"load to write, DEBUG={debug}")
+            assert cookie == client.cookies[name].value
+            assert_unavailable(Client().get("/write"), f"save, DEBUG={debug}")
+            async_client = AsyncClient()
+            async_client.cookies[name] = cookie
+            assert_unavailable(asyncio.run(async_client.get("/me")), f"async, DEBUG={debug}")
+            # Met in another middleware's own code (messages stored after the view): Django's
+            # 500 first, which asgisession's middleware replaces (the Client would re-raise).
+            storage = "django.contrib.messages.storage.session.SessionStorage"
+            with override_settings(MESSAGE_STORAGE=storage):
+                late = Client(raise_request_exception=False)
+                late.cookies[name] = cookie
+                assert_unavailable(late.get("/message/add"), f"in messages, DEBUG={debug}")
+            with override_settings(ASGISESSION_ON_STORE_ERROR="anonymous"):
+                anonymous = Client()  # a new Client: its handler reads the settings
+                anonymous.cookies[name] = cookie
+                served = anonymous.get("/write")
+                assert 200 == served.status_code, served.content
+                assert {"from": "django"} == served.json()
+                assert name not in served.cookies  # neither rewritten nor deleted
+        with override_settings(DEBUG=debug, ASGISESSION_STORE=live):
+            assert {"from": "django"} == client.get("/me").json()["data"]  # kept throughout
+    assert any("session store unavailable" in message for message in records.messages)
+
+
+def commit_errors() -> None:
+    """CookieOverflow and SerializationError at save: Django's 500 (the test Client re-raises
+    it), or the page ``ASGISESSION_ON_COMMIT_ERROR`` returns; never a Set-Cookie."""
+    name = settings.SESSION_COOKIE_NAME
+    for route, error in (("/big", CookieOverflow), ("/bad", SerializationError)):
+        for debug in (True, False):
+            with override_settings(DEBUG=debug):
+                client = Client(raise_request_exception=False)
+                client.get("/write")
+                cookie = client.cookies[name].value
+                response = client.get(route)
+                assert 500 == response.status_code, (route, debug)
+                assert name not in response.cookies
+                assert (b"Traceback" in response.content) == debug  # the debug page, or not
+                assert {"from": "django"} == client.get("/me").json()["data"]
+                assert cookie == client.cookies[name].value
+                raised: Exception | None = None
+                try:
+                    Client().get(route)
+                except error as exc:
+                    raised = exc
+                assert raised is not None, route
+        with override_settings(ASGISESSION_ON_COMMIT_ERROR="__main__.not_saved"):
+            client = Client()
+            client.get("/write")
+            if error is CookieOverflow:
+                response = client.get(route)
+                assert 400 == response.status_code
+                assert b"<p>not saved: CookieOverflow</p>" == response.content
+                assert name not in response.cookies
+            else:  # the hook returned None: the default, raised into Django
+                raised = None
+                try:
+                    client.get(route)
+                except SerializationError as exc:
+                    raised = exc
+                assert raised is not None
+            assert {"from": "django"} == client.get("/me").json()["data"]
+
+
+def revoke(store_url: str) -> None:
+    """Log out everywhere: every session of the user ends, listed in the core's index."""
+    from asgisession import user_sessions as core_user_sessions
+    from asgisession.errors import ConfigurationError
+    from asgisession.integrations.django_users import revoke_user, user_sessions
+
+    async def listed_by_the_core(user: object) -> int:
+        store = from_url(store_url)
+        try:
+            return len(await core_user_sessions(store, user))
+        finally:
+            await store.aclose()
+
+    pk = User.objects.get(username=USER).pk
+    with override_settings(ASGISESSION_STORE=store_url, ASGISESSION_USER_KEY="_auth_user_id"):
+        phone, laptop, gone = Client(), Client(), Client()
+        for client in (phone, laptop, gone):
+            client.get("/login")  # auth.login: cycle_key, then the user's key in the session
+        gone.get("/logout")
+        assert 2 == len(user_sessions(pk))
+        assert 2 == asyncio.run(listed_by_the_core(pk))  # one index, the core's
+        assert USER == phone.get("/me").json()["user"]
+        assert 2 == revoke_user(pk)
+        for client in (phone, laptop):
+            assert {"user": "", "data": {}} == client.get("/me").json()
+        assert [] == user_sessions(pk)
+        phone.get("/login")  # logged in again after: a new session, listed, not revoked
+        assert USER == phone.get("/me").json()["user"]
+        assert 1 == len(user_sessions(pk))
+    with override_settings(ASGISESSION_STORE=None, ASGISESSION_USER_KEY="_auth_user_id"):
+        refused: Exception | None = None
+        try:
+            Client().get("/me")
+        except ConfigurationError as exc:
+            refused = exc
+        assert refused is not None
+        assert "ASGISESSION_STORE" in str(refused)
+
+
 def main() -> None:
     setup_test_environment()
     scenarios: dict[str, Callable[[], None]] = {
@@ -326,6 +576,10 @@ def main() -> None:
         "expiry": expiry_cases,
         "interop": lambda: interop(sys.argv[2]),
         "edges": lambda: edges(sys.argv[2]),
+        "outage": lambda: outage(sys.argv[2], sys.argv[3]),
+        "commit_errors": commit_errors,
+        "expiry_crossing": lambda: expiry_crossing(sys.argv[2]),
+        "revoke": lambda: revoke(sys.argv[2]),
     }
     with override_settings(ROOT_URLCONF="__main__"):
         scenarios[sys.argv[1]]()

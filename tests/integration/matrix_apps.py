@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from asgisession import CSRFMiddleware, SessionMiddleware, flash
 from asgisession._types import AnyASGIApp, AnyScope, Receive, Scope, Send
@@ -43,9 +42,14 @@ BIG = 5000
 NOTICE = "Saved"
 VARIANT_HEADER = b"x-matrix-variant"
 
-#: Puts the session (and CSRF) middlewares around an ASGI app: each framework calls it where
-#: docs/frameworks.md puts ``SessionMiddleware(CSRFMiddleware(...))``.
-Wrap = Callable[[AnyASGIApp], AnyASGIApp]
+
+class Wrap(Protocol):
+    """Puts the session (and CSRF) middlewares around an ASGI app: each framework calls it
+    where docs/frameworks.md puts ``SessionMiddleware(CSRFMiddleware(...))``; ``options``
+    go to every ``SessionMiddleware`` (Django's column names its cookie, and keeps it in
+    the cookie, as its recipe does)."""
+
+    def __call__(self, app: AnyASGIApp, **options: Any) -> AnyASGIApp: ...
 
 
 def public(session: Any) -> dict[str, Any]:
@@ -91,9 +95,14 @@ def digest(data: bytes) -> dict[str, Any]:
     return {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def error_page_html(error: Exception) -> str:
+    """The page every framework's commit-error hook shows: it names the error."""
+    return f"<h1>Your session could not be saved</h1><p>{type(error).__name__}</p>"
+
+
 def error_page(scope: Scope, error: Exception) -> AnyASGIApp:
     """``on_commit_error``: a 400 HTML page naming the error (any framework can run it)."""
-    body = f"<h1>Your session could not be saved</h1><p>{type(error).__name__}</p>".encode()
+    body = error_page_html(error).encode()
 
     async def page(scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", b"text/html; charset=utf-8")]
@@ -106,11 +115,12 @@ def error_page(scope: Scope, error: Exception) -> AnyASGIApp:
 class Variants:
     """Three session stacks around one app, chosen per request by ``X-Matrix-Variant``."""
 
-    def __init__(self, app: AnyASGIApp, secret: str, store: Store | None) -> None:
+    def __init__(
+        self, app: AnyASGIApp, secret: str, store: Store | None, shared: dict[str, Any]
+    ) -> None:
         def stack(**options: Any) -> SessionMiddleware:
-            return SessionMiddleware(
-                CSRFMiddleware(app), secret_key_base=secret, store=store, **options
-            )
+            chosen = {"secret_key_base": secret, "store": store, **shared, **options}
+            return SessionMiddleware(CSRFMiddleware(app), **chosen)
 
         self.stacks = {
             b"": stack(on_commit_error=error_page),
@@ -124,8 +134,8 @@ class Variants:
 
 
 def wrap_for(secret: str, store: Store | None) -> Wrap:
-    def wrap(app: AnyASGIApp) -> AnyASGIApp:
-        return Variants(app, secret, store)
+    def wrap(app: AnyASGIApp, **options: Any) -> AnyASGIApp:
+        return Variants(app, secret, store, options)
 
     return wrap
 

@@ -6,7 +6,8 @@ and calls it where the docs put ``SessionMiddleware(CSRFMiddleware(...))``.
 - Starlette: in the ``middleware=[...]`` list (inside Starlette's ``ServerErrorMiddleware``)
 - Litestar: around ``SessionSync(app)``, so ``request.clear_session()`` reaches the cookie
 - Quart: ``app.asgi_app = wrap(app.asgi_app)``, Quart's own place for ASGI middleware
-- Django: :func:`django_app`, the one function that knows Django's wiring
+- Django: :func:`django_app`, the one function that knows Django's wiring (recipe 2: the
+  session engine, asgisession's CSRF around Django's ASGI handler; see :mod:`.matrix_django`)
 
 It runs past 300 lines because it is one job done six times: the same routes, each in its
 framework's own handlers; splitting it would scatter one table across files.
@@ -15,7 +16,6 @@ framework's own handlers; splitting it would scatter one table across files.
 # No ``from __future__ import annotations``: FastAPI and Litestar read the handlers' annotations
 # at run time, and these name classes imported inside the builders (so a served process
 # imports only its own framework).
-import importlib
 import json
 from typing import Annotated, Any, cast
 from urllib.parse import parse_qs
@@ -28,7 +28,6 @@ from .matrix_apps import (
     Wrap,
     digest,
     login,
-    public,
     set_flash,
     show_flash,
 )
@@ -284,71 +283,15 @@ def quart_app(wrap: Wrap) -> AnyASGIApp:
     return app
 
 
-def django_views() -> dict[str, Any]:
-    """The matrix's routes as Django views; the session is ``request.session``."""
-    from django.core.handlers.asgi import ASGIRequest
-    from django.http import HttpRequest, JsonResponse
-
-    def session_view(handler: Any) -> Any:
-        def view(request: HttpRequest) -> JsonResponse:
-            return JsonResponse(handler(request.session))
-
-        return view
-
-    def csrf(request: ASGIRequest) -> JsonResponse:
-        return JsonResponse({"token": csrf_token(request.scope)})
-
-    def login_(request: HttpRequest) -> JsonResponse:
-        request.session.cycle_key()  # what django.contrib.auth.login calls
-        request.session["user"] = json.loads(request.body)["user"]
-        return JsonResponse(public(request.session))
-
-    def logout(request: HttpRequest) -> JsonResponse:
-        request.session.flush()  # what django.contrib.auth.logout calls
-        return JsonResponse({})
-
-    def flash_(request: ASGIRequest) -> JsonResponse:
-        post = request.method == "POST"
-        return JsonResponse(set_flash(request.scope) if post else show_flash(request.scope))
-
-    def form(request: HttpRequest) -> JsonResponse:
-        return JsonResponse({"comment": request.POST["comment"]})
-
-    def upload(request: HttpRequest) -> JsonResponse:
-        file = request.FILES["upload"]
-        assert not isinstance(file, list)
-        return JsonResponse(digest(file.read()))
-
-    views = {path: session_view(handler) for path, handler in SESSION_ROUTES.items()}
-    return views | {
-        "/csrf": csrf,
-        "/login": login_,
-        "/logout": logout,
-        "/flash": flash_,
-        "/form": form,
-        "/upload": upload,
-    }
-
-
 def django_app(wrap: Wrap) -> AnyASGIApp:
-    """Django's column, wired as examples/django_app.py is: its settings (asgisession's
-    Django SessionMiddleware in ``MIDDLEWARE``), its urlconf, and the middlewares around
-    Django's ASGI handler. Another Django recipe replaces this function alone."""
-    from django.conf import settings
+    """Django's column, wired as docs/frameworks.md's recipe 2 is (:mod:`.matrix_django`):
+    the session engine under asgisession's Django ``SessionMiddleware``, and the middlewares
+    around Django's ASGI handler, their own session (the CSRF secret) in the cookie."""
     from django.core.asgi import get_asgi_application
-    from django.urls import path as django_path
 
-    import examples.django_app  # noqa: F401 - configures settings unless a test did first
+    from .matrix_django import ASGI_COOKIE
 
-    # The routes join the project's urlpatterns (Django reads the list at every resolve); a
-    # route the project has already (the example's /login, /logout, /csrf, /me) is the
-    # project's own.
-    urlconf = importlib.import_module(settings.ROOT_URLCONF)
-    known = {str(pattern.pattern) for pattern in urlconf.urlpatterns}
-    for route, view in django_views().items():
-        if route.lstrip("/") not in known:
-            urlconf.urlpatterns.append(django_path(route.lstrip("/"), view))
-    return wrap(get_asgi_application())
+    return wrap(get_asgi_application(), cookie_name=ASGI_COOKIE, store=None)
 
 
 BUILDERS = {

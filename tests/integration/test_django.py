@@ -66,9 +66,41 @@ def test_session_base_interface_goes_to_asgisession() -> None:
     django_session.cycle_key()
     assert control_of(inner).regenerated
     assert {"a": 1} == django_session.load()
-    with pytest.raises(NotImplementedError, match="SESSION_ENGINE"):
-        django_session.set_expiry(60)  # did nothing before: the lifetime is the middleware's
     assert {"a": 1} == dict(inner)
     django_session.flush()
     assert {} == dict(inner)
     assert django_session.is_empty()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("store", STORES)
+async def test_set_expiry_is_the_core_sessions(secret: str, store: str) -> None:
+    """``request.session.set_expiry()`` did nothing in 0.1, then raised; now the core's."""
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+
+    def expiry(request: HttpRequest, value: int) -> JsonResponse:
+        try:
+            request.session.set_expiry(value)
+        except ValueError as exc:  # ExpiryTooLong: past the middleware's lifetime
+            return JsonResponse({"error": str(exc)}, status=400)
+        request.session["marked"] = value
+        session = request.session
+        return JsonResponse(
+            {"age": session.get_expiry_age(), "close": session.get_expire_at_browser_close()}
+        )
+
+    django_app.urlpatterns.append(path("expiry/<int:value>", expiry))
+    try:
+        app = wrap(get_asgi_application(), secret, store)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            response = await c.get("/expiry/0")
+            assert {"age": 14 * 24 * 3600, "close": True} == response.json()
+            assert "max-age" not in response.headers["set-cookie"].lower()
+            response = await c.get("/expiry/60")
+            assert {"age": 60, "close": False} == response.json()
+            assert "Max-Age=60" in response.headers["set-cookie"]
+            assert 400 == (await c.get("/expiry/99999999")).status_code
+    finally:
+        django_app.urlpatterns.pop()

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..servers import LOOPBACK, ServerProcess, free_port
+from ..servers import LOOPBACK, ServerProcess, free_port, redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,8 @@ class Project:
 
     def serve(self, kind: str) -> ServerProcess:
         port = free_port()
-        env = [f"{k}={v}" for k, v in self.env.items() if k.startswith(("SECRET", "ASGI"))]
+        prefixes = ("SECRET", "ASGI", "DJANGO_DEBUG")
+        env = [f"{k}={v}" for k, v in self.env.items() if k.startswith(prefixes)]
         if kind == "runserver":
             command = ["manage.py", "runserver", "--noreload", f"{LOOPBACK}:{port}"]
         else:
@@ -71,8 +72,9 @@ class Project:
         return ServerProcess(argv, port, cwd=self.root).start()
 
 
-def make_project(root: Path, recipe: int, store: str | None = None) -> Project:
-    """``django-admin startproject``, the docs' blocks for ``recipe``, migrate, a superuser."""
+def make_project(root: Path, recipe: int, store: str | None = None, extra: str = "") -> Project:
+    """``django-admin startproject``, the docs' blocks for ``recipe``, migrate, a superuser;
+    ``extra``: more settings the test needs (not the docs')."""
     django_admin = shutil.which("django-admin", path=str(Path(sys.executable).parent))
     assert django_admin is not None
     subprocess.run([django_admin, "startproject", "mysite", str(root)], check=True)
@@ -80,6 +82,7 @@ def make_project(root: Path, recipe: int, store: str | None = None) -> Project:
         settings.write("\n" + doc_block(f"# settings.py, recipe {recipe}"))
         if store is not None:  # the documented ASGISESSION_STORE setting
             settings.write(f"ASGISESSION_STORE = {store!r}\n")
+        settings.write(extra)
     if recipe == 2:
         with (root / "mysite" / "asgi.py").open("a") as asgi:
             asgi.write("\n" + doc_block("# asgi.py, recipe 2"))
@@ -210,6 +213,21 @@ def test_asgisession_middleware_reads_the_engines_sessions(
     recipe1.driver("interop", urls[store])
 
 
+@pytest.mark.parametrize("store", ["cookie", "redis"])
+def test_set_expiry_crosses_between_engine_and_middleware(
+    recipe1: Project, store: str, redis_proc: ServerProcess
+) -> None:
+    """Browser-close and a chosen lifetime, both ways: Django's ``_session_expiry`` and the
+    core's ``_expiry`` say the same, whichever side chose last."""
+    url = "cookie" if store == "cookie" else f"redis://{LOOPBACK}:{redis_proc.port}/3"
+    recipe1.driver("expiry_crossing", url)
+
+
+def test_log_out_everywhere_with_redis(recipe1: Project, redis_proc: ServerProcess) -> None:
+    """``ASGISESSION_USER_KEY``: the user's sessions are indexed; ``revoke_user`` ends them."""
+    recipe1.driver("revoke", f"redis://{LOOPBACK}:{redis_proc.port}/4")
+
+
 def test_rotation_overflow_and_no_resurrection(recipe1: Project, tmp_path: Path) -> None:
     recipe1.driver("edges", f"sqlite:///{tmp_path / 'sessions.db'}")
 
@@ -257,5 +275,77 @@ def test_recipe2_runserver_keeps_djangos_csrf(recipe2: Project) -> None:
             assert 403 == client.post("/admin/login/", data=form).status_code
             assert 302 == admin_login(client).status_code
             assert 200 == client.get("/admin/").status_code
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def outage_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A Redis of its own, which the outage tests stop and start again."""
+    server = redis_server(tmp_path_factory.mktemp("outage-redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def recipe1_outage(
+    tmp_path_factory: pytest.TempPathFactory, outage_redis: ServerProcess
+) -> Project:
+    """Recipe 1 on that Redis; ``DJANGO_DEBUG=0`` in the environment turns DEBUG off."""
+    debug = (
+        "DEBUG = os.environ.get('DJANGO_DEBUG', '1') == '1'\n"
+        "ALLOWED_HOSTS = ['127.0.0.1', 'localhost', 'testserver']\n"
+    )
+    url = f"redis://{LOOPBACK}:{outage_redis.port}/0"
+    return make_project(tmp_path_factory.mktemp("recipe1outage"), 1, url, debug)
+
+
+def down_url(store: str, tmp_path: Path) -> str:
+    """A store that fails: a Redis stopped, or a SQLite "file" that cannot be opened."""
+    if store == "sqlite":
+        return f"sqlite:///{tmp_path}"  # a directory: sqlite3 cannot open it
+    stopped = redis_server(tmp_path)
+    stopped.stop()
+    return f"redis://{LOOPBACK}:{stopped.port}/0"
+
+
+@pytest.mark.parametrize("store", ["redis", "sqlite"])
+def test_store_outage_is_503_with_the_test_clients(
+    recipe1: Project, store: str, outage_redis: ServerProcess, tmp_path: Path
+) -> None:
+    """Before django_middleware: Django's 500, and the test Client raised StoreUnavailable."""
+    live = {
+        "redis": f"redis://{LOOPBACK}:{outage_redis.port}/2",
+        "sqlite": f"sqlite:///{tmp_path / 'sessions.db'}",
+    }[store]
+    recipe1.driver("outage", live, down_url(store, tmp_path))
+
+
+def test_commit_errors_are_djangos_500_or_the_hook(recipe1: Project) -> None:
+    recipe1.driver("commit_errors")
+
+
+@pytest.mark.parametrize("kind", ["runserver", "uvicorn"])
+@pytest.mark.parametrize("debug", ["1", "0"])
+def test_store_outage_is_503_served(
+    recipe1_outage: Project, outage_redis: ServerProcess, kind: str, debug: str
+) -> None:
+    """Logged in to the admin, Redis stopped: the admin's next page is a 503, not a 500."""
+    recipe1_outage.env["DJANGO_DEBUG"] = debug
+    server = recipe1_outage.serve(kind)
+    try:
+        with httpx.Client(base_url=base(server)) as client:
+            assert 302 == admin_login(client).status_code
+            cookie = client.cookies["sessionid"]
+            outage_redis.stop()
+            try:
+                response = client.get("/admin/")
+                assert 503 == response.status_code, response.text[:500]
+                assert "5" == response.headers["retry-after"]
+                assert "set-cookie" not in response.headers
+                assert "session store" in response.text
+            finally:
+                outage_redis.start()
+            assert cookie == client.cookies["sessionid"]
     finally:
         server.stop()

@@ -2,7 +2,8 @@
 
 The probes ask the backing service itself, not the store object: the SQLite file (its rows,
 its bytes, ``PRAGMA data_version``), Redis (``DBSIZE`` and ``rdb_changes_since_last_save``,
-the count of writes since start when nothing is persisted) and memcached (``stats``). A
+the count of writes since start when nothing is persisted), memcached (``stats``) and
+PostgreSQL (the table's rows, and the next transaction id, which only a write moves). A
 :class:`CountingStore` around the store counts the calls the session layer makes.
 """
 
@@ -17,10 +18,11 @@ from pathlib import Path
 
 from asgisession.stores.base import Store
 from asgisession.stores.memcached import MemcachedStore
+from asgisession.stores.postgres import PostgresStore
 from asgisession.stores.redis import RedisStore
 from asgisession.stores.sqlite import SQLiteStore
 
-from ..servers import LOOPBACK, ServerProcess
+from ..servers import LOOPBACK, PostgresServer, ServerProcess
 
 #: Memcached ``stats`` counters that go up with every write command.
 MEMCACHED_WRITE_STATS = ("cmd_set", "cmd_touch", "delete_hits", "delete_misses", "cmd_flush")
@@ -163,3 +165,32 @@ def memcached_probed(server: ServerProcess, port: int | None = None) -> Probed:
         return sum(int(stats[name]) for name in MEMCACHED_WRITE_STATS)
 
     return Probed("memcached", store, size, writes)
+
+
+def postgres_probed(server: PostgresServer, table: str) -> Probed:
+    """A PostgresStore on a real PostgreSQL, probed through connections of their own.
+
+    A transaction gets an id only when it writes, so the next id to be given out counts the
+    writes of the whole server; the tests' server runs no autovacuum, whose ANALYZE would
+    move it too. The periodic sweep is put off for a day, as for SQLite.
+    """
+    import asyncpg
+
+    store = PostgresStore(server.url, table=table, sweep_interval=86_400)
+
+    async def ask(sql: str) -> int:
+        connection = await asyncpg.connect(server.url)
+        try:
+            return int(await connection.fetchval(sql))
+        except asyncpg.UndefinedTableError:  # no table yet
+            return 0
+        finally:
+            await connection.close()
+
+    async def size() -> int:
+        return await ask(f"SELECT count(*) FROM {table}")  # noqa: S608 - the test's own name
+
+    async def writes() -> int:
+        return await ask("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+
+    return Probed("postgres", store, size, writes)

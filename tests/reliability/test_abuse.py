@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -46,6 +47,7 @@ from .stores import (
     Probed,
     memcached_probed,
     memcached_stats,
+    postgres_probed,
     redis_probed,
     sqlite_probed,
 )
@@ -55,7 +57,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
-    """asyncio only: memcached and SQLite clients are, and the proxy uses asyncio streams."""
+    """asyncio only: the memcached, PostgreSQL and SQLite clients are; the proxy uses asyncio."""
     return "asyncio"
 
 
@@ -133,15 +135,18 @@ def assert_plain_200s(recorders: Sequence[Recorder]) -> None:
     assert not any(r.headers(b"set-cookie") for r in recorders)
 
 
-@pytest.fixture(params=["sqlite", "redis", "memcached"])
+@pytest.fixture(params=["sqlite", "redis", "memcached", "postgres"])
 async def probed(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Probed]:
     """Each real store in turn, with its server-side probes."""
     if request.param == "sqlite":
         store = sqlite_probed(tmp_path / "sessions.db")
     elif request.param == "redis":
         store = redis_probed(request.getfixturevalue("redis_proc"))
-    else:
+    elif request.param == "memcached":
         store = memcached_probed(request.getfixturevalue("memcached_proc"))
+    else:
+        table = f"t{uuid.uuid4().hex}"
+        store = postgres_probed(request.getfixturevalue("postgres_proc"), table)
     try:
         yield store
     finally:

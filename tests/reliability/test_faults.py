@@ -1,10 +1,11 @@
 # STYLE.md puts the expected value first in asserts; SIM300 ("Yoda condition") forbids it.
-"""Faults, produced for real, between a served app and its Redis or memcached.
+"""Faults, produced for real, between a served app and its Redis, memcached or PostgreSQL.
 
 The counter app (:mod:`tests.reliability.app`) runs behind SessionMiddleware under uvicorn
-in this test's event loop, on a loopback port, and reaches a real redis-server or memcached
-through a :class:`~tests.faultproxy.FaultProxy`. Eight clients (``httpx.AsyncClient``, each
-with its own cookie jar) build up a session each; then one fault is switched on:
+in this test's event loop, on a loopback port, and reaches a real redis-server, memcached or
+PostgreSQL through a :class:`~tests.faultproxy.FaultProxy`. Eight clients
+(``httpx.AsyncClient``, each with its own cookie jar) build up a session each; then one
+fault is switched on:
 
 * ``cut``: every connection to the store is reset, and new ones too;
 * ``blackhole``: the store's connections stall, both ways (bytes held, not lost);
@@ -25,10 +26,11 @@ During the fault every client asks for its session at once, and the test checks 
 and after the fault is healed, without restarting anything:
 
 4. every client's next request succeeds, with its own marker and its counter exactly where
-   it was (nothing lost, nothing written twice; after ``stop`` the server's data is gone,
-   so each client starts afresh, never with another's session). These requests run for
-   as long as late replies can still arrive (``delay``, ``blackhole``), so a connection
-   left holding a stale reply would hand it to one of them;
+   it was (nothing lost, nothing written twice; after ``stop`` the data of Redis and
+   memcached, which persist nothing here, is gone, so each client starts afresh, never with
+   another's session, while PostgreSQL's is on disk and each counter goes on). These
+   requests run for as long as late replies can still arrive (``delay``, ``blackhole``),
+   so a connection left holding a stale reply would hand it to one of them;
 5. no task is left behind: the loop's tasks are those from before the fault (the proxy's
    own tasks aside).
 
@@ -51,10 +53,10 @@ import httpx
 import pytest
 
 from asgisession import SessionMiddleware
-from asgisession.stores import MemcachedStore, RedisStore, Store
+from asgisession.stores import MemcachedStore, PostgresStore, RedisStore, Store
 
 from ..faultproxy import FaultProxy
-from ..servers import LOOPBACK, ServerProcess
+from ..servers import LOOPBACK, PostgresServer, ServerProcess
 from .app import counter_app
 from .serving import served_in_loop, write_results
 
@@ -63,7 +65,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
-    """asyncio only: the fault proxy runs on asyncio streams, before Redis and memcached."""
+    """asyncio only: the fault proxy runs on asyncio streams, before Redis, memcached and
+    PostgreSQL, whose clients are asyncio's too."""
     return "asyncio"
 
 
@@ -87,7 +90,7 @@ class Rig:
 
     base_url: str
     proxy: FaultProxy
-    server: ServerProcess
+    server: ServerProcess | PostgresServer
     store: Store
 
     def start_fault(self, fault: str) -> None:
@@ -111,7 +114,9 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(kind: str, server: ServerProcess, secret: str, policy: Policy) -> AsyncIterator[Rig]:
+async def rig(
+    kind: str, server: ServerProcess | PostgresServer, secret: str, policy: Policy
+) -> AsyncIterator[Rig]:
     """Serve the counter app with ``kind``'s store reached through a fault proxy."""
     async with AsyncExitStack() as stack:
         proxy = await stack.enter_async_context(FaultProxy(server.port))
@@ -120,6 +125,9 @@ async def rig(kind: str, server: ServerProcess, secret: str, policy: Policy) -> 
         if kind == "redis":
             url = f"redis://{LOOPBACK}:{proxy.port}/0"
             store = RedisStore.from_url(url, namespace=namespace, timeout=TIMEOUT)
+        elif kind == "postgres":
+            url = f"postgresql://postgres@{LOOPBACK}:{proxy.port}/postgres"
+            store = PostgresStore(url, table=f"f{uuid.uuid4().hex}", timeout=TIMEOUT)
         else:
             store = MemcachedStore(port=proxy.port, namespace=namespace, timeout=TIMEOUT)
         stack.push_async_callback(store.aclose)
@@ -171,7 +179,7 @@ async def leftover_tasks(baseline: set[asyncio.Task[Any]], proxy: FaultProxy) ->
 
 
 async def run_fault(
-    kind: str, fault: str, policy: Policy, server: ServerProcess, secret: str
+    kind: str, fault: str, policy: Policy, server: ServerProcess | PostgresServer, secret: str
 ) -> None:
     """The scenario of the module docstring, for one store, fault and policy."""
     async with rig(kind, server, secret, policy) as served, AsyncExitStack() as clients_stack:
@@ -242,7 +250,9 @@ async def run_fault(
         # Until late replies can no longer arrive (held ones flow on at once on heal).
         late = began + DELAY if fault == "delay" else healed_at
         until = max(healed_at, late) + 0.3
-        count = 2 if fault != "stop" else 0  # a stopped server forgot everything
+        # A stopped Redis or memcached forgot everything; PostgreSQL keeps it on disk.
+        kept = fault != "stop" or kind == "postgres"
+        count = 2 if kept else 0
         while True:
             steps = await asyncio.gather(
                 *(
@@ -260,26 +270,26 @@ async def run_fault(
 
         await clients_stack.aclose()
         assert set() == await leftover_tasks(baseline, served.proxy)
-        figures["recovered_steps_per_client"] = count - (2 if fault != "stop" else 0)
+        figures["recovered_steps_per_client"] = count - (2 if kept else 0)
         write_results(f"faults-{kind}-{fault}-{policy}", figures)
         print(f"\nfaults {figures}")  # the margins, for docs/reliability.md
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-@pytest.mark.parametrize("kind", ["redis", "memcached"])
+@pytest.mark.parametrize("kind", ["redis", "memcached", "postgres"])
 async def test_fault_gives_503_then_recovers(
     kind: str, fault: str, request: pytest.FixtureRequest, secret: str
 ) -> None:
     """Default policy: 503 + Retry-After within the timeout, then full recovery."""
-    server: ServerProcess = request.getfixturevalue(f"{kind}_proc")
+    server: ServerProcess | PostgresServer = request.getfixturevalue(f"{kind}_proc")
     await run_fault(kind, fault, "unavailable", server, secret)
 
 
 @pytest.mark.parametrize("fault", ["blackhole", "stop"])
-@pytest.mark.parametrize("kind", ["redis", "memcached"])
+@pytest.mark.parametrize("kind", ["redis", "memcached", "postgres"])
 async def test_fault_gives_anonymous_sessions_then_recovers(
     kind: str, fault: str, request: pytest.FixtureRequest, secret: str
 ) -> None:
     """on_store_error="anonymous": empty unsaved sessions within the timeout, then recovery."""
-    server: ServerProcess = request.getfixturevalue(f"{kind}_proc")
+    server: ServerProcess | PostgresServer = request.getfixturevalue(f"{kind}_proc")
     await run_fault(kind, fault, "anonymous", server, secret)

@@ -1,9 +1,10 @@
 """The asyncio-only adapters under Trio say why they cannot run there.
 
 Every test here runs on anyio's Trio backend (this module overrides ``anyio_backend``).
-RedisStore, MemcachedStore and SQLiteStore are built on asyncio (redis.asyncio, aiomcache,
-a thread that answers through asyncio's loop): their first call raises ConfigurationError
-naming the limit and what to do, not an obscure failure inside the client. MemoryStore and
+RedisStore, MemcachedStore, PostgresStore and SQLiteStore are built on asyncio (redis.asyncio,
+aiomcache, asyncpg, a thread that answers through asyncio's loop): their first call raises
+ConfigurationError naming the limit and what to do, not an obscure failure inside the
+client. MemoryStore and
 NullStore run their own tests (test_memory.py, test_null.py) under Trio too, as every anyio
 test does (tests/conftest.py).
 """
@@ -17,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from asgisession import ConfigurationError
-from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore
+from asgisession.stores import MemcachedStore, PostgresStore, RedisStore, SQLiteStore
 from asgisession.stores.base import Store
 
 from .contract import new_key
@@ -44,12 +45,17 @@ def memcached_store(tmp_path: Path) -> Store:
     return MemcachedStore(port=9)
 
 
+def postgres_store(tmp_path: Path) -> Store:
+    return PostgresStore("postgresql://u@127.0.0.1:9/db")
+
+
 @pytest.mark.parametrize(
     ("make", "name", "client"),
     [
         (sqlite_store, "SQLiteStore", "asyncio"),
         (redis_store, "RedisStore", "redis.asyncio"),
         (memcached_store, "MemcachedStore", "aiomcache"),
+        (postgres_store, "PostgresStore", "asyncpg"),
     ],
 )
 @pytest.mark.parametrize(
