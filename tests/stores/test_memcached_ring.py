@@ -12,7 +12,7 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,7 +24,7 @@ from asgisession.stores.memcached import MemcachedStore
 
 from ..asgi_helpers import client
 from ..reliability.app import counter_app
-from ..servers import LOOPBACK, ServerProcess, memcached_server
+from ..servers import LOOPBACK, ServerProcess
 from .contract import StoreContract, new_key
 
 pytestmark = pytest.mark.anyio
@@ -120,26 +120,14 @@ def test_bad_servers(kwargs: dict[str, Any], message: str) -> None:
 # -- three real servers ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def three_processes() -> Iterator[list[ServerProcess]]:
-    """Three memcached processes on free loopback ports, for the module."""
-    servers: list[ServerProcess] = []
-    try:
-        for _ in range(3):
-            servers.append(memcached_server())
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
 @pytest.fixture
-def three(three_processes: list[ServerProcess]) -> list[ServerProcess]:
-    """The module's three servers, each running (a test before may have stopped one)."""
-    for server in three_processes:
+def three(memcached_ring_procs: list[ServerProcess]) -> list[ServerProcess]:
+    """The module's three servers (tests/conftest.py), each running (a test before may
+    have stopped one)."""
+    for server in memcached_ring_procs:
         if server.process is None:
             server.start()
-    return three_processes
+    return memcached_ring_procs
 
 
 def ring(three: list[ServerProcess], **options: Any) -> MemcachedStore:

@@ -65,14 +65,10 @@ def namespace() -> str:
     return f"t{uuid.uuid4().hex[:8]}:"
 
 
-@pytest.fixture(scope="module")
-def shared_sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup]:
-    """A primary, a replica and three sentinels that no test stops, for the contract."""
-    setup = start_sentinels(tmp_path_factory.mktemp("sentinels"))
-    try:
-        yield setup
-    finally:
-        setup.stop()
+@pytest.fixture
+def shared_sentinels(redis_sentinels: SentinelSetup) -> SentinelSetup:
+    """The module's primary, replica and sentinels (tests/conftest.py), which no test stops."""
+    return redis_sentinels
 
 
 class TestSentinelContract(StoreContract):
