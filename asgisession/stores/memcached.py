@@ -43,6 +43,9 @@ is ``touch``, ``delete`` is ``delete``, ``add`` is ``add``. Rules on top of thos
    user index's included, lives on the one server its own hash picks: an index is one
    item, read and written (``gets``/``cas``) on that server only, so it is as coherent as
    with one server. Its members are session keys, each held wherever its own hash puts it.
+   While an index's server is down and ``failover`` sends its commands to the next one, the
+   index there starts empty, and once its server is back the members added meanwhile are
+   not in the index it holds (docs/stores.md, "What a failure loses").
 
 The store runs on asyncio only (aiomcache); called under Trio, it raises
 :class:`~asgisession.errors.ConfigurationError` saying so.
