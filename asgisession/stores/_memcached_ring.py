@@ -86,6 +86,9 @@ class Node:
                 "MemcachedStore needs aiomcache 0.8."
             )
         self.pool = pool
+        # A client passed in names its own server; messages should too.
+        self.host = getattr(pool, "_host", self.host)
+        self.port = getattr(pool, "_port", self.port)
         self.borrower = Borrower(pool, getattr(pool, "_maxsize", pool_size))
         return self.borrower
 

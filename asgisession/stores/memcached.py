@@ -257,10 +257,8 @@ class MemcachedStore(ClosingStore):
     .. versionadded:: 0.1
 
     .. versionchanged:: 0.2
+       ``pool_size`` defaults to 50 (it was 8), and connections are opened on demand;
        ``servers``, ``failover`` and ``down_retry_delay``: one store over several servers.
-
-    .. versionchanged:: 0.2
-       ``pool_size`` defaults to 50 (it was 8), and connections are opened on demand.
     """
 
     #: Tries of a user-index update (``gets`` then ``cas``) before :class:`IndexContention`.
@@ -600,9 +598,10 @@ class MemcachedStore(ClosingStore):
             else:
                 result = await asyncio.wait_for(borrower.run(command), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
-            message = f"memcached at {node.address} did not answer {what} within {self.timeout} s"
-            self._failed(node, message)
-            raise StoreUnavailable(message) from None
+            self._failed(node, f"no answer to {what} within {self.timeout} s")
+            raise StoreUnavailable(
+                f"memcached at {node.address} did not answer {what} within {self.timeout} s"
+            ) from None
         except (OSError, EOFError, ClientException) as exc:
             self._failed(node, repr(exc))
             raise StoreUnavailable(f"memcached at {node.address} failed {what}: {exc!r}") from exc
