@@ -77,7 +77,8 @@ def start_sentinels(workdir: Path) -> SentinelSetup:
     server = require_binary("redis-server", "redis-server")
     (workdir / "primary").mkdir()
     (workdir / "replica").mkdir()
-    log = ("--logfile", "redis.log")
+    # shutdown-timeout 0: a primary stopped by SIGTERM does not wait for its replicas.
+    log = ("--logfile", "redis.log", "--shutdown-timeout", "0")
     # Redis 7 waits 5 s before a diskless full sync, in case more replicas come: none will.
     primary = redis_server(workdir / "primary", *log, "--repl-diskless-sync-delay", "0")
     setup = SentinelSetup(primary, primary)  # the replica is set just below

@@ -23,6 +23,7 @@ from asgisession.errors import ConfigurationError, StoreUnavailable
 from asgisession.stores.memcached import MemcachedStore
 
 from ..asgi_helpers import client
+from ..faultproxy import FaultProxy
 from ..reliability.app import counter_app
 from ..servers import LOOPBACK, ServerProcess
 from .contract import StoreContract, new_key
@@ -330,3 +331,40 @@ async def test_sessions_through_the_middleware(three: list[ServerProcess]) -> No
                 assert None is not await alone.load(key)
         for browser in browsers:
             await browser.aclose()
+
+
+async def test_a_server_that_stalls(three: list[ServerProcess]) -> None:
+    """A server that stops answering without closing (a stall, through a proxy): its
+    commands fail at the timeout, the others' are served meanwhile, then it is skipped; when
+    it answers again, its sessions come back as they were (documented: it kept its memory)."""
+    async with FaultProxy(three[0].port) as proxy:
+        servers = [(LOOPBACK, proxy.port), *((LOOPBACK, s.port) for s in three[1:])]
+        async with MemcachedStore(servers=servers, timeout=0.5, down_retry_delay=2.0) as store:
+            mine = keys_on(store, proxy.port, 5)
+            others = [k for s in three[1:] for k in keys_on(store, s.port, 5)]
+            for key in mine + others:
+                await store.save(key, key.encode(), ttl=60)
+            proxy.blackhole()
+
+            async def timed_load(key: str) -> tuple[bytes | Exception | None, float]:
+                began = time.monotonic()
+                try:
+                    value: bytes | Exception | None = await store.load(key)
+                except StoreUnavailable as exc:
+                    value = exc
+                return value, time.monotonic() - began
+
+            results = await asyncio.gather(*(timed_load(key) for key in mine + others))
+            for value, took in results[: len(mine)]:
+                assert isinstance(value, StoreUnavailable)
+                assert 0.4 < took < 1.5
+            for key, (value, took) in zip(others, results[len(mine) :], strict=True):
+                assert key.encode() == value
+                assert took < 0.4  # not held up by the stalled server
+            for key in mine:  # skipped now: the next server, where they are not, at once
+                value, took = await timed_load(key)
+                assert (None, True) == (value, took < 0.4)
+            proxy.heal()
+            await asyncio.sleep(2.0)
+            for key in mine:
+                assert key.encode() == await store.load(key)

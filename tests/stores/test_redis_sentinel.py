@@ -23,7 +23,14 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from asgisession import ConfigurationError, StoreUnavailable, stores
 from asgisession.stores.redis import RedisStore
 
-from ..redis_sentinel import SentinelSetup, admin, primary_port, start_sentinels
+from ..redis_sentinel import (
+    SERVICE,
+    SentinelSetup,
+    admin,
+    primary_port,
+    start_sentinels,
+    wait_until,
+)
 from ..servers import LOOPBACK, ServerProcess, redis_server
 from .contract import StoreContract, new_key
 
@@ -122,6 +129,38 @@ async def test_failover_keeps_what_replicas_acknowledged(sentinels: SentinelSetu
         key = new_key()
         assert await plain.save(key, b"y", ttl=60)
         assert b"y" == await plain.load(key)
+
+
+async def test_a_failover_the_store_did_not_see(sentinels: SentinelSetup) -> None:
+    """SENTINEL FAILOVER with nothing stopped: the old primary becomes a replica while the
+    store's pooled connection is still open to it. Its next write is refused there
+    (READONLY), and the store reconnects to the new primary, within a bound."""
+    old, new = sentinels.primary.port, sentinels.replica.port
+    async with RedisStore.from_url(sentinels.url) as store:
+        key = new_key()
+        assert await store.save(key, b"before", ttl=600)
+        with admin(sentinels.sentinels[0].port) as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        wait_until("the replica promoted", lambda: primary_port(sentinels) == new)
+        # The sentinels would make the old primary a replica at their next look at it (up
+        # to 10 s); do it now, as they will.
+        with admin(old) as demoted:
+            demoted.replicaof(LOOPBACK, new)
+            wait_until("the old primary a replica", lambda: demoted.info()["role"] == "slave")
+        began, failures = time.monotonic(), 0
+        while True:
+            try:
+                assert await store.save(key, b"after", ttl=600)
+                break
+            except StoreUnavailable:
+                failures += 1
+            assert time.monotonic() - began < FAILOVER_BOUND
+            await asyncio.sleep(0.1)
+        assert failures <= 1
+        assert new == primary_port(sentinels)
+        assert b"after" == await store.load(key)
+        with admin(new) as promoted:
+            assert "after" == promoted.get(store.namespace + key)
 
 
 async def test_wait_replicas_reaches_the_replica(shared_sentinels: SentinelSetup) -> None:
