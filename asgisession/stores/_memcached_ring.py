@@ -14,8 +14,10 @@ server, and the server is *marked down* for ``down_retry_delay`` seconds. Meanwh
 ``failover=True`` (the default, as in Rails' Dalli client), its keys go to the next server
 round the ring that is not marked down; with ``failover=False`` a command for one of its
 keys fails at once with StoreUnavailable, without trying it. Once the delay has passed, the
-next command for one of its keys tries it again: an answer brings it back, a failure marks
-it down for another delay. Each process keeps its own marks.
+next command for one of its keys tries it again, alone: while that try is in flight, the
+other commands for its keys go on as if it were down, so a server that still does not
+answer holds up one command per delay, not all of them. An answer brings it back, a
+failure marks it down for another delay. Each process keeps its own marks.
 
 With one server nothing is ever marked down: every command tries it, as before rings.
 """
@@ -51,7 +53,16 @@ def point(data: bytes) -> int:
 class Node:
     """One memcached server of a store: its client and pool, and whether it is marked down."""
 
-    __slots__ = ("borrower", "client", "down_until", "host", "owns_client", "pool", "port")
+    __slots__ = (
+        "borrower",
+        "client",
+        "down_until",
+        "host",
+        "owns_client",
+        "pool",
+        "port",
+        "trying",
+    )
 
     def __init__(self, host: str, port: int, client: aiomcache.Client | None = None) -> None:
         self.host = host
@@ -60,8 +71,11 @@ class Node:
         self.owns_client = client is None
         self.pool: MemcachePool | None = None
         self.borrower: Borrower | None = None  # runs each command on one of its connections
-        #: ``time.monotonic()`` until which the server is skipped; 0 when it is not down.
+        #: ``time.monotonic()`` until which the server is skipped; 0 when it is not down (a
+        #: past time: down, and due for a try).
         self.down_until = 0.0
+        #: Whether a command is trying the server after its delay (see :meth:`usable`).
+        self.trying = False
 
     @property
     def address(self) -> str:
@@ -110,8 +124,18 @@ class Node:
             self.down_until = 0.0
             logger.warning("memcached at %s answers again; back on the ring", self.address)
 
-    def is_down(self, now: float) -> bool:
-        return now < self.down_until
+    def usable(self, now: float) -> bool:
+        """Whether to send a command here now; the first after a delay becomes the try.
+
+        The caller that gets ``True`` for a try (:attr:`trying` set) clears :attr:`trying`
+        once its command ends, however it ends.
+        """
+        if not self.down_until:
+            return True
+        if now < self.down_until or self.trying:
+            return False
+        self.trying = True
+        return True
 
     async def aclose(self) -> None:
         """Close the client, if this node built it; commands in flight close their connection."""
@@ -160,6 +184,9 @@ class Ring:
     def node_for(self, key: bytes) -> Node:
         """The server to send ``key``'s command to now, skipping those marked down.
 
+        A server returned for a try after its delay has :attr:`Node.trying` set: the caller
+        clears it when the command ends.
+
         :raises StoreUnavailable: when ``key``'s server is down and ``failover`` is off, or
             when every server is down.
         """
@@ -169,16 +196,17 @@ class Ring:
         now = time.monotonic()
         start = bisect.bisect_left(self._points, point(key))
         first = owners[start % len(owners)]
-        if not first.is_down(now):
+        if first.usable(now):
             return first
         if not self.failover:
+            left = first.down_until - now
+            state = f"marked down for {left:.1f} s more" if left > 0 else "being tried again"
             raise StoreUnavailable(
-                f"memcached at {first.address}, which holds this key, is marked down for "
-                f"{first.down_until - now:.1f} s more (failover=False)"
+                f"memcached at {first.address}, which holds this key, is {state} (failover=False)"
             )
         for step in range(1, len(owners)):
             node = owners[(start + step) % len(owners)]
-            if not node.is_down(now):
+            if node.usable(now):
                 return node
         raise StoreUnavailable(
             "every memcached server of this store is marked down: "

@@ -577,7 +577,13 @@ class MemcachedStore(ClosingStore):
         self, what: str, wire: bytes, command: Callable[[Connection], Awaitable[_T]]
     ) -> _T:
         """Run ``command`` on the server that holds ``wire`` now (see the ring's rules)."""
-        return await self._run_on(self._ring.node_for(wire), what, command)
+        node = self._ring.node_for(wire)
+        if not node.trying:
+            return await self._run_on(node, what, command)
+        try:  # the one command trying a server after its delay
+            return await self._run_on(node, what, command)
+        finally:
+            node.trying = False
 
     async def _run_on(
         self, node: Node, what: str, command: Callable[[Connection], Awaitable[_T]]

@@ -368,3 +368,30 @@ async def test_a_server_that_stalls(three: list[ServerProcess]) -> None:
             await asyncio.sleep(2.0)
             for key in mine:
                 assert key.encode() == await store.load(key)
+
+
+async def test_one_command_tries_a_server_after_its_delay(three: list[ServerProcess]) -> None:
+    """After the delay, one command tries the still-stalled server; the others meanwhile go
+    to the next server at once instead of all waiting for the timeout."""
+    async with FaultProxy(three[0].port) as proxy:
+        servers = [(LOOPBACK, proxy.port), *((LOOPBACK, s.port) for s in three[1:])]
+        async with MemcachedStore(servers=servers, timeout=0.5, down_retry_delay=0.5) as store:
+            mine = keys_on(store, proxy.port, 10)
+            proxy.blackhole()
+            with pytest.raises(StoreUnavailable, match="did not answer"):
+                await store.load(mine[0])
+            await asyncio.sleep(0.6)  # the delay has passed: due for a try
+
+            async def outcome(key: str) -> str:
+                try:
+                    await store.load(key)
+                except StoreUnavailable:
+                    return "failed"
+                return "next server"
+
+            began = time.monotonic()
+            tries = asyncio.gather(*(outcome(key) for key in mine))
+            results = await tries
+            assert 1 == results.count("failed"), results  # the one try, at the timeout
+            assert time.monotonic() - began < 1.5
+            proxy.heal()
