@@ -293,7 +293,7 @@ class MemcachedStore(ClosingStore):
             or not (0 < timeout < math.inf)
         ):
             raise ConfigurationError(f"timeout={timeout!r}; give seconds > 0.")
-        self.host = host
+        self.host: str = host
         self.port: int = _setting("port", port, 1, 65535)
         self.pool_size: int = _setting("pool_size", pool_size, 1)
         # 1024: memcached's least -I
@@ -310,7 +310,7 @@ class MemcachedStore(ClosingStore):
             or not (0 < down_retry_delay < math.inf)
         ):
             raise ConfigurationError(f"down_retry_delay={down_retry_delay!r}; give seconds > 0.")
-        self.down_retry_delay = float(down_retry_delay)
+        self.down_retry_delay: float = float(down_retry_delay)
         if servers is None:
             nodes = [Node(self.host, self.port, client)]
         else:
@@ -321,7 +321,7 @@ class MemcachedStore(ClosingStore):
             if (host, port) != ("127.0.0.1", 11211):
                 raise ConfigurationError("give servers= or host and port, not both.")
             nodes = [Node(*_server(server)) for server in _listed(servers)]
-        self.failover = bool(failover)
+        self.failover: bool = bool(failover)
         self._ring = Ring(nodes, failover=self.failover)
         self.host, self.port = nodes[0].host, nodes[0].port
         fits = len(namespace) + len(_HASH_MARK) + _SHA256_HEX <= MAX_KEY_LENGTH

@@ -213,7 +213,7 @@ class RedisStore(ClosingStore):
         #: Replicas that must acknowledge each write (Redis ``WAIT``) before it returns.
         self.wait_replicas = wait_replicas
         #: Seconds each write waits for them.
-        self.wait_timeout = float(wait_timeout)
+        self.wait_timeout: float = float(wait_timeout)
         # WAIT takes whole milliseconds, and 0 would mean "wait for ever".
         self._wait_ms = max(1, round(self.wait_timeout * 1000))
         self._client = client
