@@ -34,6 +34,15 @@ def merge_vary(headers: Headers, names: Sequence[bytes]) -> None:
     Tokens compare case-insensitively across every ``Vary`` header; a response without one
     gets a new header. ``headers`` is changed in place.
     """
+    # Hot path of every response with a session read or written (the middleware section's
+    # read and write rows): most responses have no Vary yet, found by length first.
+    for key, _ in headers:
+        if len(key) == 4 and key.lower() == b"vary":
+            break
+    else:
+        if names:
+            headers.append((b"vary", b", ".join(names)))
+        return
     present: set[bytes] = set()
     first = None
     for index, (key, value) in enumerate(headers):
@@ -65,10 +74,15 @@ def keep_private(headers: Headers) -> bytes | None:
 
     :returns: the ``Cache-Control`` value that was replaced (for the log), else ``None``.
     """
-    values = header_values(headers, b"cache-control")
-    if not values:
+    # Hot path of every response that sets a cookie (the middleware section's write row):
+    # most have no Cache-Control, found by length first without listing the values.
+    for key, _ in headers:
+        if len(key) == 13 and key.lower() == b"cache-control":
+            break
+    else:
         headers.append((b"cache-control", b"private"))
         return None
+    values = header_values(headers, b"cache-control")
     directives = [d.strip() for value in values for d in value.split(b",") if d.strip()]
     if any(d.lower() in (b"private", b"no-store") for d in directives):
         return None

@@ -143,25 +143,35 @@ class RequestCookies:
     def oversized(self) -> bool:
         """Whether the ``Cookie`` headers together pass ``max_size`` bytes."""
         if self._oversized is None:
-            # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
-            for name, value in self._headers:
-                if len(name) == 6 and name.lower() == b"cookie":
-                    self._cookie_headers.append(value)
-            self._oversized = sum(map(len, self._cookie_headers)) > self._max_size
+            return self._scan()
+        return self._oversized
+
+    def _scan(self) -> bool:
+        # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
+        for name, value in self._headers:
+            if len(name) == 6 and name.lower() == b"cookie":
+                self._cookie_headers.append(value)
+        self._oversized = sum(map(len, self._cookie_headers)) > self._max_size
         return self._oversized
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every ``(name, value)``, in order, as :func:`iter_cookies` yields them."""
         if self._pairs is None:
             self._pairs = []
-            if not self.oversized:
+            if not (self._scan() if self._oversized is None else self._oversized):
                 for header_value in self._cookie_headers:
                     self._pairs += _parse(header_value)
         return self._pairs
 
     def values(self, name: str) -> list[str]:
         """Every value sent for the cookie ``name``, as :func:`cookie_values` lists them."""
-        return [value for cookie_name, value in self.pairs() if cookie_name == name]
+        # Hot path of every request that reads its session (the middleware section's read
+        # and write rows): a loop, not a comprehension, spares a frame per call.
+        found = []
+        for cookie_name, value in self._pairs if self._pairs is not None else self.pairs():
+            if cookie_name == name:
+                found.append(value)
+        return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -381,9 +381,10 @@ class SessionMiddleware:
                     changes_at_commit, resets_at_commit = control.changes, control.resets
                     if control.accessed and message.get("status", 200) < 500:
                         secure = backend.cookie.is_secure(scheme)
-                        in_path = cookie_path_matches(backend.cookie.path, str(request_path))
                         try:
-                            committed_as = await self._commit(control, message, secure, in_path)
+                            committed_as = await self._commit(
+                                control, message, secure, str(request_path)
+                            )
                         except _COMMIT_ERRORS as exc:
                             if message["type"] != "http.response.start":
                                 raise
@@ -478,7 +479,7 @@ class SessionMiddleware:
         return False
 
     async def _commit(
-        self, control: SessionControl, message: Message, secure: bool, in_path: bool
+        self, control: SessionControl, message: Message, secure: bool, request_path: str
     ) -> Commit | None:
         """Commit an accessed session and add its headers.
 
@@ -486,7 +487,8 @@ class SessionMiddleware:
         never committed, whichever the backend: writing it would replace the cookie the
         user really has with one for an empty session.
 
-        On a request outside the cookie's Path (``in_path`` false) the cookie read cannot be
+        On a request outside the cookie's Path (asked only when a cookie is to be sent: the
+        middleware section's read row sends none) the cookie read cannot be
         the configured one, so no deletion is sent: it would end the user's configured
         cookie, which this request never saw, and leave the one it read in place.
         """
@@ -499,7 +501,7 @@ class SessionMiddleware:
             set_cookie = await self.backend.commit(commit, secure=secure, now=int(self._clock()))
         if (
             set_cookie is not None
-            and not in_path
+            and not cookie_path_matches(self.backend.cookie.path, request_path)
             and set_cookie == self.backend.cookie.render_deletion(secure=secure)
         ):
             logger.warning(

@@ -6,6 +6,10 @@ generator hits each for a few seconds over keep-alive connections. The generator
 ``wrk`` when it is on ``PATH`` (Debian's ``wrk``), else ``loadgen.py`` in a separate
 process. A session app is primed with one request first, and its ``Set-Cookie`` is sent
 on every request after, so every measured request reads (and writes) a real session.
+Beside asgisession's apps: the peers doing the same read and write (Starlette's
+``SessionMiddleware``, starsessions on Redis, Litestar's server-side sessions on its Redis
+store, and the same Litestar app without sessions), and the raw hops of each server store
+(an app making the same GET and SET itself), compared in the same rounds.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ SECTION = "e2e"
 ROOT = Path(__file__).resolve().parent.parent
 BARE = "bare app"
 COOKIE_READ = "cookie store, session read"
+RAW_REDIS = "raw redis GET+SET (no sessions)"
+RAW_MEMCACHED = "raw memcached get+set (no sessions)"
+STARLETTE = "Starlette SessionMiddleware (cookie), read+write"
+STARSESSIONS = "starsessions RedisStore, read+write"
+LITESTAR_BARE = "Litestar app, no sessions"
+LITESTAR = "Litestar server-side sessions, RedisStore, read+write"
 #: (label, e2e_app name, the server it needs: (binary, Debian package) or None)
 CANDIDATES: list[tuple[str, str, tuple[str, str] | None]] = [
     (BARE, "bare", None),
@@ -37,7 +47,26 @@ CANDIDATES: list[tuple[str, str, tuple[str, str] | None]] = [
     ("SQLiteStore, read+write", "sqlite-write", None),
     ("RedisStore, read+write", "redis-write", ("redis-server", "redis-server")),
     ("MemcachedStore, read+write", "memcached-write", ("memcached", "memcached")),
+    # The floor of each server store: the app makes the same GET and SET itself.
+    (RAW_REDIS, "raw-redis", ("redis-server", "redis-server")),
+    (RAW_MEMCACHED, "raw-memcached", ("memcached", "memcached")),
+    # The peers, doing the same read and write under the same uvicorn.
+    (STARLETTE, "starlette-cookie", None),
+    (STARSESSIONS, "starsessions-redis", ("redis-server", "redis-server")),
+    (LITESTAR_BARE, "litestar-bare", None),
+    (LITESTAR, "litestar-redis", ("redis-server", "redis-server")),
 ]
+#: (subject, baseline, target): ratios of requests/s beyond "/ bare app", same round.
+COMPARISONS: list[tuple[str, str, float | None]] = [
+    ("RedisStore, read+write", RAW_REDIS, 0.95),
+    ("MemcachedStore, read+write", RAW_MEMCACHED, None),
+    ("cookie store, read+write", STARLETTE, 1.2),
+    ("RedisStore, read+write", STARSESSIONS, 1.2),
+    ("RedisStore, read+write", LITESTAR, None),
+    (LITESTAR, LITESTAR_BARE, None),
+]
+#: Targets of "/ bare app" ratios (issue #17).
+BARE_TARGETS = {COOKIE_READ: 0.9, "MemoryStore, read+write": 0.85}
 
 
 @dataclass(frozen=True)
@@ -146,6 +175,8 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
                     ),
                 }
                 kind = app.rpartition("-")[0]
+                if needs is not None:  # the server it needs names the backing store
+                    kind = {"redis-server": "redis"}.get(needs[0], needs[0])
                 if kind == "redis":
                     backing[kind] = backing.get(kind) or servers.redis_server(Path(tmp))
                 elif kind == "memcached":
@@ -170,7 +201,9 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
             started += backing.values()
             for label in live:
                 cookies[label] = prime(ports[label])
-                if label != BARE and cookies[label] is None:
+                if label not in (BARE, RAW_REDIS, RAW_MEMCACHED, LITESTAR_BARE) and (
+                    cookies[label] is None
+                ):
                     raise RuntimeError(f"{label}: the priming request set no session cookie")
             rates = {label: Measure(SECTION, "requests/s", label, "req/s") for label in live}
             p99s = {label: Measure(SECTION, "p99 latency", label, "us (p99)") for label in live}
@@ -189,11 +222,16 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
             bare = rates[BARE]
             for label in live[1:]:
                 result.ratio(
-                    f"{label}: req/s / bare app",
-                    rates[label],
-                    bare,
-                    target=0.9 if label == COOKIE_READ else None,
+                    f"{label}: req/s / bare app", rates[label], bare, target=BARE_TARGETS.get(label)
                 )
+            for subject, baseline, target in COMPARISONS:
+                if subject in rates and baseline in rates:
+                    result.ratio(
+                        f"{subject}: req/s / {baseline}",
+                        rates[subject],
+                        rates[baseline],
+                        target=target,
+                    )
         finally:
             for server in reversed(started):
                 server.stop()

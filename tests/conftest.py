@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from .redis_cluster import RedisClusterProcesses, start_redis_cluster
+from .redis_sentinel import SentinelSetup, start_sentinels
 from .servers import PostgresServer, ServerProcess, memcached_server, postgres_server, redis_server
 
 
@@ -54,6 +55,32 @@ def memcached_proc() -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def memcached_ring_procs() -> Iterator[list[ServerProcess]]:
+    """Three real memcacheds for a MemcachedStore over several servers, one set per module.
+
+    A test that stops one starts it again, or leaves it to the next test's check."""
+    servers: list[ServerProcess] = []
+    try:
+        for _ in range(3):
+            servers.append(memcached_server())
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup]:
+    """A real Redis primary, a replica and three sentinels, one set per module that asks
+    (tests keep apart by namespace; a test that stops the primary makes its own set)."""
+    setup = start_sentinels(tmp_path_factory.mktemp("sentinels"))
+    try:
+        yield setup
+    finally:
+        setup.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 """The middleware suite of the foundation, run against every store.
 
 Each test runs once per backend: the cookie store, MemoryStore, SQLiteStore on a real file,
-RedisStore on a real redis-server and on a real three-node Redis Cluster, MemcachedStore
-on a real memcached, and PostgresStore on a real PostgreSQL. Requests go through the real
+RedisStore on a real redis-server, on a real three-node Redis Cluster and through real
+sentinels (a primary, a replica, three sentinels), MemcachedStore on one real memcached
+and over three, and PostgresStore on a real PostgreSQL. Requests go through the real
 SessionMiddleware and ``httpx.AsyncClient(transport=httpx.ASGITransport(app=...))`` with its
 cookie jar; what ASGITransport cannot show (websockets, streaming) goes through a
 hand-rolled scope/receive/send recorder.
@@ -54,6 +55,7 @@ from asgisession.stores import (
 
 from .asgi_helpers import Recorder, client, http_scope, ws_app
 from .redis_cluster import RedisClusterProcesses
+from .redis_sentinel import SentinelSetup
 from .servers import LOOPBACK, PostgresServer, ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -71,7 +73,17 @@ def anyio_backend() -> str:
 
 HOUR = 3600
 DAY = 24 * HOUR
-BACKENDS = ["cookie", "memory", "sqlite", "redis", "redis-cluster", "memcached", "postgres"]
+BACKENDS = [
+    "cookie",
+    "memory",
+    "sqlite",
+    "redis",
+    "redis-cluster",
+    "redis-sentinel",
+    "memcached",
+    "memcached-ring",
+    "postgres",
+]
 
 
 # -- servers: started once, stopped by pid ---------------------------------------------------
@@ -140,9 +152,16 @@ async def make_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             client = RedisCluster(host=LOOPBACK, port=cluster.ports[0])
             stack.push_async_callback(client.aclose)  # ours: closed after the store
             store = RedisStore(client, namespace=fresh_namespace())
+        elif name == "redis-sentinel":
+            sentinels: SentinelSetup = request.getfixturevalue("redis_sentinels")
+            store = RedisStore.from_url(sentinels.url, namespace=fresh_namespace())
         elif name == "memcached":
             memcached: ServerProcess = request.getfixturevalue("memcached_proc")
             store = MemcachedStore(port=memcached.port, namespace=fresh_namespace())
+        elif name == "memcached-ring":
+            ring: list[ServerProcess] = request.getfixturevalue("memcached_ring_procs")
+            servers = [(LOOPBACK, server.port) for server in ring]
+            store = MemcachedStore(servers=servers, namespace=fresh_namespace())
         elif name == "postgres":
             postgres: PostgresServer = request.getfixturevalue("postgres_proc")
             store = PostgresStore(postgres.url, table=fresh_table())

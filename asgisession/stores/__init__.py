@@ -76,6 +76,7 @@ _SCHEMES = {
     "sqlite": "SQLiteStore",
     "redis": "RedisStore",
     "rediss": "RedisStore",
+    "redis+sentinel": "RedisStore",
     "memcached": "MemcachedStore",
     "postgresql": "PostgresStore",
     "postgres": "PostgresStore",
@@ -87,8 +88,10 @@ def from_url(url: str, **options: Any) -> ManagedStore:
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
     ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS),
-    ``memcached://host[:port]``, ``postgresql://[user[:password]@]host[:port]/database``
-    (or ``postgres://``), ``memory://`` and ``null://``. The query sets the common
+    ``redis+sentinel://host[:port][,host[:port]...]/service[/db]`` (through Redis Sentinel),
+    ``memcached://host[:port]`` (or ``memcached://host1:port1,host2:port2`` for several
+    servers), ``postgresql://[user[:password]@]host[:port]/database`` (or ``postgres://``),
+    ``memory://`` and ``null://``. The query sets the common
     options where the store has them (``?timeout=1.5&namespace=app:``); ``options`` are the
     adapter's keywords. Only the adapter the scheme names is imported. The store built owns
     what it built (its client, its file) and closes it in ``aclose()``.

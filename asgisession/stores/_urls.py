@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from ..errors import ConfigurationError
 
@@ -29,6 +29,7 @@ __all__ = [
     "query_options",
     "redact",
     "split",
+    "split_hosts",
 ]
 
 #: Turns one query value into an option; raises ValueError with the reason when it cannot.
@@ -53,8 +54,12 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}{rest[netloc_end:]}"
 
 
-def split(url: str, schemes: tuple[str, ...], store: str) -> SplitResult:
-    """Split ``url``, checking its scheme is one of ``schemes`` and its port is a number."""
+def split(url: str, schemes: tuple[str, ...], store: str, *, several: bool = False) -> SplitResult:
+    """Split ``url``, checking its scheme is one of ``schemes`` and its port is a number.
+
+    With ``several``, the host part may name several hosts joined by ``,``, whose ports the
+    caller checks (:func:`split_hosts`).
+    """
     if not isinstance(url, str):
         raise ConfigurationError(f"{store}.from_url() takes a str URL, not {type(url).__name__}.")
     parts = urlsplit(url)
@@ -64,20 +69,39 @@ def split(url: str, schemes: tuple[str, ...], store: str) -> SplitResult:
             f"{redact(url)!r}: the scheme {parts.scheme + ':' if parts.scheme else '(none)'} "
             f"is not one {store} takes; use {wanted}."
         )
-    if "," in parts.netloc:
+    if "," in parts.netloc and not several:
         raise ConfigurationError(
             f"{redact(url)!r}: the URL names several hosts; {store} talks to one server."
         )
     if parts.fragment:
         raise ConfigurationError(f"{redact(url)!r}: a store URL has no #fragment.")
     try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        if not several:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
         port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
         raise ConfigurationError(
             f"{redact(url)!r}: the port {port!r} is not a number from 1 to 65535."
         ) from None
     return parts
+
+
+def split_hosts(url: str, netloc: str, default_port: int) -> list[tuple[str, int]]:
+    """The ``(host, port)`` pairs of a host part naming one or several hosts joined by ``,``."""
+    found = []
+    for item in netloc.split(","):
+        try:
+            parts = urlsplit("//" + item)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            raise ConfigurationError(
+                f"{redact(url)!r}: the host {item!r} has a port that is not a number "
+                "from 1 to 65535."
+            ) from None
+        if not host:
+            raise ConfigurationError(f"{redact(url)!r}: the host list has an empty entry.")
+        found.append((unquote(host), default_port if port is None else port))
+    return found
 
 
 def query_options(

@@ -36,6 +36,16 @@ is ``touch``, ``delete`` is ``delete``, ``add`` is ``add``. Rules on top of thos
    back (one try). The item lives until its latest member expires. An emptied index is
    written (by ``cas``) with exptime -1, which memcached reads as "already expired": a
    delete that, unlike ``delete``, cannot wipe out a concurrent ``index_add``.
+6. **Several servers** (``servers=``). Keys are spread over them by consistent hashing, a
+   server marked down after a command it did not answer is skipped for
+   ``down_retry_delay`` seconds, and with ``failover`` its keys go to the next server
+   meanwhile (:mod:`asgisession.stores._memcached_ring` has the rules). Every key, the
+   user index's included, lives on the one server its own hash picks: an index is one
+   item, read and written (``gets``/``cas``) on that server only, so it is as coherent as
+   with one server. Its members are session keys, each held wherever its own hash puts it.
+   While an index's server is down and ``failover`` sends its commands to the next one, the
+   index there starts empty, and once its server is back the members added meanwhile are
+   not in the index it holds (docs/stores.md, "What a failure loses").
 
 The store runs on asyncio only (aiomcache); called under Trio, it raises
 :class:`~asgisession.errors.ConfigurationError` saying so.
@@ -50,8 +60,9 @@ later retry can succeed, so the middleware answers 503 with Retry-After as for a
 that is out of reach.
 
 It runs past 300 lines because the user index on a store without transactions (CAS retries,
-expiry of index entries) is part of the adapter; the wire protocol is in
-``_memcached_protocol.py``.
+expiry of index entries) is part of the adapter, as are the checks of its settings; the
+wire protocol is in ``_memcached_protocol.py``, the ring of servers in
+``_memcached_ring.py``.
 """
 
 from __future__ import annotations
@@ -65,18 +76,19 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
-from urllib.parse import unquote
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import aiomcache
 import msgspec
 from aiomcache.exceptions import ClientException
-from aiomcache.pool import Connection, MemcachePool
+from aiomcache.pool import Connection
 
 from ..errors import AsgiSessionError, ConfigurationError, StoreUnavailable
 from . import _urls
-from ._memcached_protocol import Borrower, ServerError, Unexpected, exchange, retrieve, version
+from ._memcached_protocol import ServerError, Unexpected, exchange, retrieve, version
+from ._memcached_ring import Node, Ring
 from ._slow import QUARTER_OF_TIMEOUT, SlowCalls, threshold
 from .base import ClosingStore, asyncio_only, check_ttl
 from .deadlines import Deadlines
@@ -179,6 +191,30 @@ def _setting(name: str, value: object, minimum: int, maximum: int | None = None)
     return value
 
 
+def _listed(servers: object) -> list[object]:
+    if isinstance(servers, str | bytes) or not isinstance(servers, Sequence):
+        raise ConfigurationError(
+            f"servers={servers!r}; give a list of (host, port) pairs or 'host:port' strings."
+        )
+    return list(servers)
+
+
+def _server(server: object) -> tuple[str, int]:
+    """``(host, port)`` from a ``(host, port)`` pair or a ``"host[:port]"`` string."""
+    if isinstance(server, str):
+        try:
+            parts = urlsplit("//" + server)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if not host or parts.netloc != server or parts.username is not None:
+            raise ConfigurationError(f"server {server!r}; give 'host:port' (or just 'host').")
+        return host, 11211 if port is None else port
+    if isinstance(server, tuple) and len(server) == 2 and isinstance(server[0], str) and server[0]:
+        return server[0], _setting("port", server[1], 1, 65535)
+    raise ConfigurationError(f"server {server!r}; give a (host, port) pair or 'host:port'.")
+
+
 class MemcachedStore(ClosingStore):
     """Keeps sessions in memcached, through an :class:`aiomcache.Client`'s connection pool.
 
@@ -208,12 +244,21 @@ class MemcachedStore(ClosingStore):
     :param max_item_size: memcached's ``-I`` in bytes (1 MB by default).
     :param client: an aiomcache client to use instead of building one.
     :param clock: returns unix time; for tests.
+    :param servers: several memcached servers, as ``(host, port)`` pairs or ``"host:port"``
+        strings, instead of ``host`` and ``port``; keys are spread over them by consistent
+        hashing (rule 6 of the module). Each gets its own client and pool of ``pool_size``.
+    :param failover: with several servers, whether the keys of a server marked down go to
+        the next server on the ring (``True``, as Rails' Dalli does) or fail at once with
+        StoreUnavailable (``False``) until it is tried again.
+    :param down_retry_delay: with several servers, seconds a server that did not answer is
+        skipped before it is tried again (30, as Dalli).
     :raises ConfigurationError: for an invalid setting.
 
     .. versionadded:: 0.1
 
     .. versionchanged:: 0.2
-       ``pool_size`` defaults to 50 (it was 8), and connections are opened on demand.
+       ``pool_size`` defaults to 50 (it was 8), and connections are opened on demand;
+       ``servers``, ``failover`` and ``down_retry_delay``: one store over several servers.
     """
 
     #: Tries of a user-index update (``gets`` then ``cas``) before :class:`IndexContention`.
@@ -231,6 +276,9 @@ class MemcachedStore(ClosingStore):
         client: aiomcache.Client | None = None,
         clock: Callable[[], float] = time.time,
         slow_after: float | None = QUARTER_OF_TIMEOUT,
+        servers: Sequence[tuple[str, int] | str] | None = None,
+        failover: bool = True,
+        down_retry_delay: float = 30.0,
     ) -> None:
         if not isinstance(namespace, str) or not _PRINTABLE.fullmatch(namespace):
             raise ConfigurationError(
@@ -245,7 +293,7 @@ class MemcachedStore(ClosingStore):
             or not (0 < timeout < math.inf)
         ):
             raise ConfigurationError(f"timeout={timeout!r}; give seconds > 0.")
-        self.host = host
+        self.host: str = host
         self.port: int = _setting("port", port, 1, 65535)
         self.pool_size: int = _setting("pool_size", pool_size, 1)
         # 1024: memcached's least -I
@@ -255,15 +303,31 @@ class MemcachedStore(ClosingStore):
         self._deadlines = Deadlines(self.timeout)
         self._slow = SlowCalls("memcached", threshold(slow_after, self.timeout))
         self._clock = clock
-        self._owns_client = client is None
-        self._client = client
         self._closed = False
-        self._pool: MemcachePool | None = None  # the client's, once known
-        self._borrower: Borrower | None = None  # runs each command on one of its connections
+        if (
+            isinstance(down_retry_delay, bool)
+            or not isinstance(down_retry_delay, int | float)
+            or not (0 < down_retry_delay < math.inf)
+        ):
+            raise ConfigurationError(f"down_retry_delay={down_retry_delay!r}; give seconds > 0.")
+        self.down_retry_delay: float = float(down_retry_delay)
+        if servers is None:
+            nodes = [Node(self.host, self.port, client)]
+        else:
+            if client is not None:
+                raise ConfigurationError(
+                    "give servers= or client=, not both: each server gets a client of its own."
+                )
+            if (host, port) != ("127.0.0.1", 11211):
+                raise ConfigurationError("give servers= or host and port, not both.")
+            nodes = [Node(*_server(server)) for server in _listed(servers)]
+        self.failover: bool = bool(failover)
+        self._ring = Ring(nodes, failover=self.failover)
+        self.host, self.port = nodes[0].host, nodes[0].port
         fits = len(namespace) + len(_HASH_MARK) + _SHA256_HEX <= MAX_KEY_LENGTH
         self._hash_prefix = (namespace if fits else "") + _HASH_MARK
         if client is not None:
-            self._use_pool_of(client)
+            nodes[0].use_pool_of(client, self.pool_size)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemcachedStore:
@@ -272,12 +336,14 @@ class MemcachedStore(ClosingStore):
         The host defaults to 127.0.0.1 and the port to 11211. The query may set
         ``timeout``, ``slow_after``, ``namespace``, ``pool_size`` and ``max_item_size``;
         ``options`` are the constructor's keywords, and one option may not come both ways.
-        The store talks to one server: a URL naming several (``memcached://a,b``) is refused.
+        ``memcached://host1:port1,host2:port2,...`` names several servers (``servers=``):
+        keys are spread over them by consistent hashing, and the query may also set
+        ``failover`` (true or false) and ``down_retry_delay`` (seconds).
 
         :raises ConfigurationError: for another scheme, several hosts, user info, a path,
             or a bad parameter, naming the part.
         """
-        parts = _urls.split(url, ("memcached",), "MemcachedStore")
+        parts = _urls.split(url, ("memcached",), "MemcachedStore", several=True)
         if "@" in parts.netloc:
             raise ConfigurationError(
                 f"{_urls.redact(url)!r}: memcached's text protocol has no user or password; "
@@ -293,13 +359,25 @@ class MemcachedStore(ClosingStore):
             "namespace": _urls.as_str,
             "pool_size": _urls.as_int(1),
             "max_item_size": _urls.as_int(1024),
+            "failover": _urls.as_bool,
+            "down_retry_delay": _urls.as_seconds,
         }
         query = _urls.query_options(url, parts, converters)
         options = _urls.merge(url, query, options)
+        if "," in parts.netloc:
+            options["servers"] = _urls.split_hosts(url, parts.netloc, 11211)
+            return cls(**options)
         if parts.hostname:
             options["host"] = unquote(parts.hostname)
-        if parts.port is not None:
-            options["port"] = parts.port
+        try:
+            port = parts.port
+        except ValueError:
+            port_text = parts.netloc.rpartition(":")[2]
+            raise ConfigurationError(
+                f"{_urls.redact(url)!r}: the port {port_text!r} is not a number from 1 to 65535."
+            ) from None
+        if port is not None:
+            options["port"] = port
         return cls(**options)
 
     @property
@@ -309,8 +387,22 @@ class MemcachedStore(ClosingStore):
 
     @property
     def client(self) -> aiomcache.Client | None:
-        """The aiomcache client in use: the one passed in, or the one built on first use."""
-        return self._client
+        """The aiomcache client in use: the one passed in, or the one built on first use.
+
+        ``None`` before first use, and always with several servers (each has its own).
+        """
+        nodes = self._ring.nodes
+        return nodes[0].client if len(nodes) == 1 else None
+
+    @property
+    def servers(self) -> tuple[tuple[str, int], ...]:
+        """The servers this store spreads its keys over, as ``(host, port)``."""
+        return tuple((node.host, node.port) for node in self._ring.nodes)
+
+    def server_for(self, key: str) -> tuple[str, int]:
+        """The ``(host, port)`` that holds store key ``key`` while every server is up."""
+        node = self._ring.owner(self.memcached_key(key))
+        return node.host, node.port
 
     def memcached_key(self, key: str) -> bytes:
         """The key sent to memcached for store key ``key`` (see rule 1 of the module)."""
@@ -324,7 +416,7 @@ class MemcachedStore(ClosingStore):
     async def load(self, key: str) -> bytes | None:
         """Return the bytes under ``key``, or ``None`` when missing or expired."""
         wire = self.memcached_key(key)
-        value, _ = await self._run("a get", lambda conn: retrieve(conn, wire, cas=False))
+        value, _ = await self._run("a get", wire, lambda conn: retrieve(conn, wire, cas=False))
         return value
 
     async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
@@ -338,7 +430,7 @@ class MemcachedStore(ClosingStore):
     async def load_versioned(self, key: str) -> tuple[bytes, int] | None:
         """The bytes under ``key`` and their CAS unique (``gets``), or ``None``."""
         wire = self.memcached_key(key)
-        value, cas = await self._run("a gets", lambda conn: retrieve(conn, wire, cas=True))
+        value, cas = await self._run("a gets", wire, lambda conn: retrieve(conn, wire, cas=True))
         return None if value is None else (value, cas)
 
     async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
@@ -360,17 +452,19 @@ class MemcachedStore(ClosingStore):
 
     async def touch(self, key: str, *, ttl: int) -> bool:
         """Reset ``key``'s time to live without rewriting it; return whether it existed."""
-        line = b"touch %s %d" % (self.memcached_key(key), exptime(ttl, now=self._clock()))
+        wire = self.memcached_key(key)
+        line = b"touch %s %d" % (wire, exptime(ttl, now=self._clock()))
         reply = await self._run(
-            "a touch", lambda conn: exchange(conn, line, b"TOUCHED", b"NOT_FOUND")
+            "a touch", wire, lambda conn: exchange(conn, line, b"TOUCHED", b"NOT_FOUND")
         )
         return reply == b"TOUCHED"
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it was there (a missing key is no error)."""
-        line = b"delete " + self.memcached_key(key)
+        wire = self.memcached_key(key)
+        line = b"delete " + wire
         reply = await self._run(
-            "a delete", lambda conn: exchange(conn, line, b"DELETED", b"NOT_FOUND")
+            "a delete", wire, lambda conn: exchange(conn, line, b"DELETED", b"NOT_FOUND")
         )
         return reply == b"DELETED"
 
@@ -393,7 +487,7 @@ class MemcachedStore(ClosingStore):
     async def index_members(self, index: str, *, now: int) -> dict[str, int]:
         """The members of ``index`` that expire after ``now``; writes back a pruned index."""
         wire = self.memcached_key(index)
-        raw, cas = await self._run("a gets", lambda conn: retrieve(conn, wire, cas=True))
+        raw, cas = await self._run("a gets", wire, lambda conn: retrieve(conn, wire, cas=True))
         members = self._decode_index(index, raw)
         live = {name: at for name, at in members.items() if at > now}
         if raw is not None and live != members:
@@ -406,19 +500,27 @@ class MemcachedStore(ClosingStore):
 
         :raises StoreUnavailable: when memcached does not answer or refuses the connection.
         """
-        await self._run("a version", version)
+        if len(self._ring.nodes) == 1:
+            await self._run_on(self._ring.nodes[0], "a version", version)
+            return
+        results = await asyncio.gather(
+            *(self._run_on(node, "a version", version) for node in self._ring.nodes),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for error in failed:
+            if not isinstance(error, Exception):
+                raise error  # a cancellation, not an answer
+        if failed and (not self._ring.failover or len(failed) == len(results)):
+            raise failed[0]
 
     async def aclose(self) -> None:
         """Close the client if this store built it; later calls raise StoreUnavailable."""
         if self._closed:
             return
         self._closed = True
-        if self._borrower is not None and self._owns_client:
-            self._borrower.closing = True  # commands still in flight close their connection
-            self._borrower.cancel_opening()
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            await client.close()
+        for node in self._ring.nodes:
+            await node.aclose()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -445,13 +547,13 @@ class MemcachedStore(ClosingStore):
                     ) from exc
                 raise
 
-        return await self._run(f"a {command.decode()}", send) == b"STORED"
+        return await self._run(f"a {command.decode()}", wire, send) == b"STORED"
 
     async def _update_index(self, index: str, member: str, expires_at: int | None) -> None:
         """Set (or, with ``None``, remove) one member, prune, compare-and-swap; retry a bit."""
         wire = self.memcached_key(index)
         for attempt in range(self.index_tries):
-            raw, cas = await self._run("a gets", lambda conn: retrieve(conn, wire, cas=True))
+            raw, cas = await self._run("a gets", wire, lambda conn: retrieve(conn, wire, cas=True))
             before = self._decode_index(index, raw)
             members = dict(before)
             if expires_at is None:
@@ -487,32 +589,29 @@ class MemcachedStore(ClosingStore):
             logger.warning("memcached user index %r is unreadable; treating it as empty", index)
             return {}
 
-    def _use_pool_of(self, client: aiomcache.Client) -> MemcachePool:
-        # aiomcache has no public way to borrow a connection; see rule 4 of the module.
-        pool = getattr(client, "_pool", None)
-        if not isinstance(pool, MemcachePool):
-            raise ConfigurationError(
-                f"client={client!r} has no aiomcache MemcachePool (client._pool); "
-                "MemcachedStore needs aiomcache 0.8."
-            )
-        self._pool = pool
-        self._borrower = Borrower(pool, getattr(pool, "_maxsize", self.pool_size))
-        return pool
+    async def _run(
+        self, what: str, wire: bytes, command: Callable[[Connection], Awaitable[_T]]
+    ) -> _T:
+        """Run ``command`` on the server that holds ``wire`` now (see the ring's rules)."""
+        node = self._ring.node_for(wire)
+        if not node.trying:
+            return await self._run_on(node, what, command)
+        try:  # the one command trying a server after its delay
+            return await self._run_on(node, what, command)
+        finally:
+            node.trying = False
 
-    async def _run(self, what: str, command: Callable[[Connection], Awaitable[_T]]) -> _T:
-        """Run ``command`` on a pooled connection within ``timeout``; map failures."""
+    async def _run_on(
+        self, node: Node, what: str, command: Callable[[Connection], Awaitable[_T]]
+    ) -> _T:
+        """Run ``command`` on a pooled connection to ``node`` within ``timeout``; map failures."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # under Trio, say so instead of failing somewhere in aiomcache
             raise asyncio_only("MemcachedStore", "aiomcache is asyncio-only") from None
-        pool, borrower = self._pool, self._borrower
-        if pool is None or borrower is None or self._closed:
-            if self._closed:
-                raise StoreUnavailable("this MemcachedStore is closed; aclose() was called on it")
-            if self._client is None:
-                self._client = aiomcache.Client(self.host, self.port, pool_size=self.pool_size)
-            pool = self._use_pool_of(self._client)
-            borrower = cast("Borrower", self._borrower)
+        if self._closed:
+            raise StoreUnavailable("this MemcachedStore is closed; aclose() was called on it")
+        borrower = node.borrower or node.borrow(self.pool_size)
         began = time.monotonic()
         try:
             if sys.version_info >= (3, 11):
@@ -521,18 +620,23 @@ class MemcachedStore(ClosingStore):
             else:
                 result = await asyncio.wait_for(borrower.run(command), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+            self._failed(node, f"no answer to {what} within {self.timeout} s")
             raise StoreUnavailable(
-                f"memcached at {self._address(pool)} did not answer {what} within {self.timeout} s"
+                f"memcached at {node.address} did not answer {what} within {self.timeout} s"
             ) from None
-        except (OSError, EOFError, ClientException, Unexpected) as exc:
-            raise StoreUnavailable(
-                f"memcached at {self._address(pool)} failed {what}: {exc!r}"
-            ) from exc
+        except (OSError, EOFError, ClientException) as exc:
+            self._failed(node, repr(exc))
+            raise StoreUnavailable(f"memcached at {node.address} failed {what}: {exc!r}") from exc
+        except Unexpected as exc:  # it answered, but not as memcached should: not "down"
+            raise StoreUnavailable(f"memcached at {node.address} failed {what}: {exc!r}") from exc
+        if node.down_until:
+            node.answered()
         took = time.monotonic() - began
         if took >= self._slow.threshold:
             self._slow.record(what, took)
         return result
 
-    @staticmethod
-    def _address(pool: MemcachePool) -> str:
-        return f"{getattr(pool, '_host', '?')}:{getattr(pool, '_port', '?')}"
+    def _failed(self, node: Node, why: str) -> None:
+        """A command got no answer from ``node``: with several servers, mark it down."""
+        if len(self._ring.nodes) > 1:
+            node.mark_down(self.down_retry_delay, why, failover=self.failover)

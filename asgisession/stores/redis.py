@@ -1,4 +1,4 @@
-"""RedisStore: sessions in Redis or a Redis Cluster, through redis-py's asyncio client.
+"""RedisStore: sessions in Redis, a Redis Cluster or Redis behind Sentinel, through redis-py.
 
 Key layout (``namespace`` defaults to ``"asgisession:"``)::
 
@@ -21,6 +21,22 @@ Redis Cluster notes:
 * The namespace may not contain ``{`` or ``}``. A tag there would hash every key by the
   namespace, putting all sessions into one slot on one node.
 
+Redis Sentinel notes (``redis+sentinel://`` URLs, :mod:`._redis_sentinel`):
+
+* The store follows a failover by itself: new connections ask the sentinels for the
+  primary. Until the sentinels have promoted a replica (``down-after-milliseconds``, then
+  the election and the promotion), calls fail with StoreUnavailable.
+* Redis replicates asynchronously: a write is acknowledged once the primary has it, before
+  any replica does. A failover promotes a replica that may lack the last writes (usually
+  milliseconds' worth; more if it lagged or was cut off from the primary), so a session
+  saved, or deleted, just before the primary failed can come back as it was before: a
+  logout undone, a login lost. With ``wait_replicas=N`` each write is followed by
+  ``WAIT N`` on its connection and fails with StoreUnavailable unless N replicas have it
+  within ``wait_timeout``; a write that returns has reached N replicas, so a failover to
+  one of them keeps it.
+  (Redis still does not promise this: a replica that acknowledged may not be the one
+  promoted, and WAIT does not make Redis strongly consistent.)
+
 The store runs on asyncio only (redis-py's ``redis.asyncio``); called under Trio, it raises
 :class:`~asgisession.errors.ConfigurationError` saying so.
 
@@ -28,8 +44,9 @@ Errors: every redis-py error (whose ``ConnectionError`` and ``TimeoutError`` sha
 builtins) and every timeout becomes :class:`~asgisession.errors.StoreUnavailable`, with
 the original error as ``__cause__``.
 
-It runs past 300 lines because single servers and Redis Cluster (hash tags, per-node calls)
-are one adapter with one set of errors.
+It runs past 300 lines because single servers, Sentinel (``WAIT`` after writes) and Redis
+Cluster (hash tags, per-node calls) are one adapter with one set of errors; parsing a
+``redis+sentinel://`` URL is in ``_redis_sentinel.py``.
 """
 
 from __future__ import annotations
@@ -45,11 +62,14 @@ from urllib.parse import urlencode, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigurationError, StoreUnavailable
 from . import _urls
+from ._redis_sentinel import SCHEME as SENTINEL_SCHEME
+from ._redis_sentinel import from_sentinel_url
 from ._redis_setup import setup_off_the_clock
 from ._slow import QUARTER_OF_TIMEOUT, SlowCalls, threshold
 from .base import ClosingStore, asyncio_only, check_ttl
@@ -81,6 +101,15 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
+
+#: The store's own keywords that a URL's query may set too, with their defaults.
+_STORE_DEFAULTS: dict[str, Any] = {
+    "namespace": "asgisession:",
+    "timeout": 2.0,
+    "slow_after": QUARTER_OF_TIMEOUT,
+    "wait_replicas": 0,
+    "wait_timeout": None,
+}
 
 
 class RedisStore(ClosingStore):
@@ -122,9 +151,20 @@ class RedisStore(ClosingStore):
     :param slow_after: an operation that completes in this many seconds or more is logged
         at WARNING (store, operation, duration) and counted in :attr:`slow_calls`; a quarter
         of ``timeout`` by default, ``None`` for never.
-    :raises ConfigurationError: for a decoding client, a bad namespace or a bad timeout.
+    :param wait_replicas: replicas that must have each write (``WAIT``) before it returns;
+        when fewer acknowledge it within ``wait_timeout``, the write raises StoreUnavailable
+        (it is on the primary, but a failover could lose it). 0, the default, does not wait.
+        Not for a RedisCluster client. See the module docstring for what it buys.
+    :param wait_timeout: seconds each write waits for ``wait_replicas`` replicas; half of
+        ``timeout`` by default (1 s when ``timeout`` is ``None``), so that a replica
+        shortfall is reported as such, within the call's own timeout.
+    :raises ConfigurationError: for a decoding client, a bad namespace, a bad timeout or a
+        bad ``wait_replicas``/``wait_timeout``.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       ``wait_replicas`` and ``wait_timeout``; ``redis+sentinel://`` URLs in :meth:`from_url`.
     """
 
     #: Seconds an index key outlives its latest member. The key's expiry only collects
@@ -139,6 +179,8 @@ class RedisStore(ClosingStore):
         namespace: str = "asgisession:",
         timeout: float | None = 2.0,
         slow_after: float | None = QUARTER_OF_TIMEOUT,
+        wait_replicas: int = 0,
+        wait_timeout: float | None = None,
     ) -> None:
         if client.get_connection_kwargs().get("decode_responses"):
             raise ConfigurationError(
@@ -158,7 +200,33 @@ class RedisStore(ClosingStore):
             or timeout <= 0
         ):
             raise ConfigurationError(f"timeout={timeout!r}; give seconds > 0, or None.")
+        if (
+            isinstance(wait_replicas, bool)
+            or not isinstance(wait_replicas, int)
+            or wait_replicas < 0
+        ):
+            raise ConfigurationError(f"wait_replicas={wait_replicas!r}; give a whole number >= 0.")
+        if wait_replicas and isinstance(client, RedisCluster):
+            raise ConfigurationError(
+                "wait_replicas is for one primary (a single server, or one found through "
+                "Sentinel), not for a RedisCluster client."
+            )
+        if wait_timeout is None:
+            wait_timeout = 1.0 if timeout is None else timeout / 2
+        elif (
+            isinstance(wait_timeout, bool)
+            or not isinstance(wait_timeout, (int, float))
+            or not (0 < wait_timeout < math.inf)
+        ):
+            raise ConfigurationError(f"wait_timeout={wait_timeout!r}; give seconds > 0.")
+        #: Replicas that must acknowledge each write (Redis ``WAIT``) before it returns.
+        self.wait_replicas = wait_replicas
+        #: Seconds each write waits for them.
+        self.wait_timeout: float = float(wait_timeout)
+        # WAIT takes whole milliseconds, and 0 would mean "wait for ever".
+        self._wait_ms = max(1, round(self.wait_timeout * 1000))
         self._client = client
+        self._sentinel: Sentinel | None = None  # built by a redis+sentinel:// URL, closed here
         self._cluster = isinstance(client, RedisCluster)
         self.namespace = namespace
         self.timeout = timeout
@@ -172,8 +240,13 @@ class RedisStore(ClosingStore):
         """A store with its own ``redis.asyncio.Redis`` client, which it closes in aclose().
 
         ``url`` is ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or
-        ``unix:///path/to/socket``. Its query may set the store's ``timeout`` and
-        ``slow_after`` (seconds, or ``none``) and ``namespace``, and any connection option
+        ``unix:///path/to/socket``, or
+        ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``
+        to find the primary of ``service`` through Redis Sentinel (sentinel port 26379
+        unless given; see ``asgisession.stores._redis_sentinel``, which takes the
+        store's query options only). Its query may set the store's ``timeout`` and
+        ``slow_after`` (seconds, or ``none``), ``namespace``, ``wait_replicas`` and
+        ``wait_timeout``, and any connection option
         redis-py reads from a URL (``db``, ``socket_timeout``, ``max_connections``,
         ``protocol``, ...). ``options`` are the store's keywords (``namespace``,
         ``timeout``, ``slow_after``) and the client's (passed to
@@ -200,6 +273,15 @@ class RedisStore(ClosingStore):
         :raises ConfigurationError: for a URL redis-py cannot use, naming the wrong part
             (never its password), and as the constructor does (e.g. ``decode_responses=True``).
         """
+        store_converters: dict[str, _urls.Converter] = {
+            "timeout": _urls.as_seconds_or_none,
+            "slow_after": _urls.as_seconds_or_none,
+            "namespace": _urls.as_str,
+            "wait_replicas": _urls.as_int(0),
+            "wait_timeout": _urls.as_seconds,
+        }
+        if isinstance(url, str) and url.lower().startswith(SENTINEL_SCHEME + "://"):
+            return from_sentinel_url(cls, url, store_converters, _STORE_DEFAULTS, options)
         parts = _urls.split(url, ("redis", "rediss", "unix"), "RedisStore")
         if parts.scheme != "unix" and parts.path not in ("", "/"):
             db = parts.path[1:]
@@ -209,11 +291,7 @@ class RedisStore(ClosingStore):
                     "number (as in redis://host:6379/0)."
                 )
         converters: dict[str, _urls.Converter] = dict.fromkeys(_CLIENT_QUERY, _urls.as_str)
-        converters.update(
-            timeout=_urls.as_seconds_or_none,
-            slow_after=_urls.as_seconds_or_none,
-            namespace=_urls.as_str,
-        )
+        converters.update(store_converters)
         # Read here, not by redis-py (which would pass on the string "false", a true value),
         # so that the constructor refuses a decoding client with its own message.
         converters["decode_responses"] = _urls.as_bool
@@ -222,13 +300,10 @@ class RedisStore(ClosingStore):
             decode = {"decode_responses": query.pop("decode_responses")}
             options = _urls.merge(url, decode, options)
         options = _urls.merge(
-            url,
-            {k: query.pop(k) for k in ("timeout", "slow_after", "namespace") if k in query},
-            options,
+            url, {k: query.pop(k) for k in store_converters if k in query}, options
         )
-        namespace = options.pop("namespace", "asgisession:")
-        timeout = options.pop("timeout", 2.0)
-        slow = options.pop("slow_after", QUARTER_OF_TIMEOUT)
+        store_options = {k: options.pop(k, default) for k, default in _STORE_DEFAULTS.items()}
+        timeout = store_options["timeout"]
         client_kwargs = options
         for name in query.keys() & client_kwargs.keys():
             raise ConfigurationError(
@@ -253,7 +328,7 @@ class RedisStore(ClosingStore):
         pool.connection_class = setup_off_the_clock(pool.connection_class)
         client = Redis(connection_pool=pool)
         client.auto_close_connection_pool = True  # as Redis.from_url does: aclose() closes it
-        store = cls(client, namespace=namespace, timeout=timeout, slow_after=slow)
+        store = cls(client, **store_options)
         store._owns_client = True
         return store
 
@@ -307,6 +382,30 @@ class RedisStore(ClosingStore):
             self._slow.record(what, took)
         return result
 
+    async def _write(self, what: str, command: Callable[[Any], Any]) -> Any:
+        """Run the write ``command(client)``; with ``wait_replicas``, then ``WAIT`` for them.
+
+        ``WAIT`` counts the replicas that have the writes sent *on its connection*, so the
+        write and the ``WAIT`` go together in one pipeline (one connection, no MULTI).
+        """
+        if not self.wait_replicas:
+            return await self._call(what, lambda: command(self._client))
+
+        async def write_and_wait() -> Any:
+            async with self._client.pipeline(transaction=False) as pipe:
+                command(pipe)
+                pipe.wait(self.wait_replicas, self._wait_ms)
+                result, acknowledged = await pipe.execute()
+            if acknowledged < self.wait_replicas:
+                raise StoreUnavailable(
+                    f"Redis {what} was written on the primary, but {acknowledged} of the "
+                    f"{self.wait_replicas} replicas wait_replicas asks for acknowledged it "
+                    f"within {self.wait_timeout} s: a failover now could lose it"
+                )
+            return result
+
+        return await self._call(what + " + WAIT", write_and_wait)
+
     async def _when_ready(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         if self._cluster:
             await self._cluster_ready()
@@ -333,8 +432,8 @@ class RedisStore(ClosingStore):
         :returns: whether it was written (``False`` only with ``replace`` and no live key).
         """
         check_ttl(ttl)
-        result = await self._call(
-            "SET", lambda: self._client.set(self.namespace + key, data, ex=ttl, xx=replace)
+        result = await self._write(
+            "SET", lambda redis: redis.set(self.namespace + key, data, ex=ttl, xx=replace)
         )
         return bool(result)
 
@@ -352,27 +451,28 @@ class RedisStore(ClosingStore):
         if not isinstance(version, bytes):
             return False  # not a version this store handed out
         full = self.namespace + key
-        result = await self._call(
-            "save_if", lambda: self._client.eval(_SAVE_IF, 1, full, version, data, ttl)
+        result = await self._write(
+            "save_if", lambda redis: redis.eval(_SAVE_IF, 1, full, version, data, ttl)
         )
         return bool(result)
 
     async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
         """Store ``data`` for ``ttl`` seconds only if no live key is there (SET NX EX)."""
         check_ttl(ttl)
-        result = await self._call(
-            "SET NX", lambda: self._client.set(self.namespace + key, data, ex=ttl, nx=True)
+        result = await self._write(
+            "SET NX", lambda redis: redis.set(self.namespace + key, data, ex=ttl, nx=True)
         )
         return bool(result)
 
     async def touch(self, key: str, *, ttl: int) -> bool:
         """Reset ``key``'s time to live to ``ttl`` (EXPIRE); return whether it existed."""
         check_ttl(ttl)
-        return await self._call("EXPIRE", lambda: self._client.expire(self.namespace + key, ttl))
+        result = await self._write("EXPIRE", lambda redis: redis.expire(self.namespace + key, ttl))
+        return bool(result)
 
     async def delete(self, key: str) -> bool:
         """Remove ``key`` (DEL); return whether it was there (a missing key is no error)."""
-        removed = await self._call("DEL", lambda: self._client.delete(self.namespace + key))
+        removed = await self._write("DEL", lambda redis: redis.delete(self.namespace + key))
         return bool(removed)
 
     async def index_add(self, index: str, member: str, *, expires_at: int) -> None:
@@ -382,9 +482,9 @@ class RedisStore(ClosingStore):
         plus :attr:`index_grace` seconds.
         """
         key = self._index_key(index)
-        await self._call(
+        await self._write(
             "index ZADD",
-            lambda: self._client.eval(
+            lambda redis: redis.eval(
                 _INDEX_ADD, 1, key, expires_at, member.encode(), self.index_grace
             ),
         )
@@ -392,7 +492,7 @@ class RedisStore(ClosingStore):
     async def index_remove(self, index: str, member: str) -> None:
         """Remove ``member`` from ``index`` (ZREM); missing members are not an error."""
         key = self._index_key(index)
-        await self._call("index ZREM", lambda: self._client.zrem(key, member.encode()))
+        await self._write("index ZREM", lambda redis: redis.zrem(key, member.encode()))
 
     async def index_members(self, index: str, *, now: int) -> dict[str, int]:
         """The live members of ``index`` with their expiry; prunes those expired at ``now``.
@@ -434,3 +534,5 @@ class RedisStore(ClosingStore):
         self._closed = True
         if self._owns_client:
             await self._client.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()

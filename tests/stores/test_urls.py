@@ -112,6 +112,16 @@ async def test_memcached(memcached_proc: ServerProcess) -> None:
     assert ("::1", 11212) == (ipv6.host, ipv6.port)
 
 
+def test_memcached_ring_url() -> None:
+    """Several hosts, joined by commas, make a ring; the ring's settings come from the query."""
+    store = MemcachedStore.from_url(
+        "memcached://a:11300,b,[::1]:11302/?failover=false&down_retry_delay=5"
+    )
+    assert (("a", 11300), ("b", 11211), ("::1", 11302)) == store.servers
+    assert (False, 5.0) == (store.failover, store.down_retry_delay)
+    assert store.client is None  # one client per server, none of them "the" client
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -133,7 +143,11 @@ async def test_memcached(memcached_proc: ServerProcess) -> None:
         ("redis://u:hunter2@h?bogus=1", "'redis://u:***@h?bogus=1': the query parameter 'bogus'"),
         ("redis://h?namespace={tag}", "Braces make a Redis Cluster hash tag"),
         ("rediss://h?timeout=0", "timeout='0' is wrong"),
-        ("memcached://a:11211,b:11211", "names several hosts; MemcachedStore talks to one server"),
+        ("memcached://a:11211,b:x", "the host 'b:x' has a port that is not a number"),
+        ("memcached://a:11211,,b", "the host list has an empty entry"),
+        ("memcached://a:11211,a:11211", "names a:11211 twice"),
+        ("memcached://a,b?failover=maybe", "failover='maybe' is wrong"),
+        ("redis://a:6379,b:6379", "names several hosts; RedisStore talks to one server"),
         ("memcached://u:hunter2@h", "'memcached://u:***@h': memcached's text protocol has no"),
         ("memcached://h/path", "a memcached URL has no path ('/path')"),
         ("memcached://h:99999", "the port '99999' is not a number from 1 to 65535"),
