@@ -22,6 +22,7 @@ from .errors import ExpiryTooLong as ExpiryTooLong
 from .errors import InvalidMessage as InvalidMessage
 from .errors import RejectReason as RejectReason
 from .errors import SerializationError as SerializationError
+from .errors import SessionConflict as SessionConflict
 from .errors import SessionNotLoaded as SessionNotLoaded
 from .errors import StoreUnavailable as StoreUnavailable
 from .flash import Flash as Flash
@@ -61,6 +62,7 @@ __all__ = [
     "Rotation",
     "SerializationError",
     "Session",
+    "SessionConflict",
     "SessionInfo",
     "SessionMiddleware",
     "SessionNotLoaded",

@@ -29,6 +29,7 @@ __all__ = [
     "InvalidMessage",
     "RejectReason",
     "SerializationError",
+    "SessionConflict",
     "SessionNotLoaded",
     "StoreUnavailable",
 ]
@@ -164,6 +165,31 @@ class CookieOverflow(AsgiSessionError):
             + (f"; largest session keys: {biggest}" if biggest else "")
             + ". Store less in the session (ids, not objects), or move to a server-side "
             "store, which keeps only an id in the cookie. Nothing was sent."
+        )
+
+
+class SessionConflict(AsgiSessionError):
+    """Raised at commit when a parallel request changed the same session keys differently.
+
+    Only with ``on_conflict="error"`` (else this request's values win), and only for a
+    server-side store that compares before it writes (``SupportsVersioned``). Nothing of
+    this request was saved; the session holds what the other request wrote. It goes to
+    ``on_commit_error`` like a failed save (without a hook it is raised from the app's
+    ``send``, and the framework answers 500).
+
+    :ivar keys: the keys both requests changed, sorted; empty when the record changed
+        under every one of the bounded number of tries.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys: list[str] = sorted(keys)
+        super().__init__(
+            f"a parallel request changed the session keys {self.keys} too; nothing of this "
+            "request was saved"
+            if self.keys
+            else "the session changed under every try to save it; nothing was saved"
         )
 
 

@@ -58,6 +58,7 @@ from .errors import (
     CookieOverflow,
     RejectReason,
     SerializationError,
+    SessionConflict,
     StoreUnavailable,
 )
 from .expiry import policy_of
@@ -77,7 +78,7 @@ _COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.ht
 _HTTP_START = frozenset({"http.response.start", "websocket.http.response.start"})
 _VARY = (b"Cookie",)
 #: What a commit can fail with: the session is then not saved and the app's response withheld.
-_COMMIT_ERRORS = (CookieOverflow, SerializationError, StoreUnavailable)
+_COMMIT_ERRORS = (CookieOverflow, SerializationError, SessionConflict, StoreUnavailable)
 
 #: ``on_commit_error(scope, error)``: the ASGI app that answers instead (a Starlette or
 #: FastAPI ``Response`` is one), or ``None`` for the default; may be a coroutine function.
@@ -141,15 +142,16 @@ class SessionMiddleware:
     :param retry_after: the ``Retry-After`` seconds of that 503. It replaces whatever other
         5xx the framework's error handling sends once the app met the failure; a 503 of the
         app's own is kept, with this ``Retry-After`` if it has none.
-    :param on_commit_error: called as ``on_commit_error(scope, error)`` when the session
-        cannot be saved as the app's response starts (:class:`~asgisession.CookieOverflow`,
-        :class:`~asgisession.SerializationError`, or :class:`~asgisession.StoreUnavailable`
-        from a failed save). Nothing of the app's response has been sent: it is dropped, no
-        ``Set-Cookie`` goes out (the user keeps the cookie they have), and the ASGI app the
-        hook returns answers instead (a Starlette or FastAPI ``Response`` is one; it may be
-        a coroutine function). Returning ``None``, or no hook: the error is raised from the
-        app's ``send``, before anything is sent (a failed save: the 503 above). HTTP only: on
-        a WebSocket handshake the error is raised from ``send`` as before.
+    :param on_commit_error: called as ``on_commit_error(scope, error)`` when the session cannot
+        be saved as the app's response starts (:class:`~asgisession.CookieOverflow`,
+        :class:`~asgisession.SerializationError`, :class:`~asgisession.SessionConflict`, or
+        :class:`~asgisession.StoreUnavailable` from a failed save). Nothing of the app's
+        response has been sent: it is dropped, no ``Set-Cookie`` goes out (the user keeps the
+        cookie they have), and the ASGI app the hook returns answers instead (a Starlette or
+        FastAPI ``Response`` is one; it may be a coroutine function). Returning ``None``, or no
+        hook: the error is raised from the app's ``send``, before anything is sent (a failed
+        save: the 503 above). HTTP only: on a WebSocket handshake the error is raised from
+        ``send`` as before.
     :param defer_load: path prefixes, or a predicate on the scope, for which a server-side
         session is not loaded before the app runs; such apps ``await session.load()``.
     :param user_key: the session key whose value names the user (e.g. ``"user_id"``), for
@@ -162,6 +164,16 @@ class SessionMiddleware:
         raises :class:`~asgisession.errors.SerializationError`), or
         :class:`~asgisession.tagged.TaggedJSON` for ``datetime``, ``UUID``, ``bytes``,
         ``Decimal``, ``set``, ``tuple`` and more. With ``backend=``, the backend's own.
+    :param seal_records: with ``store=``: seal each record at rest (the default), with a
+        key derived from ``secret_key_base`` and bound to the record's store key.
+        ``False`` writes records in the clear, for tools that must read them; anyone who
+        reads the store, a backup or its traffic then reads every session
+        (docs/security.md). Either way every form is read.
+    :param on_conflict: with ``store=``: a save finding that a parallel request of the same
+        session wrote it meanwhile merges key by key (both requests' changes are kept);
+        for a key both changed, ``"this_request"`` (default) keeps this request's value,
+        ``"error"`` saves nothing and hands :class:`~asgisession.errors.SessionConflict`
+        to ``on_commit_error`` (docs/stores.md, "Parallel requests").
     :param backend: a custom :class:`~asgisession.backends.base.SessionBackend`, which brings its
         own cookie options, lifetime and idle timeout (those parameters are then ignored;
         ``cookie=`` is refused).
@@ -201,6 +213,8 @@ class SessionMiddleware:
         revocation_store: Store | None = None,
         backend: SessionBackend | None = None,
         serializer: Serializer | None = None,
+        seal_records: bool = True,
+        on_conflict: Literal["this_request", "error"] = "this_request",
     ) -> None:
         self.app: ASGIApp = app
         self.keyring: Keyring = Keyring(secret_key_base)
@@ -234,7 +248,8 @@ class SessionMiddleware:
             partitioned=partitioned, lifetime=lifetime, idle_timeout=idle_timeout,
             refresh_after=refresh_after, store=store, timeout=_store_timeout(store_timeout),
             user_key=user_key, revocation_store=revocation_store, backend=backend,
-            serializer=serializer,
+            serializer=serializer, seal_records=seal_records,
+            on_conflict=on_conflict,
         )  # fmt: skip
         self._policy = policy_of(self.backend, clock)
 

@@ -130,6 +130,8 @@ class Sessions:
         revocation_store: Store | None = None,
         backend: SessionBackend | None = None,
         serializer: Serializer | None = None,
+        seal_records: bool = True,
+        on_conflict: Literal["this_request", "error"] = "this_request",
     ) -> None:
         keyring = (
             secret_key_base if isinstance(secret_key_base, Keyring) else Keyring(secret_key_base)
@@ -141,7 +143,8 @@ class Sessions:
             idle_timeout=idle_timeout, refresh_after=refresh_after, store=store,
             # What SessionMiddleware bounds a store of your own with, so both behave alike.
             timeout=OLD_STORE_TIMEOUT, user_key=user_key, revocation_store=revocation_store,
-            backend=backend, serializer=serializer,
+            backend=backend, serializer=serializer, seal_records=seal_records,
+            on_conflict=on_conflict,
         )  # fmt: skip
         self.backend: SessionBackend = built
         self.serializer: Serializer = serializer

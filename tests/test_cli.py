@@ -369,11 +369,14 @@ def test_store_opens_a_server_session_by_its_cookie(
     code, data = inspect_json(capsys, "--store", store_url, "--show-values", value)
     assert (0, "server-session-id") == (code, data["kind"])
     assert PRIVATE == {k["key"]: k["value"] for k in data["keys"]}
-    # the key is the backend's, namespace included: the store has a record under it
+    # the key is the backend's, namespace included: the store has a record under it, sealed
     store_key = data["store_key"]
     assert isinstance(store_key, str)
     assert store_key.startswith(NAMESPACE)
-    assert (load_record(store_url, store_key) or b"").endswith(b'"email":"ada@example.com"}')
+    record = load_record(store_url, store_key)
+    assert record is not None
+    assert record.startswith(b"\x01")
+    assert b"ada@example.com" not in record
     assert f"store key {store_key}" in out
     if url_fixture == "redis_url":  # and the key as it is in Redis, with the store's prefix
         server_key = f"{request.getfixturevalue('tmp_path').name}:{store_key}"

@@ -22,6 +22,7 @@ import pytest
 
 from asgisession import Keyring, MessageEncryptor, Session, SessionMiddleware
 from asgisession._types import Receive, Scope, Send
+from asgisession.backends._records import RecordSeal
 from asgisession.backends.server import session_key
 from asgisession.crypto import b64url_decode
 from asgisession.session import LOG_SEED_KEY, LoadedState, log_id_of
@@ -202,8 +203,10 @@ async def test_unrelated_to_cookie_id_and_store_key(store: Store | None, secret:
         key = session_key(opened.payload)
         record = await store.load(key)
         assert record is not None
-        secrets_of_session += [opened.payload.hex(), key, key.split(":")[-1], record.decode()]
-        seed = json.loads(record.partition(b"\n")[2])[LOG_SEED_KEY]
+        payload, _ = RecordSeal(Keyring(secret)).open(key, opened.payload, record)
+        secrets_of_session += [opened.payload.hex(), key, key.split(":")[-1], record.hex()]
+        secrets_of_session.append(payload.decode())
+        seed = json.loads(payload)[LOG_SEED_KEY]
     else:
         seed = json.loads(opened.payload)[LOG_SEED_KEY]
     secrets_of_session.append(seed)

@@ -58,6 +58,12 @@ class DownMemoryStore(MemoryStore):
     async def delete(self, key: str) -> bool:
         raise StoreUnavailable("the memory store is down (test)")
 
+    async def load_versioned(self, key: str) -> tuple[bytes, bytes] | None:
+        raise StoreUnavailable("the memory store is down (test)")
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        raise StoreUnavailable("the memory store is down (test)")
+
 
 def down_store(case: str, tmp_path: Path) -> Store:
     """A real store that cannot reach what backs it."""

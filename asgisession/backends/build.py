@@ -19,6 +19,7 @@ from ..revocation import Revocations
 from ..serializer import JSON, Serializer
 from ..stores.base import Store
 from ..stores.timed import timed
+from ._merge import ConflictRule, check_rule
 from .base import SessionBackend
 from .cookie import CookieBackend
 from .server import ServerBackend
@@ -40,11 +41,16 @@ def build_backend(
     revocation_store: Store | None,
     backend: SessionBackend | None,
     serializer: Serializer | None,
+    seal_records: bool = True,
+    on_conflict: ConflictRule = "this_request",
     **flat_cookie: Any,
 ) -> tuple[SessionBackend, Serializer]:
     """The backend and serializer for these settings (see SessionMiddleware's parameters).
 
     :param cookie_format: the resolved format (:func:`~asgisession.formats.resolve_format`).
+    :param seal_records: seal server-side records at rest (see ServerBackend).
+    :param on_conflict: how a server-side save settles a key a parallel request changed
+        too (see ServerBackend).
     :param timeout: the deprecated ``store_timeout``, already resolved: bounds a store that
         is not a bundled one.
     :param flat_cookie: the flat cookie keywords (``cookie_name``, ``max_age``, ``path``,
@@ -78,6 +84,17 @@ def build_backend(
     codec = cookie_format.session_codec(keyring)
     _check_issue_time(codec, idle_timeout, user_key)
     if store is None:
+        if not seal_records:
+            raise ConfigurationError(
+                "seal_records=False is for server-side stores (store=); the cookie store "
+                "seals the whole session in the cookie already."
+            )
+        if check_rule(on_conflict) != "this_request":
+            raise ConfigurationError(
+                f"on_conflict={on_conflict!r} needs a server-side store (store=): a cookie "
+                "session is held by the client, so parallel requests cannot be merged "
+                "(docs/stores.md, 'Parallel requests')."
+            )
         if user_key is not None and revocation_store is None:
             raise ConfigurationError(
                 "user_key with the cookie store needs revocation_store=<a Store> to "
@@ -103,6 +120,7 @@ def build_backend(
     built = ServerBackend(
         store, codec, options, lifetime=lifetime, idle_timeout=idle_timeout,
         refresh_after=refresh_after, user_key=user_key, serializer=serializer,
+        keyring=keyring, seal_records=seal_records, on_conflict=on_conflict,
     )  # fmt: skip
     return built, serializer
 

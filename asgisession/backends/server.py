@@ -25,11 +25,22 @@ Invariants:
 6. A store that fails (or, for the bundled stores, is slower than their ``timeout``) raises
    :class:`StoreUnavailable`; no write is ever reported that did not happen. The store
    times its own calls: it knows what is safe to cancel, so the backend adds no timer.
-7. A record is bound to its id: it starts with ``#``, a hash of the session id (which the
-   store never sees; its key is another hash of it) and a newline, then the JSON data. A
-   record copied under another session's key does not open for that session's cookie.
-   Records written before 0.2 are plain JSON and are read as they are (bound at their
-   next write); the binding holds once no such record is left.
+7. A record is sealed at rest (:class:`~._records.RecordSeal`): AES-256-GCM under a key
+   derived from ``secret_key_base`` for records alone, with the store key as associated
+   data, so a dump of the store shows no session data and a record copied under another
+   session's key does not open for that session's cookie. Records in the older forms
+   (0.2's bound one, plain JSON from before) and records sealed by an older secret are
+   read, and re-sealed under the newest secret at their next write. ``seal_records=False``
+   writes the bound form in the clear instead.
+10. No lost updates (:mod:`._merge`): with a store that compares before it writes
+    (:class:`~asgisession.stores.base.SupportsVersioned`), a record is read with its
+    version and a changed session saved only over that version. A save refused because
+    a parallel request wrote the record meanwhile reads it again, puts this request's
+    key-level changes on top and tries again, up to ``MAX_SAVES`` times; two requests
+    changing one key are settled by ``on_conflict``. A stale record's re-seal on a
+    read-only request (rule 7) is such a save too, never merged: if the record changed,
+    the other request's write has sealed it. A store without the capability saves as
+    before (the last write wins), and re-seals only when the session changes.
 8. A session that holds nothing but the CSRF secret, flash messages, its log id's seed and
    its own expiry (:data:`LIGHT_KEYS`) stays in the cookie, sealed as the cookie store
    seals a session, and costs the store nothing: an anonymous visitor who only fetched a
@@ -43,32 +54,42 @@ Invariants:
    like a light one, whatever its keys, and its commit moves it into the store.
 
 It runs past 300 lines because creation, regeneration without resurrection, light (cookie-
-only) sessions and the user index are one commit path.
+only) sessions, the user index, re-sealing and the compare-and-set save are one commit path.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
-from ..crypto import FOREIGN_KEY_INDEX, MessageCodec
+from ..crypto import FOREIGN_KEY_INDEX, Keyring, MessageCodec
 from ..errors import (
     ConfigurationError,
     InvalidMessage,
     RejectReason,
+    SessionConflict,
     SessionNotLoaded,
 )
 from ..expiry import expiry_of
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
 from ..session import NOT_LOADED, Commit, LoadedState
-from ..stores.base import Store, SupportsAdd, SupportsTouch, hash_key
-from ._records import bind, is_light, open_light, unbind
+from ..stores.base import (
+    Store,
+    SupportsAdd,
+    SupportsTouch,
+    SupportsVersioned,
+    Version,
+    hash_key,
+)
+from ._merge import MAX_SAVES, ConflictRule, backoff, check_rule, merge
+from ._records import RecordSeal, is_light, open_light
 from .base import SealedCookie
 
-__all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "session_key"]
+__all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "StoredState", "session_key"]
 
 logger: logging.Logger = logging.getLogger("asgisession")
 
@@ -81,6 +102,20 @@ NAMESPACE = "s:"
 def session_key(session_id: bytes, namespace: str = NAMESPACE) -> str:
     """The store key of a session id: a hash, never the id itself."""
     return hash_key(namespace, session_id)
+
+
+@dataclass(slots=True)
+class StoredState(LoadedState):
+    """The :class:`~asgisession.session.LoadedState` of a session read from the store.
+
+    .. versionadded:: 0.3
+    """
+
+    #: The record is not in the form this backend writes, or an older secret sealed it:
+    #: its next write re-seals it.
+    record_stale: bool = False
+    #: The record's version, from a store that compares before it writes; else ``None``.
+    version: Version | None = None
 
 
 class ServerBackend(SealedCookie):
@@ -97,8 +132,21 @@ class ServerBackend(SealedCookie):
     :param user_key: the session key that names the session's user; sessions with it are
         listed per user, for :func:`~asgisession.revocation.revoke_user`.
     :param serializer: turns the data into bytes and back (strict JSON by default).
+    :param keyring: the secrets that seal records at rest; by default the codec's own
+        (``codec.keyring``, which every bundled codec has).
+    :param seal_records: seal records at rest (the default). ``False`` writes them in the
+        clear (bound to their id, as 0.2 did), for tools that must read them: anyone who
+        can read the store, a backup or its traffic then reads every session.
+    :param on_conflict: when a parallel request changed the same key of the session since
+        this one loaded it: ``"this_request"`` (default) saves this request's value,
+        ``"error"`` saves nothing and raises :class:`~asgisession.errors.SessionConflict`
+        (see :mod:`asgisession.backends._merge`). Changes to different keys are always
+        both kept, with a store that is ``SupportsVersioned``.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       Records are sealed at rest (``keyring``, ``seal_records``) and saved with a
+       compare-and-set that merges parallel changes (``on_conflict``).
     """
 
     #: Loading needs store I/O: a synchronous access before ``await session.load()`` (or a
@@ -117,6 +165,9 @@ class ServerBackend(SealedCookie):
         namespace: str = NAMESPACE,
         user_key: str | None = None,
         serializer: Serializer = JSON,
+        keyring: Keyring | None = None,
+        seal_records: bool = True,
+        on_conflict: ConflictRule = "this_request",
     ) -> None:
         if not isinstance(store, Store):
             raise ConfigurationError(
@@ -128,6 +179,14 @@ class ServerBackend(SealedCookie):
         )  # fmt: skip
         self.store = store
         self.namespace = namespace
+        keyring = keyring if keyring is not None else getattr(codec, "keyring", None)
+        if not isinstance(keyring, Keyring):
+            raise ConfigurationError(
+                f"{type(codec).__name__} has no keyring to seal session records with: "
+                "give ServerBackend keyring=Keyring(secret_key_base)."
+            )
+        self.records = RecordSeal(keyring, seal=seal_records)
+        self.on_conflict: ConflictRule = check_rule(on_conflict)
         self.revocations: Revocations | None = Revocations(store) if user_key is not None else None
         if self.revocations is not None and not self.revocations.indexed:
             raise ConfigurationError(
@@ -162,10 +221,16 @@ class ServerBackend(SealedCookie):
                         expires_at=opened.expires_at,
                         stale=opened.stale,
                     )
-                record = await self.store.load(self.key(opened.payload))
-                if record is None:
+                key = self.key(opened.payload)
+                version: Version | None = None
+                if isinstance(self.store, SupportsVersioned):
+                    found = await self.store.load_versioned(key)
+                    stored, version = (None, None) if found is None else found
+                else:
+                    stored = await self.store.load(key)
+                if stored is None:
                     raise InvalidMessage(RejectReason.NOT_FOUND, "no such session in the store")
-                record = unbind(opened.payload, record)
+                record, record_stale = self.records.open(key, opened.payload, stored)
                 try:
                     data = self.serializer.loads(record)
                 except ValueError as exc:
@@ -176,7 +241,7 @@ class ServerBackend(SealedCookie):
             except InvalidMessage as exc:
                 candidates.refuse(exc)
                 continue
-            state = LoadedState(
+            state = StoredState(
                 data=data,
                 serialized=record,
                 had_cookie=True,
@@ -185,6 +250,8 @@ class ServerBackend(SealedCookie):
                 stale=opened.stale,
                 session_id=opened.payload,
                 user=user_of(data, self.user_key),
+                record_stale=record_stale,
+                version=version,
             )
             candidates.accept(state, opened.payload)
         return candidates.result()
@@ -229,9 +296,8 @@ class ServerBackend(SealedCookie):
         ttl = self._ttl(expires_at, now)
         key = self.key(session_id)
         if changed:
-            record = bind(session_id, commit.serialized())
-            kept = await self.store.save(key, record, ttl=ttl, replace=True)
-        elif refresh:
+            kept = await self._save(commit, key, session_id, ttl)
+        elif refresh or self._reseal_due(state):
             kept = await self._touch(key, state, ttl)
         else:
             kept = True
@@ -271,7 +337,7 @@ class ServerBackend(SealedCookie):
         session_id = secrets.token_bytes(SESSION_ID_BYTES)
         expires_at = self._end(commit, now)  # a light session keeps its lifetime
         key = self.key(session_id)
-        record = bind(session_id, commit.serialized())
+        record = self.records.write(key, session_id, commit.serialized())
         ttl = self._ttl(expires_at, now)
         if isinstance(self.store, SupportsAdd):
             stored = await self.store.add(key, record, ttl=ttl)
@@ -286,13 +352,81 @@ class ServerBackend(SealedCookie):
             await self.revocations.link(user, key, expires_at=expires_at)
         return self._render(session_id, expires_at, commit.data, secure=secure, now=now)
 
+    async def _save(self, commit: Commit, key: str, session_id: bytes, ttl: int) -> bool:
+        """Write the changed session over its record; whether the record was still there.
+
+        With a versioned store, a compare-and-set that merges a parallel request's changes
+        (rule 10); else a plain replace.
+
+        :raises SessionConflict: with ``on_conflict="error"``, for keys both changed, or
+            when the record changed under every one of ``MAX_SAVES`` tries (with
+            ``"this_request"`` the last try is then a plain replace, as before 0.3).
+        """
+        state, store, payload = commit.state, self.store, commit.serialized()
+        version = state.version if isinstance(state, StoredState) else None
+        if version is None or not isinstance(store, SupportsVersioned):
+            record = self.records.write(key, session_id, payload)
+            return await store.save(key, record, ttl=ttl, replace=True)
+        base: dict[str, Any] | None = None
+        for attempt in range(MAX_SAVES):
+            record = self.records.write(key, session_id, payload)
+            if await store.save_if(key, record, ttl=ttl, version=version):
+                return True
+            await backoff(attempt)
+            found = await store.load_versioned(key)
+            if found is None:
+                return False  # deleted meanwhile
+            try:
+                theirs = self.serializer.loads(self.records.open(key, session_id, found[0])[0])
+            except (InvalidMessage, ValueError):
+                logger.warning("session record changed into one that does not open; not saved")
+                return False
+            if base is None:
+                assert state.serialized is not None
+                base = self.serializer.loads(state.serialized)
+            merged, conflicts = merge(base, commit.data, theirs, self.serializer)
+            if conflicts and self.on_conflict == "error":
+                raise SessionConflict(conflicts)
+            logger.debug("session changed by a parallel request; merged (conflicts: %s)", conflicts)
+            payload, version = self.serializer.dumps(merged), found[1]
+        if self.on_conflict == "error":
+            raise SessionConflict(())
+        # "this_request": as without a compare, the last save wins rather than fail the
+        # request; only a change made in the last of these windows can be lost.
+        logger.warning("session changed under %d tries to save it; saved over it", MAX_SAVES)
+        record = self.records.write(key, session_id, payload)
+        return await store.save(key, record, ttl=ttl, replace=True)
+
     async def _touch(self, key: str, state: LoadedState, ttl: int) -> bool:
-        if isinstance(self.store, SupportsTouch):
-            return await self.store.touch(key, ttl=ttl)
+        """Push the record's TTL; a stale record (rule 7) is re-sealed with its data as read.
+
+        A read-only request re-seals too, as it re-issues a stale cookie, so an old secret
+        can be dropped once every active session has made one request since the rotation;
+        but only over the version it read (rule 10), so it never writes back older data
+        over a parallel request's change. A store that cannot compare re-seals at the
+        session's next change instead.
+        """
+        store = self.store
+        if self._reseal_due(state) and isinstance(store, SupportsVersioned):
+            assert isinstance(state, StoredState)
+            assert state.version is not None
+            assert state.serialized is not None
+            assert state.session_id is not None
+            record = self.records.write(key, state.session_id, state.serialized)
+            # Refused: another request wrote (and so sealed) the record, or deleted it.
+            await store.save_if(key, record, ttl=ttl, version=state.version)
+            return True
+        if isinstance(store, SupportsTouch):
+            return await store.touch(key, ttl=ttl)
         assert state.serialized is not None
         assert state.session_id is not None
-        record = bind(state.session_id, state.serialized)
-        return await self.store.save(key, record, ttl=ttl, replace=True)
+        record = self.records.write(key, state.session_id, state.serialized)
+        return await store.save(key, record, ttl=ttl, replace=True)
+
+    @staticmethod
+    def _reseal_due(state: LoadedState) -> bool:
+        """Whether a read-only request re-seals the record (stale, and a version to compare)."""
+        return isinstance(state, StoredState) and state.record_stale and state.version is not None
 
     async def _delete(self, session_id: bytes, user: str | None) -> bool:
         """Delete the record; whether it was there (``True`` when the store does not say)."""

@@ -53,7 +53,6 @@ from typing import Any, Literal
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 
-from ..backends._records import bind
 from ..backends.server import SESSION_ID_BYTES, ServerBackend
 from ..cookies import MAX_COOKIE_SIZE
 from ..errors import CookieOverflow, InvalidMessage, StoreUnavailable
@@ -221,13 +220,14 @@ class SessionStore(SessionBase):
         ttl = max(1, expires_at - now)
         session_id = self._session_id
         if session_id is not None:
-            record = bind(session_id, payload)
-            if not await server.store.save(server.key(session_id), record, ttl=ttl, replace=True):
+            key = server.key(session_id)
+            record = server.records.write(key, session_id, payload)
+            if not await server.store.save(key, record, ttl=ttl, replace=True):
                 raise UpdateError  # deleted meanwhile: Django answers SessionInterrupted
         else:
             session_id = secrets.token_bytes(SESSION_ID_BYTES)
-            record = bind(session_id, payload)
             key = server.key(session_id)
+            record = server.records.write(key, session_id, payload)
             store = server.store
             if isinstance(store, SupportsAdd):
                 stored = await store.add(key, record, ttl=ttl)

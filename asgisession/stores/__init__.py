@@ -31,6 +31,7 @@ from .base import (
     SupportsPing,
     SupportsTouch,
     SupportsUserIndex,
+    SupportsVersioned,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ __all__ = [
     "SupportsPing",
     "SupportsTouch",
     "SupportsUserIndex",
+    "SupportsVersioned",
     "from_url",
 ]
 

@@ -55,6 +55,8 @@ class Statements:
         self.replace = (
             f"UPDATE {t} SET data = $2, expires_at = {_LATER} WHERE key = $1 AND expires_at > now()"
         )
+        # A row updated meanwhile is re-checked once its writer commits: a compare-and-set.
+        self.replace_if = self.replace + " AND data = $4"
         # Of concurrent adds, one inserts; the others wait for its row lock and then find a
         # live row, which the WHERE keeps: "INSERT 0 0". An expired row is written over.
         self.add = (

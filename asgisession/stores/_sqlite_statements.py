@@ -156,6 +156,9 @@ class Statements:
             "DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at"
         )
         self.replace = f"UPDATE {t} SET data = ?, expires_at = ? WHERE key = ? AND expires_at > ?"
+        self.replace_if = (
+            f"UPDATE {t} SET data = ?, expires_at = ? WHERE key = ? AND expires_at > ? AND data = ?"
+        )
         self.touch = f"UPDATE {t} SET expires_at = ? WHERE key = ? AND expires_at > ?"
         self.add = (
             f"INSERT INTO {t} (key, data, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) "

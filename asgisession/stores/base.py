@@ -26,6 +26,10 @@ Rules every store keeps:
    requests ending or moving the same session (two ``regenerate()`` calls, a logout racing
    a login), exactly one therefore sees the record, and a new session never overwrites
    one that exists.
+7. ``save_if`` (:class:`SupportsVersioned`) writes only over the record ``load_versioned``
+   read, unchanged, in one atomic step of the backing service (a compare-and-set), so a
+   request that saves a session changed by a parallel one since it was read learns so
+   instead of overwriting it.
 
 Ownership: a store built from a client the caller passed in never closes that client; a
 store that built its own client (``from_url()``, a path, host and port) closes it in
@@ -42,7 +46,7 @@ import hashlib
 import sys
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import anyio
 
@@ -58,6 +62,8 @@ __all__ = [
     "SupportsPing",
     "SupportsTouch",
     "SupportsUserIndex",
+    "SupportsVersioned",
+    "Version",
     "asyncio_only",
     "bounded",
     "check_ttl",
@@ -162,6 +168,46 @@ class SupportsPing(Store, Protocol):
         :raises StoreUnavailable: with the reason, when the store cannot serve now (server
             down, file not writable, write lock held past the timeout). A later ping on
             the same store succeeds again once the cause is gone.
+        """
+        ...
+
+
+#: What :meth:`SupportsVersioned.load_versioned` hands out with a record, and
+#: :meth:`~SupportsVersioned.save_if` takes back: opaque to the caller.
+Version: TypeAlias = "bytes | int"
+
+
+@runtime_checkable
+class SupportsVersioned(Store, Protocol):
+    """**Protocol:** a store that writes a record only if it is still the one read.
+
+    The server backend reads each record with its version and saves a changed session with
+    :meth:`save_if`. When another request wrote the record in between, the save is refused;
+    the backend then reads the record again, puts this request's changes on top and tries
+    again, so parallel requests of one user lose nothing. A capability rather than a method
+    of :class:`Store`, so that a store without it keeps working (its saves are then "the
+    last one wins"); every bundled store that keeps data has it.
+
+    The version is the store's to choose, and every write must give a new one where the
+    data differs: the record's own bytes where the engine can compare them in its atomic
+    step (Redis: a Lua script; SQLite: ``UPDATE ... WHERE data = ?``; sealed records carry
+    a fresh nonce, so no two writes are equal), or the engine's own token (memcached's CAS
+    unique, for ``cas``).
+
+    .. versionadded:: 0.3
+    """
+
+    async def load_versioned(self, key: str) -> tuple[bytes, Version] | None:
+        """The bytes under ``key`` and their version, or ``None`` when missing or expired."""
+        ...
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: Version) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if the live record still has ``version``.
+
+        One atomic step of the backing service (a compare-and-set).
+
+        :returns: whether it was written; ``False`` when the record changed since it was
+            read, or is gone (read it again to tell which).
         """
         ...
 

@@ -427,6 +427,22 @@ class MemcachedStore(ClosingStore):
         expires = exptime(ttl, now=self._clock())
         return await self._store(b"replace" if replace else b"set", key, data, expires)
 
+    async def load_versioned(self, key: str) -> tuple[bytes, int] | None:
+        """The bytes under ``key`` and their CAS unique (``gets``), or ``None``."""
+        wire = self.memcached_key(key)
+        value, cas = await self._run("a gets", wire, lambda conn: retrieve(conn, wire, cas=True))
+        return None if value is None else (value, cas)
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if the item's CAS unique is ``version``.
+
+        :raises ItemTooLarge: before sending, when ``data`` cannot fit in one item.
+        """
+        if isinstance(version, bool) or not isinstance(version, int):
+            return False  # not a version this store handed out
+        expires = exptime(ttl, now=self._clock())
+        return await self._store(b"cas", key, data, expires, version)
+
     async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
         """Store ``data`` for ``ttl`` seconds only if no live item is there (``add``).
 

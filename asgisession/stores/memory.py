@@ -90,6 +90,19 @@ class MemoryStore(ClosingStore):
             self._items.popitem(last=False)
         return True
 
+    async def load_versioned(self, key: str) -> tuple[bytes, bytes] | None:
+        """The bytes under ``key`` and their version (the bytes themselves), or ``None``."""
+        item = self._live(key)
+        return None if item is None else (item[0], item[0])
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if the live record is still ``version``."""
+        check_ttl(ttl)
+        item = self._live(key)
+        if item is None or item[0] != version:
+            return False
+        return self._put(key, data, ttl)
+
     async def touch(self, key: str, *, ttl: int) -> bool:
         """Reset ``key``'s time to live; return whether it existed."""
         check_ttl(ttl)

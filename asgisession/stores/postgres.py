@@ -199,6 +199,26 @@ class PostgresStore(ClosingStore):
         status = await self._call("a save", lambda c: c.execute(sql, key, bytes(data), ttl))
         return rows_changed(status) == 1
 
+    async def load_versioned(self, key: str) -> tuple[bytes, bytes] | None:
+        """The bytes under ``key`` and their version (the bytes themselves), or ``None``."""
+        value = await self.load(key)
+        return None if value is None else (value, value)
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if the live row still holds ``version``.
+
+        One ``UPDATE ... WHERE key = $1 AND data = $4``: a row another transaction updates
+        meanwhile is checked again once that one commits, so of two, one writes.
+        """
+        check_ttl(ttl)
+        if not isinstance(version, bytes):
+            return False  # not a version this store handed out
+        sql = self._sql.replace_if
+        status = await self._call(
+            "a save_if", lambda c: c.execute(sql, key, bytes(data), ttl, version)
+        )
+        return rows_changed(status) == 1
+
     async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
         """Store ``data`` for ``ttl`` seconds only if no live key is there.
 

@@ -93,6 +93,15 @@ return 1
 """
 
 
+# SET only if the value is still the one read (a compare-and-set on one key, so it runs on
+# Redis Cluster too). A script rather than WATCH/MULTI: that needs a connection of its own
+# held across three round trips, and a script is one.
+_SAVE_IF = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
 #: The store's own keywords that a URL's query may set too, with their defaults.
 _STORE_DEFAULTS: dict[str, Any] = {
     "namespace": "asgisession:",
@@ -425,6 +434,25 @@ class RedisStore(ClosingStore):
         check_ttl(ttl)
         result = await self._write(
             "SET", lambda redis: redis.set(self.namespace + key, data, ex=ttl, xx=replace)
+        )
+        return bool(result)
+
+    async def load_versioned(self, key: str) -> tuple[bytes, bytes] | None:
+        """The bytes under ``key`` (GET) and their version: the bytes themselves."""
+        value = await self.load(key)
+        return None if value is None else (value, value)
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if the value is still ``version``.
+
+        One Lua script (GET, compare, SET EX): atomic, one round trip, one key.
+        """
+        check_ttl(ttl)
+        if not isinstance(version, bytes):
+            return False  # not a version this store handed out
+        full = self.namespace + key
+        result = await self._write(
+            "save_if", lambda redis: redis.eval(_SAVE_IF, 1, full, version, data, ttl)
         )
         return bool(result)
 

@@ -221,6 +221,23 @@ class SQLiteStore(ClosingStore):
         run = partial(self._sql.save_row, key, bytes(data), now + check_ttl(ttl), replace, now)
         return await self._call("a save", run, writes=True)
 
+    async def load_versioned(self, key: str) -> tuple[bytes, bytes] | None:
+        """The bytes under ``key`` and their version (the bytes themselves), or ``None``."""
+        value = await self.load(key)
+        return None if value is None else (value, value)
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        """Store ``data`` for ``ttl`` seconds only if the live row still holds ``version``.
+
+        One ``UPDATE ... WHERE key = ? AND data = ?``, atomic in its transaction.
+        """
+        if not isinstance(version, bytes):
+            return False  # not a version this store handed out
+        now = self._clock()
+        params = (bytes(data), now + check_ttl(ttl), key, now, version)
+        run = partial(self._sql.rowcount, self._sql.replace_if, params)
+        return await self._call("a save_if", run, writes=True) == 1
+
     async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
         """Store ``data`` for ``ttl`` seconds only if no live key is there.
 

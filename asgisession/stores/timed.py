@@ -7,15 +7,24 @@ its own (``store_timeout``, 2 s by default). That keyword is deprecated; meanwhi
 bounds a store that is not one of the bundled ones, by wrapping it in :func:`timed`, so such
 a store behaves as before until 0.3. Such a store should bound its own calls from now on.
 
-The wrapper keeps the store's capabilities: it is a :class:`SupportsTouch` or
-:class:`SupportsUserIndex` exactly when the wrapped store is.
+The wrapper keeps the store's capabilities: it is a :class:`SupportsTouch`,
+:class:`SupportsUserIndex` or :class:`SupportsVersioned` exactly when the wrapped store is.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import cast
 
-from .base import Store, SupportsAdd, SupportsTouch, SupportsUserIndex, bounded
+from .base import (
+    Store,
+    SupportsAdd,
+    SupportsTouch,
+    SupportsUserIndex,
+    SupportsVersioned,
+    Version,
+    bounded,
+)
 
 __all__ = ["is_bundled", "timed"]
 
@@ -87,8 +96,28 @@ class _TimedIndex(_Timed):
         return await bounded(store.index_members(index, now=now), self.timeout, "a listing")
 
 
-class _TimedTouchIndex(_TimedTouch, _TimedIndex):
+class _TimedVersioned(_Timed):
     __slots__ = ()
+
+    async def load_versioned(self, key: str) -> tuple[bytes, Version] | None:
+        store = cast(SupportsVersioned, self.inner)
+        return await bounded(store.load_versioned(key), self.timeout, "a load")
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: Version) -> bool:
+        store = cast(SupportsVersioned, self.inner)
+        return await bounded(
+            store.save_if(key, data, ttl=ttl, version=version), self.timeout, "a save"
+        )
+
+
+@functools.cache
+def _kind(touch: bool, index: bool, versioned: bool) -> type[_Timed]:
+    """The wrapper class with exactly these capabilities."""
+    chosen = (_TimedTouch, touch), (_TimedIndex, index), (_TimedVersioned, versioned)
+    bases = tuple(base for base, wanted in chosen if wanted)
+    if len(bases) < 2:
+        return bases[0] if bases else _Timed
+    return type("_Timed" + "".join(b.__name__[6:] for b in bases), bases, {"__slots__": ()})
 
 
 def timed(store: Store, timeout: float | None) -> Store:
@@ -98,11 +127,9 @@ def timed(store: Store, timeout: float | None) -> Store:
     """
     if timeout is None or is_bundled(store):
         return store
-    touch, index = isinstance(store, SupportsTouch), isinstance(store, SupportsUserIndex)
-    kind = {
-        (False, False): _Timed,
-        (True, False): _TimedTouch,
-        (False, True): _TimedIndex,
-        (True, True): _TimedTouchIndex,
-    }[touch, index]
+    kind = _kind(
+        isinstance(store, SupportsTouch),
+        isinstance(store, SupportsUserIndex),
+        isinstance(store, SupportsVersioned),
+    )
     return kind(store, timeout)

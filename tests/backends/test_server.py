@@ -27,7 +27,7 @@ from asgisession import (
     StoreUnavailable,
 )
 from asgisession._types import Message, Receive, Scope, Send
-from asgisession.backends._records import unbind
+from asgisession.backends._records import RecordSeal
 from asgisession.backends.server import SESSION_ID_BYTES, ServerBackend
 from asgisession.crypto import Keyring, b64url_decode
 from asgisession.stores.base import hash_key
@@ -62,6 +62,14 @@ class RecordingStore(MemoryStore):
     async def save(self, key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
         await self._enter("replace" if replace else "save", key)
         return await super().save(key, data, ttl=ttl, replace=replace)
+
+    async def load_versioned(self, key: str) -> tuple[bytes, bytes] | None:
+        await self._enter("load", key)
+        return await super().load_versioned(key)
+
+    async def save_if(self, key: str, data: bytes, *, ttl: int, version: bytes | int) -> bool:
+        await self._enter("replace", key)  # a replace that compares first
+        return await super().save_if(key, data, ttl=ttl, version=version)
 
     async def touch(self, key: str, *, ttl: int) -> bool:
         await self._enter("touch", key)
@@ -137,6 +145,14 @@ def session_id_of(secret: str, set_cookie: str) -> bytes:
     return MessageEncryptor(Keyring(secret)).open(value, purpose="session", now=NOW).payload
 
 
+def opened_record(secret: str, session_id: bytes, record: bytes) -> bytes:
+    """The serialised data of a session's sealed record."""
+    key = hash_key("s:", session_id)
+    payload, stale = RecordSeal(Keyring(secret)).open(key, session_id, record)
+    assert not stale
+    return payload
+
+
 @pytest.fixture
 def store() -> RecordingStore:
     return RecordingStore()
@@ -165,11 +181,10 @@ async def test_write_creates_a_record_under_the_hashed_id(
     assert [("add", key)] == store.calls
     record = await store.load(key)
     assert record is not None
-    binding, data = record.split(b"\n", 1)
-    assert b'{"user":"alice","n":1}' == data
-    assert binding.startswith(b"#")
+    assert b"alice" not in record
+    assert b'{"user":"alice","n":1}' == opened_record(secret, session_id, record)
     assert session_id.hex() not in key
-    assert session_id.hex().encode() not in binding
+    assert session_id.hex().encode() not in record
     assert "private" == response.headers["cache-control"]
 
 
@@ -249,7 +264,7 @@ async def test_regenerate_moves_data_to_a_new_id(secret: str, store: RecordingSt
     assert None is await store.load(hash_key("s:", first))
     record = await store.load(hash_key("s:", second))
     assert record is not None
-    assert b'{"user":"alice","n":1}' == unbind(second, record)
+    assert b'{"user":"alice","n":1}' == opened_record(secret, second, record)
 
 
 async def test_reset_deletes_record_and_cookie(secret: str, store: RecordingStore) -> None:
@@ -338,10 +353,14 @@ async def test_idle_session_expires(secret: str, store: RecordingStore) -> None:
     assert [] == store.calls
 
 
-async def test_rotation_reissues_the_cookie_without_a_store_write(
+async def test_rotation_reissues_the_cookie_and_reseals_the_record(
     secret: str, other_secret: str, store: RecordingStore
 ) -> None:
-    """An id sealed with an older secret is re-sealed under the newest; the record stays."""
+    """An id sealed with an older secret is re-sealed under the newest, and so is its record.
+
+    Even on a read: the old secret can then be retired once every active session has made
+    one request since the rotation, as with cookie sessions.
+    """
     async with client(middleware(store, other_secret)) as c:
         old_cookie = (await c.get("/set")).headers["set-cookie"]
         store.calls.clear()
@@ -349,7 +368,10 @@ async def test_rotation_reissues_the_cookie_without_a_store_write(
             rotated.cookies = c.cookies
             response = await rotated.get("/read")
     assert {"user": "alice", "n": 1} == response.json()
-    assert ["load"] == store.ops()
+    assert ["load", "replace"] == store.ops()
+    record = await store.load(store.calls[0][1])
+    assert record is not None
+    assert Keyring(secret).newest.key_id == record[1:5]
     assert session_id_of(other_secret, old_cookie) == session_id_of(
         secret, response.headers["set-cookie"]
     )
@@ -405,14 +427,14 @@ async def test_failed_save_is_never_reported_as_saved(secret: str, store: Record
         # the preload fails too; make only the save fail by failing after the load
         store.failing = False
 
-        original_save = store.save
+        original_save_if = store.save_if
 
-        async def failing_save(key: str, data: bytes, *, ttl: int, replace: bool = False) -> bool:
+        async def failing_save_if(key: str, data: bytes, *, ttl: int, version: object) -> bool:
             raise StoreUnavailable("write failed")
 
-        store.save = failing_save  # type: ignore[method-assign]
+        store.save_if = failing_save_if  # type: ignore[method-assign]
         response = await c.get("/set")
-        store.save = original_save  # type: ignore[method-assign]
+        store.save_if = original_save_if  # type: ignore[method-assign]
         assert 503 == response.status_code
         assert {"user": "alice", "n": 1} == (await c.get("/read")).json()
 

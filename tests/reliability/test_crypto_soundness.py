@@ -103,7 +103,7 @@ def test_the_purpose_scan_finds_the_known_purposes() -> None:
     (a new purpose is added here, and then checked below with the others)."""
     known = {
         "key-id", "session-encryption", "session-signing",
-        "cookie-jar-signing", "cookie-jar-encryption",
+        "cookie-jar-signing", "cookie-jar-encryption", "server-record-encryption",
     }  # fmt: skip
     assert known == _literal_purposes()
 

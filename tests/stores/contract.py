@@ -3,7 +3,8 @@
 Each adapter's test module subclasses :class:`StoreContract` and provides a ``store``
 fixture that yields a fresh, empty store backed by the real service (a real file, a real
 redis-server, a real memcached). Optional abilities are tested only where the store has
-them, by protocol (``SupportsTouch``, ``SupportsUserIndex``), never by class. The suite
+them, by protocol (``SupportsTouch``, ``SupportsUserIndex``), never by class; every
+bundled store has ``SupportsAdd`` and ``SupportsVersioned``. The suite
 uses anyio only, so MemoryStore runs it under Trio too (test_memory.py).
 """
 
@@ -21,6 +22,7 @@ from asgisession.stores.base import (
     SupportsPing,
     SupportsTouch,
     SupportsUserIndex,
+    SupportsVersioned,
     hash_key,
 )
 
@@ -179,6 +181,54 @@ class StoreContract:
         async with anyio.create_task_group() as tg:
             for n in range(20):
                 tg.start_soon(add, n)
+        assert 1 == len(won)
+        assert won[0] == await store.load(key)
+
+    async def test_save_if_writes_over_the_version_read(self, store: Store) -> None:
+        """save_if writes over the record load_versioned read, and the new one loads."""
+        assert isinstance(store, SupportsVersioned)
+        key = new_key()
+        assert None is await store.load_versioned(key)
+        await store.save(key, b"first", ttl=60)
+        found = await store.load_versioned(key)
+        assert found is not None
+        assert b"first" == found[0]
+        assert await store.save_if(key, b"second", ttl=60, version=found[1])
+        assert b"second" == await store.load(key)
+
+    async def test_save_if_refuses_a_changed_or_gone_record(self, store: Store) -> None:
+        """A write in between, or a delete, makes save_if write nothing."""
+        assert isinstance(store, SupportsVersioned)
+        key = new_key()
+        await store.save(key, b"first", ttl=60)
+        found = await store.load_versioned(key)
+        assert found is not None
+        await store.save(key, b"theirs", ttl=60, replace=True)
+        assert not await store.save_if(key, b"mine", ttl=60, version=found[1])
+        assert b"theirs" == await store.load(key)
+        again = await store.load_versioned(key)
+        assert again is not None
+        await store.delete(key)
+        assert not await store.save_if(key, b"mine", ttl=60, version=again[1])
+        assert None is await store.load(key)
+
+    async def test_concurrent_save_ifs_of_one_version_write_once(self, store: Store) -> None:
+        """Of 20 concurrent save_ifs over the same version, exactly one wrote."""
+        assert isinstance(store, SupportsVersioned)
+        key = new_key()
+        await store.save(key, b"base", ttl=60)
+        found = await store.load_versioned(key)
+        assert found is not None
+        won: list[bytes] = []
+
+        async def save_if(n: int) -> None:
+            assert found is not None
+            if await store.save_if(key, b"%d" % n, ttl=60, version=found[1]):
+                won.append(b"%d" % n)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(20):
+                tg.start_soon(save_if, n)
         assert 1 == len(won)
         assert won[0] == await store.load(key)
 

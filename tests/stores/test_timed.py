@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from asgisession import StoreUnavailable
-from asgisession.stores.base import Store, SupportsTouch, SupportsUserIndex
+from asgisession.stores.base import Store, SupportsTouch, SupportsUserIndex, SupportsVersioned
 from asgisession.stores.memory import MemoryStore
 from asgisession.stores.null import NullStore
 from asgisession.stores.timed import is_bundled, timed
@@ -54,14 +54,29 @@ def test_bundled_stores_are_left_alone() -> None:
 
 
 def test_capabilities_are_kept() -> None:
-    """The wrapper is a SupportsTouch or SupportsUserIndex exactly when the store is."""
+    """The wrapper is a SupportsTouch, SupportsUserIndex or SupportsVersioned exactly when
+    the store is."""
     plain = timed(PlainStore(), 1.0)
     assert isinstance(plain, Store)
     assert not isinstance(plain, SupportsTouch)
     assert not isinstance(plain, SupportsUserIndex)
+    assert not isinstance(plain, SupportsVersioned)
     rich = timed(IndexedStore(), 1.0)
     assert isinstance(rich, SupportsTouch)
     assert isinstance(rich, SupportsUserIndex)
+    assert isinstance(rich, SupportsVersioned)
+
+
+async def test_compare_and_set_passes_through() -> None:
+    """load_versioned and save_if reach the store: a stale version writes nothing."""
+    store = timed(IndexedStore(), 1.0)
+    assert isinstance(store, SupportsVersioned)
+    await store.save("k", b"v1", ttl=60)
+    found = await store.load_versioned("k")
+    assert found is not None
+    assert await store.save_if("k", b"v2", ttl=60, version=found[1])
+    assert not await store.save_if("k", b"v3", ttl=60, version=found[1])
+    assert b"v2" == await store.load("k")
 
 
 async def test_calls_pass_through_and_stalls_are_cut_off() -> None:
