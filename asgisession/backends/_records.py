@@ -94,8 +94,8 @@ class RecordSeal:
     __slots__ = ("_aead", "_key_ids", "keyring", "sealing")
 
     def __init__(self, keyring: Keyring, *, seal: bool = True) -> None:
-        self.keyring = keyring
-        self.sealing = seal
+        self.keyring: Keyring = keyring
+        self.sealing: bool = seal
         self._key_ids = [g.key_id for g in keyring.generators]
         self._aead = [AESGCM(g.derive(RECORD_PURPOSE, 32)) for g in keyring.generators]
 

@@ -185,7 +185,7 @@ class ServerBackend(SealedCookie):
                 f"{type(codec).__name__} has no keyring to seal session records with: "
                 "give ServerBackend keyring=Keyring(secret_key_base)."
             )
-        self.records = RecordSeal(keyring, seal=seal_records)
+        self.records: RecordSeal = RecordSeal(keyring, seal=seal_records)
         self.on_conflict: ConflictRule = check_rule(on_conflict)
         self.revocations: Revocations | None = Revocations(store) if user_key is not None else None
         if self.revocations is not None and not self.revocations.indexed:
