@@ -4,8 +4,8 @@ Per request it puts a lazy :class:`~asgisession.session.Session` into ``scope["s
 and wraps ``send``; on ``http.response.start`` (or ``websocket.accept``) it asks the
 backend what to write and adds ``Set-Cookie`` (plus ``Vary: Cookie`` and
 ``Cache-Control: private``). The body passes through untouched and is never buffered;
-lifespan and unknown scope types pass through as they are. Per-request state lives in the
-closure, never on ``self``.
+lifespan and unknown scope types pass through as they are. Per-request state lives in an
+:class:`~asgisession._exchange.Exchange` (one per request), never on ``self``.
 
 The request's cookie jar (:func:`~asgisession.jar.cookies`) is created on first use by a
 factory in ``scope["asgisession.cookies"]``; its ``Set-Cookie`` headers are appended after
@@ -23,50 +23,44 @@ byte of it has reached the client when its ``http.response.start`` passes throug
 dropped. Likewise a commit that fails (``CookieOverflow``, ``SerializationError``, a failed
 save) withholds the app's response and sends the one ``on_commit_error`` chooses instead.
 
-It runs past 300 lines because the per-request policies (lazy load and preload, the 503 for
-a store the app needed, read-only sessions, ``on_commit_error``, lost changes, the jar's
-headers) share one request's state inside one ``send`` wrapper; the constructor's checks are
-the other half, and the first to move out when it grows again.
+The per-request policies (lazy load and preload, the 503 for a store the app needed,
+read-only sessions, ``on_commit_error``, lost changes, the jar's headers) are the
+exchange's, in :mod:`asgisession._exchange`; this module keeps the settings and checks them
+once, in the constructor.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
-from ._http import cookie_path_matches, keep_private, merge_vary, path_prefixes, send_plain
+from ._exchange import Exchange
+from ._http import path_prefixes
 from ._options import DEFAULT as _DEFAULT
 from ._options import store_timeout as _store_timeout
 from ._peer_names import peer_keywords
-from ._types import AnyASGIApp, ASGIApp, Message, Receive, Scope, Send
+from ._types import AnyASGIApp, ASGIApp, Receive, Scope, Send
 from .backends.base import SessionBackend
 from .backends.build import build_backend
 from .backends.build import check_seconds as _check_seconds
 from .cookies import (
-    MAX_COOKIE_HEADER_SIZE,
     CookieOptions,
-    RequestCookies,
     SameSite,
 )
 from .crypto import CookieFormat, Keyring, MessageCodec, SecretKeyBase
 from .errors import (
     ConfigurationError,
-    CookieOverflow,
     RejectReason,
-    SerializationError,
-    SessionConflict,
     StoreUnavailable,
 )
 from .expiry import policy_of
 from .formats import resolve_format
-from .jar import SCOPE_KEY as JAR_SCOPE_KEY
-from .jar import CookieJar, JarCodecs
+from .jar import JarCodecs
 from .serializer import Serializer
-from .session import Commit, LoadedState, Session, SessionControl, in_use
+from .session import LoadedState, in_use
 from .stores.base import Store
 
 __all__ = ["CommitErrorHook", "SessionMiddleware"]
@@ -74,11 +68,6 @@ __all__ = ["CommitErrorHook", "SessionMiddleware"]
 logger: logging.Logger = logging.getLogger("asgisession")
 
 DAY = 24 * 3600
-_COMMIT_ON = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
-_HTTP_START = frozenset({"http.response.start", "websocket.http.response.start"})
-_VARY = (b"Cookie",)
-#: What a commit can fail with: the session is then not saved and the app's response withheld.
-_COMMIT_ERRORS = (CookieOverflow, SerializationError, SessionConflict, StoreUnavailable)
 
 #: ``on_commit_error(scope, error)``: the ASGI app that answers instead (a Starlette or
 #: FastAPI ``Response`` is one), or ``None`` for the default; may be a coroutine function.
@@ -271,256 +260,25 @@ class SessionMiddleware:
                 self._on_reject(state.rejection)
         return state
 
-    def _refused_oversized(self) -> LoadedState:
-        logger.debug(
-            "Cookie headers over %d bytes: no cookie read, the session starts empty",
-            MAX_COOKIE_HEADER_SIZE,
-        )
-        return self._counted(LoadedState(had_cookie=True, rejection=RejectReason.OVERSIZED))
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-
-        backend = self.backend
-        name = backend.cookie.name
-        # Everything read from the scope is read now: after the hand-off it is the app's.
-        # The Cookie headers are found and parsed at most once, on first use, for the session
-        # and the cookie jar alike. Oversized ones are refused whole, unparsed.
-        headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
-        request_cookies = RequestCookies(headers)
-        scheme = scope.get("scheme", "http")
-        request_path = scope.get("path", "")
-        now = int(self._clock())
-
-        def load_sync() -> LoadedState:
-            if request_cookies.oversized:
-                return self._refused_oversized()
-            state = backend.open(request_cookies.values(name), now)
-            return state if state.rejection is None else self._counted(state)
-
-        # Whether the app needed its session while the store failed: its 5xx becomes our 503.
-        load_failed = preload_failed = False
-
-        async def load() -> LoadedState:
-            nonlocal load_failed
-            if request_cookies.oversized:
-                return self._refused_oversized()
-            try:
-                return self._counted(await backend.load(request_cookies.values(name), now))
-            except StoreUnavailable:
-                if not self._anonymous_on_error:
-                    load_failed = True
-                    raise
-                logger.warning("session store unavailable; serving an anonymous session")
-                return LoadedState(had_cookie=True, read_only=True)
-
-        session = Session(load_sync if backend.loads_in_line else None, load, policy=self._policy)
-        # Made only for a session that is preloaded or used: most requests need none.
-        control: SessionControl | None = None
-        if not backend.loads_in_line:
-            control = SessionControl(session)
-            if request_cookies.oversized:
-                control.attach(self._refused_oversized())
-            elif not any(request_cookies.values(name)):
-                control.attach(LoadedState())  # a new session: nothing to fetch
-            elif not self._defer_load(scope):
-                try:
-                    control.attach(await load())
-                except StoreUnavailable as exc:
-                    control.fail_with(exc)
-                    load_failed, preload_failed = False, True
-        scope["session"] = session
-        jar: list[CookieJar] = []  # filled by cookies(scope): no jar, no cost
-
-        def make_jar() -> CookieJar:
-            if not jar:
-                jar.append(
-                    CookieJar(
-                        headers,
-                        codecs=self._jar_codecs,
-                        clock=self._clock,
-                        scheme=scheme,
-                        pairs=request_cookies.pairs(),
-                    )
-                )
-            return jar[0]
-
-        scope[JAR_SCOPE_KEY] = make_jar
-        started = committed = replaced = False
-        changes_at_commit = resets_at_commit = 0
-        committed_as: Commit | None = None  # what was written, to name what a late change lost
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started, committed, replaced, changes_at_commit, resets_at_commit
-            nonlocal committed_as, control
-            if replaced:
-                return  # our answer went out in place of the app's response: drop the rest
-            status = message.get("status", 200)
-            if (
-                message["type"] == "http.response.start"
-                and status >= 500
-                # the app met the store failure (a failed preload counts once it was used)
-                and (load_failed or (preload_failed and in_use(session) and not session.loaded))
-            ):
-                if status == 503:  # the app's own page for it: kept, with a Retry-After
-                    headers = message["headers"] = list(message.get("headers") or ())
-                    if not any(key.lower() == b"retry-after" for key, _ in headers):
-                        headers.append((b"retry-after", self._retry_after))
-                else:
-                    logger.warning("session store unavailable: the app's %d sent as 503", status)
-                    replaced = started = True
-                    await self._unavailable("http", send)
-                    return
-            if not committed and message["type"] in _COMMIT_ON:
-                committed = True
-                if in_use(session):
-                    control = control or SessionControl(session)
-                    control.run_before_commit()
-                    changes_at_commit, resets_at_commit = control.changes, control.resets
-                    if control.accessed and message.get("status", 200) < 500:
-                        secure = backend.cookie.is_secure(scheme)
-                        try:
-                            committed_as = await self._commit(
-                                control, message, secure, str(request_path)
-                            )
-                        except _COMMIT_ERRORS as exc:
-                            if message["type"] != "http.response.start":
-                                raise
-                            # No answer chosen: raised into the app, as without a hook.
-                            if not await self._commit_failed(scope, receive, send, exc):
-                                raise
-                            replaced = started = True
-                            return
-                if jar and message.get("status", 200) < 500:
-                    _add_jar_cookies(jar[0], message)
-            started = True
-            await send(message)
-
+        exchange = Exchange(self, scope, receive, send)
+        if not self.backend.loads_in_line:
+            await exchange.preload()
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, exchange.send)
         except StoreUnavailable as exc:
-            if replaced:
+            if exchange.replaced:
                 return  # answered already: the 503, or the response on_commit_error chose
-            if started:
+            if exchange.started:
                 raise
             logger.warning("session store unavailable: %s", exc)
-            await self._unavailable(scope["type"], send)
+            await exchange.unavailable(scope["type"])
             return
-        if committed and in_use(session):
-            control = control or SessionControl(session)
-        if committed and control is not None and control.changes != changes_at_commit:
-            self._lost(control, committed_as, control.resets != resets_at_commit)
-
-    def _lost(self, control: SessionControl, committed: Commit | None, reset: bool) -> None:
-        """Log (WARNING) and count a session changed after the response started.
-
-        What a late change lost is found by comparing the data with what was committed (the
-        payload written, else what was loaded), so no copy of the data is kept per request.
-        Changes inside a nested list or dict are not named.
-        """
-        self.lost_changes += 1
-        lost: list[str] = []
-        if control.session.loaded:
-            before = self._committed_data(control, committed)
-            after = control.data()
-            lost = sorted(
-                key
-                for key in before.keys() | after.keys()
-                if key not in before or key not in after or before[key] != after[key]
-            )
-        logger.warning(
-            "session changed after the response started; not saved: keys %s%s (write the "
-            "session before sending the response, or before websocket.accept)",
-            lost,
-            " and a reset()/regenerate()" if reset or control.regenerated else "",
-        )
-
-    def _committed_data(self, control: SessionControl, committed: Commit | None) -> dict[str, Any]:
-        """The data as the response's commit left it: written, emptied, or as loaded."""
-        if committed is not None and committed.changed and not committed.state.read_only:
-            if committed.cleared:
-                return {}
-            if committed.payload is not None:
-                return self.serializer.loads(committed.payload)
-        serialized = control.state.serialized
-        return self.serializer.loads(serialized) if serialized else {}
-
-    async def _unavailable(self, scope_type: str, send: Send) -> None:
-        if scope_type == "websocket":
-            await send({"type": "websocket.close", "code": 1013, "reason": "Try Again Later"})
-            return
-        body = b"Service Unavailable: the session store cannot be reached. Try again shortly.\n"
-        await send_plain(send, 503, body, [(b"retry-after", self._retry_after)])
-
-    async def _commit_failed(
-        self, scope: Scope, receive: Receive, send: Send, error: Exception
-    ) -> bool:
-        """Answer in place of a response whose session could not be saved; whether it did.
-
-        The response ``on_commit_error`` returns, else a 503 for a failed save. Otherwise
-        nothing is sent: the error is raised into the app's ``send``, as it always was.
-        """
-        responder: AnyASGIApp | None = None
-        if self._on_commit_error is not None:
-            chosen = self._on_commit_error(scope, error)
-            responder = await chosen if inspect.isawaitable(chosen) else chosen
-        unavailable = isinstance(error, StoreUnavailable)
-        if responder is not None:
-            log = logger.warning if unavailable else logger.error
-            log("session not saved; on_commit_error answered: %s", error, exc_info=error)
-            await responder(scope, receive, send)
-            return True
-        if unavailable:
-            logger.warning("session store unavailable: %s", error)
-            await self._unavailable("http", send)
-            return True
-        return False
-
-    async def _commit(
-        self, control: SessionControl, message: Message, secure: bool, request_path: str
-    ) -> Commit | None:
-        """Commit an accessed session and add its headers.
-
-        A session served read-only (the store failed and the policy is ``"anonymous"``) is
-        never committed, whichever the backend: writing it would replace the cookie the
-        user really has with one for an empty session.
-
-        On a request outside the cookie's Path (asked only when a cookie is to be sent: the
-        middleware section's read row sends none) the cookie read cannot be
-        the configured one, so no deletion is sent: it would end the user's configured
-        cookie, which this request never saw, and leave the one it read in place.
-        """
-        commit = control.commit(self.serializer)
-        set_cookie: str | None = None
-        if commit is not None and commit.state.read_only:
-            if commit.changed:
-                logger.debug("session served read-only: this request's changes were not saved")
-        elif commit is not None:
-            set_cookie = await self.backend.commit(commit, secure=secure, now=int(self._clock()))
-        if (
-            set_cookie is not None
-            and not cookie_path_matches(self.backend.cookie.path, request_path)
-            and set_cookie == self.backend.cookie.render_deletion(secure=secure)
-        ):
-            logger.warning(
-                "session ended on a request outside the cookie's Path %r: no deletion sent "
-                "(the cookie read is another one of the same name; only its Path can clear it)",
-                self.backend.cookie.path,
-            )
-            set_cookie = None
-        is_http = message["type"] in _HTTP_START
-        if set_cookie is None and not is_http:
-            return commit
-        headers = message["headers"] = list(message.get("headers") or ())
-        if is_http:
-            merge_vary(headers, _VARY)
-        if set_cookie is not None:
-            headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-            if is_http:
-                _keep_private(headers)
-        return commit
+        if exchange.committed and in_use(exchange.session):
+            exchange.check_lost()
 
 
 def _deferral(defer_load: Sequence[str] | Callable[[Scope], bool]) -> Callable[[Scope], bool]:
@@ -528,28 +286,3 @@ def _deferral(defer_load: Sequence[str] | Callable[[Scope], bool]) -> Callable[[
         return defer_load
     deferred = path_prefixes("defer_load", defer_load)
     return lambda scope: deferred(str(scope.get("path", "")))
-
-
-def _add_jar_cookies(jar: CookieJar, message: Message) -> None:
-    """Append the jar's ``Set-Cookie`` headers; the app's and the session's stay."""
-    set_cookies = jar.pending()
-    is_http = message["type"] in _HTTP_START
-    if not set_cookies and not (jar.read and is_http):
-        return
-    headers = message["headers"] = list(message.get("headers") or ())
-    if is_http and jar.read:
-        merge_vary(headers, _VARY)
-    headers.extend((b"set-cookie", value.encode("latin-1")) for value in set_cookies)
-    if set_cookies and is_http:
-        _keep_private(headers)
-
-
-def _keep_private(headers: list[tuple[bytes, bytes]]) -> None:
-    """Make a response with a Set-Cookie private to caches, logging an app value overridden."""
-    replaced = keep_private(headers)
-    if replaced is not None:
-        logger.warning(
-            "Cache-Control %r on a response that sets a cookie: made private, so no shared "
-            "cache hands the cookie to others",
-            replaced.decode("latin-1"),
-        )
