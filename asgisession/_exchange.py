@@ -175,10 +175,10 @@ class Exchange:
         self.started = self.committed = self.replaced = False
         #: Whether the preload failed (raised to the app only if it uses the session).
         self.preload_failed = False
-        #: What the commit wrote, and the session's changes and resets then, to name what
-        #: a change after it lost.
+        #: What the commit wrote, and (accessed, changes, resets) of the session then: what
+        #: a change after it lost is named from them.
         self.committed_as: Commit | None = None
-        self._at_commit = (0, 0)
+        self._at_commit: tuple[bool, int, int] = (False, 0, 0)
 
     async def preload(self) -> None:
         """Load a server-side session before the app runs (unless its path defers it).
@@ -225,9 +225,8 @@ class Exchange:
             session = self.session
             if in_use(session):
                 control = self.control = self.control or SessionControl(session)
-                control.run_before_commit()
-                self._at_commit = control.changes, control.resets
-                if control.accessed and ok:
+                at_commit = self._at_commit = control.prepare_commit()
+                if at_commit[0] and ok:  # accessed
                     try:
                         self.committed_as = await self._commit(control, message)
                     except COMMIT_ERRORS as exc:
@@ -346,7 +345,7 @@ class Exchange:
         Called only for a committed response whose session is in use.
         """
         control = self.control = self.control or SessionControl(self.session)
-        changes, resets = self._at_commit
+        _, changes, resets = self._at_commit
         if control.changes != changes:
             self._lost(control, control.resets != resets)
 

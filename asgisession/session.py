@@ -510,6 +510,17 @@ class SessionControl:
         for callback in callbacks:
             callback(session)
 
+    def prepare_commit(self) -> tuple[bool, int, int]:
+        """:meth:`run_before_commit`, then :attr:`accessed`, :attr:`changes` and :attr:`resets`.
+
+        What the middleware asks as the response starts, in one call (the middleware
+        section's read and write rows): the counts tell changes made after it.
+        """
+        session = self._session
+        if session._before_commit:
+            self.run_before_commit()
+        return session._accessed, session._changes, session._resets
+
     @property
     def accessed(self) -> bool:
         """Whether the app touched the session at all on this request."""
