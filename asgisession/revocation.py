@@ -76,19 +76,24 @@ class Revocations:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Asked once: isinstance against a runtime-checkable Protocol is slow (see
+        # ServerBackend), and a login with a user_key asks on every request.
+        self._indexed: SupportsUserIndex | None = (
+            store if isinstance(store, SupportsUserIndex) else None
+        )
 
     @property
     def indexed(self) -> bool:
         """Whether the store keeps per-user session lists."""
-        return isinstance(self.store, SupportsUserIndex)
+        return self._indexed is not None
 
     def _index(self) -> SupportsUserIndex:
-        if not isinstance(self.store, SupportsUserIndex):
+        if self._indexed is None:
             raise ConfigurationError(
                 f"{type(self.store).__name__} keeps no per-user index (SupportsUserIndex); "
                 "listing and deleting a user's server-side sessions needs one."
             )
-        return self.store
+        return self._indexed
 
     async def link(self, user: str, session_key: str, *, expires_at: int) -> None:
         """Record that ``session_key`` belongs to ``user`` until ``expires_at``."""
