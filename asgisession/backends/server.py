@@ -116,6 +116,9 @@ class StoredState(LoadedState):
     record_stale: bool = False
     #: The record's version, from a store that compares before it writes; else ``None``.
     version: Version | None = None
+    #: The record's store key (:meth:`ServerBackend.key` of ``session_id``), kept from the
+    #: load so the commit does not hash the id again.
+    key: str | None = None
 
 
 class ServerBackend(SealedCookie):
@@ -260,6 +263,7 @@ class ServerBackend(SealedCookie):
                 user=user_of(data, self.user_key),
                 record_stale=record_stale,
                 version=version,
+                key=key,
             )
             candidates.accept(state, opened.payload)
         return candidates.result()
@@ -302,7 +306,7 @@ class ServerBackend(SealedCookie):
         refresh = self._refresh_due(state.issued_at, now)
         expires_at = self._end(commit, now)  # moved by Session.set_expiry (or a lower lifetime)
         ttl = self._ttl(expires_at, now)
-        key = self.key(session_id)
+        key = state.key if isinstance(state, StoredState) and state.key else self.key(session_id)
         if changed:
             kept = await self._save(commit, key, session_id, ttl)
         elif refresh or self._reseal_due(state):
