@@ -170,7 +170,6 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         self,
         sync_loader: SyncLoader | None = None,
         async_loader: AsyncLoader | None = None,
-        *,
         policy: ExpiryPolicy = _NO_POLICY,
     ) -> None:
         self._policy = policy
