@@ -27,10 +27,11 @@ from asgisession.cookies import CookieOptions
 from asgisession.crypto import Keyring, MessageEncryptor
 from asgisession.demo.app import COOKIE_NAME, build_app
 from asgisession.demo.serve import DEFAULT_SQLITE_PATH, StoreChoice, parse_store
-from asgisession.stores import MemcachedStore, RedisStore, SQLiteStore, Store, from_url
+from asgisession.stores import SQLiteStore, Store, from_url
 
 from .asgi_helpers import client
 from .servers import LOOPBACK, ServerProcess, free_port
+from .stores_under_test import open_store
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +42,6 @@ def anyio_backend() -> str:
 
 ORIGIN = "http://127.0.0.1:8000"
 TOKEN = re.compile(r'name="authenticity_token" value="([^"]+)"')
-
-
-def open_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store | None:
-    """The demo's store: None for cookies, else a real one with a fresh namespace or file."""
-    if name == "sqlite":
-        return SQLiteStore(tmp_path / "demo.sqlite3")
-    if name == "redis":
-        redis: ServerProcess = request.getfixturevalue("redis_proc")
-        url = f"redis://{LOOPBACK}:{redis.port}/0"
-        return RedisStore.from_url(url, namespace=f"{tmp_path.name}:")
-    if name == "memcached":
-        memcached: ServerProcess = request.getfixturevalue("memcached_proc")
-        return MemcachedStore(port=memcached.port, namespace=f"{tmp_path.name}:")
-    assert "cookie" == name
-    return None
 
 
 @pytest.fixture(params=["cookie", "sqlite", "redis", "memcached"])

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,10 +29,10 @@ from asgisession.backends.server import session_key
 from asgisession.crypto import b64url_decode, b64url_encode
 from asgisession.expiry import ExpiryPolicy
 from asgisession.rails import RailsCookies
-from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
+from asgisession.stores import Store
 
 from .asgi_helpers import Clock, client
-from .servers import LOOPBACK, ServerProcess
+from .stores_under_test import STORES, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +45,6 @@ def anyio_backend() -> str:
 
 HOUR = 3600
 LIFETIME = HOUR
-STORES = ["cookie", "memory", "sqlite", "redis", "memcached"]
 
 
 @dataclass
@@ -69,23 +66,10 @@ CHOICES = {
 @pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store | None]:
     """The store under test (``None``: the cookie store); real servers, fresh namespaces."""
-    name: str = request.param
-    async with AsyncExitStack() as stack:
-        made: Store | None = None
-        namespace = f"t{uuid.uuid4().hex}:"
-        if name == "memory":
-            made = MemoryStore()
-        elif name == "sqlite":
-            made = SQLiteStore(tmp_path / "sessions.db")
-        elif name == "redis":
-            redis: ServerProcess = request.getfixturevalue("redis_proc")
-            made = RedisStore.from_url(f"redis://{LOOPBACK}:{redis.port}/0", namespace=namespace)
-        elif name == "memcached":
-            memcached: ServerProcess = request.getfixturevalue("memcached_proc")
-            made = MemcachedStore(port=memcached.port, namespace=namespace)
-        if made is not None:
-            stack.push_async_callback(made.aclose)
-        yield made
+    made = open_store(request.param, request, tmp_path)
+    yield made
+    if made is not None:
+        await made.aclose()
 
 
 @pytest.fixture(params=list(CHOICES))

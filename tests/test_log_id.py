@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +24,13 @@ from asgisession.backends._records import RecordSeal
 from asgisession.backends.server import session_key
 from asgisession.crypto import b64url_decode
 from asgisession.session import LOG_SEED_KEY, LoadedState, log_id_of
-from asgisession.stores import MemcachedStore, MemoryStore, RedisStore, SQLiteStore, Store
+from asgisession.stores import Store
 
 from .asgi_helpers import Clock, client
-from .servers import LOOPBACK, ServerProcess
+from .stores_under_test import STORES, open_store
 
 pytestmark = pytest.mark.anyio
 
-STORES = ["cookie", "memory", "sqlite", "redis", "memcached"]
 LOG_ID = re.compile(r"[0-9a-f]{24}")
 
 
@@ -46,23 +43,10 @@ def anyio_backend() -> str:
 @pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store | None]:
     """The store under test (``None``: the cookie store); real servers, fresh namespaces."""
-    name: str = request.param
-    async with AsyncExitStack() as stack:
-        made: Store | None = None
-        namespace = f"t{uuid.uuid4().hex}:"
-        if name == "memory":
-            made = MemoryStore()
-        elif name == "sqlite":
-            made = SQLiteStore(tmp_path / "sessions.db")
-        elif name == "redis":
-            redis: ServerProcess = request.getfixturevalue("redis_proc")
-            made = RedisStore.from_url(f"redis://{LOOPBACK}:{redis.port}/0", namespace=namespace)
-        elif name == "memcached":
-            memcached: ServerProcess = request.getfixturevalue("memcached_proc")
-            made = MemcachedStore(port=memcached.port, namespace=namespace)
-        if made is not None:
-            stack.push_async_callback(made.aclose)
-        yield made
+    made = open_store(request.param, request, tmp_path)
+    yield made
+    if made is not None:
+        await made.aclose()
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
