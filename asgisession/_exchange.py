@@ -194,7 +194,7 @@ class Exchange:
             control.attach(incoming._refused_oversized())
         elif not any(cookies.values(self._middleware.backend.cookie.name)):
             control.attach(LoadedState())
-        elif not self._middleware._defer_load(self._scope):
+        elif (deferred := self._middleware._defer_load) is None or not deferred(self._scope):
             try:
                 control.attach(await incoming.load())
             except StoreUnavailable as exc:

@@ -281,8 +281,13 @@ class SessionMiddleware:
             exchange.check_lost()
 
 
-def _deferral(defer_load: Sequence[str] | Callable[[Scope], bool]) -> Callable[[Scope], bool]:
+def _deferral(
+    defer_load: Sequence[str] | Callable[[Scope], bool],
+) -> Callable[[Scope], bool] | None:
+    """The predicate of ``defer_load``; ``None`` when nothing is deferred (no call per request)."""
     if callable(defer_load):
         return defer_load
     deferred = path_prefixes("defer_load", defer_load)
+    if not defer_load:
+        return None
     return lambda scope: deferred(str(scope.get("path", "")))

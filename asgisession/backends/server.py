@@ -87,7 +87,7 @@ from ..stores.base import (
 )
 from ._merge import MAX_SAVES, ConflictRule, backoff, check_rule, merge
 from ._records import RecordSeal, is_light, open_light
-from .base import SealedCookie
+from .base import Candidates, SealedCookie
 
 __all__ = ["NAMESPACE", "SESSION_ID_BYTES", "ServerBackend", "StoredState", "session_key"]
 
@@ -216,57 +216,73 @@ class ServerBackend(SealedCookie):
 
     async def load(self, values: list[str], now: int) -> LoadedState:
         """Open the valid cookie value and fetch its record (two naming different ids: none)."""
+        only = Candidates.only(values)
+        if only is not None:  # one value, the usual request: no Candidates (the memory rows)
+            try:
+                return await self._load_one(only, now)
+            except InvalidMessage as exc:
+                return Candidates.refused_only(exc, self.cookie.name)
         candidates = self._candidates(values)
         for value in candidates.values:
             try:
-                opened = self._open_sealed(value, now)
-                foreign = opened.key_index == FOREIGN_KEY_INDEX  # a migration source's
-                if foreign or len(opened.payload) != SESSION_ID_BYTES:
-                    data, payload = open_light(opened.payload, self.serializer, foreign=foreign)
-                    self._check_chosen_end(data, now)
-                    return LoadedState(
-                        data=data,
-                        serialized=payload,
-                        had_cookie=True,
-                        issued_at=opened.issued_at,
-                        expires_at=opened.expires_at,
-                        stale=opened.stale,
-                    )
-                key = self.key(opened.payload)
-                version: Version | None = None
-                if self._versioned is not None:
-                    found = await self._versioned.load_versioned(key)
-                    stored, version = (None, None) if found is None else found
-                else:
-                    stored = await self.store.load(key)
-                if stored is None:
-                    raise InvalidMessage(RejectReason.NOT_FOUND, "no such session in the store")
-                record, record_stale = self.records.open(key, opened.payload, stored)
-                try:
-                    data = self.serializer.loads(record)
-                except ValueError as exc:
-                    raise InvalidMessage(
-                        RejectReason.BAD_PAYLOAD, f"session record unreadable: {exc}"
-                    ) from None
-                self._check_chosen_end(data, now)
+                state = await self._load_one(value, now)
             except InvalidMessage as exc:
                 candidates.refuse(exc)
                 continue
-            state = StoredState(
+            if state.session_id is None:  # a session kept in the cookie: taken as it is
+                return state
+            candidates.accept(state, state.session_id)
+        return candidates.result()
+
+    async def _load_one(self, value: str, now: int) -> LoadedState:
+        """Open one cookie value and fetch its record, or raise InvalidMessage with the reason.
+
+        A light session (rule 8) or a migration source's session opens from the cookie
+        alone; its state has no ``session_id``.
+        """
+        opened = self._open_sealed(value, now)
+        foreign = opened.key_index == FOREIGN_KEY_INDEX  # a migration source's
+        if foreign or len(opened.payload) != SESSION_ID_BYTES:
+            data, payload = open_light(opened.payload, self.serializer, foreign=foreign)
+            self._check_chosen_end(data, now)
+            return LoadedState(
                 data=data,
-                serialized=record,
+                serialized=payload,
                 had_cookie=True,
                 issued_at=opened.issued_at,
                 expires_at=opened.expires_at,
                 stale=opened.stale,
-                session_id=opened.payload,
-                user=user_of(data, self.user_key),
-                record_stale=record_stale,
-                version=version,
-                key=key,
             )
-            candidates.accept(state, opened.payload)
-        return candidates.result()
+        key = self.key(opened.payload)
+        version: Version | None = None
+        if self._versioned is not None:
+            found = await self._versioned.load_versioned(key)
+            stored, version = (None, None) if found is None else found
+        else:
+            stored = await self.store.load(key)
+        if stored is None:
+            raise InvalidMessage(RejectReason.NOT_FOUND, "no such session in the store")
+        record, record_stale = self.records.open(key, opened.payload, stored)
+        try:
+            data = self.serializer.loads(record)
+        except ValueError as exc:
+            raise InvalidMessage(
+                RejectReason.BAD_PAYLOAD, f"session record unreadable: {exc}"
+            ) from None
+        self._check_chosen_end(data, now)
+        return StoredState(
+            data=data,
+            serialized=record,
+            had_cookie=True,
+            issued_at=opened.issued_at,
+            expires_at=opened.expires_at,
+            stale=opened.stale,
+            session_id=opened.payload,
+            user=user_of(data, self.user_key),
+            record_stale=record_stale,
+            version=version,
+            key=key,
+        )
 
     async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
         """Write what changed to the store; return the ``Set-Cookie`` value, or ``None``.
