@@ -86,7 +86,10 @@ class Incoming:
 
     def load_sync(self) -> LoadedState:
         """Open the session in-line (a backend that needs no I/O, such as the cookie store)."""
-        cookies = self._cookies or self.cookies()
+        cookies = self._cookies
+        if cookies is None:  # cookies() in line: the cookie read row's first use
+            cookies = self._cookies = RequestCookies(self._headers)
+            self._now = int(self._middleware._clock())
         if cookies.oversized:
             return self._refused_oversized()
         middleware = self._middleware

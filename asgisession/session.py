@@ -205,7 +205,8 @@ class Session(DeprecatedSessionNames, MutableMapping[str, Any]):
         if self._state is None:
             if self._sync_loader is None:
                 raise SessionNotLoaded(NOT_LOADED)
-            self._accept(self._sync_loader())
+            state = self._sync_loader()
+            self._state, self._data = state, state.data  # _accept in line: every read row
         return self._data
 
     def _accept(self, state: LoadedState) -> None:
