@@ -15,6 +15,7 @@ store, and the same Litestar app without sessions), and the raw hops of each ser
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -153,7 +154,9 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
     wrk = find_wrk(mode)
     generator = "wrk" if wrk else "benchmarks/loadgen.py (asyncio)"
     result.info["load generator"] = f"{generator}, {sizes.connections} keep-alive connections"
-    result.info["server"] = "uvicorn, 1 worker, 127.0.0.1, --no-access-log"
+    if mode.http == "httptools" and importlib.util.find_spec("httptools") is None:
+        raise SystemExit("--http httptools: httptools is not installed (pip install httptools)")
+    result.info["server"] = f"uvicorn --http {mode.http}, 1 worker, 127.0.0.1, --no-access-log"
     progress.begin(SECTION, f"starting servers ({generator})")
     started: list[servers.Server] = []
     ports: dict[str, int] = {}
@@ -189,7 +192,7 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
                 argv = [
                     sys.executable, "-m", "uvicorn", "benchmarks.e2e_app:factory", "--factory",
                     "--host", servers.LOOPBACK, "--port", str(port), "--log-level", "warning",
-                    "--no-access-log",
+                    "--no-access-log", "--http", mode.http,
                 ]  # fmt: skip
                 started.append(
                     servers.start(f"uvicorn {app}", argv, port, cwd=ROOT, env=env, wait=False)

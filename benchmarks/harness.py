@@ -33,12 +33,13 @@ class Mode:
     rounds: int
     batch_ms: float  # the target length of one timed batch
     loadgen: str = "auto"  # end to end: "wrk", "python" (benchmarks/loadgen.py) or "auto"
+    http: str = "h11"  # end to end: uvicorn's HTTP parser, "h11" or "httptools"
 
     @classmethod
-    def make(cls, quick: bool, loadgen: str = "auto") -> Mode:
+    def make(cls, quick: bool, loadgen: str = "auto", http: str = "h11") -> Mode:
         if quick:
-            return cls(quick=True, rounds=5, batch_ms=4.0, loadgen=loadgen)
-        return cls(quick=False, rounds=25, batch_ms=20.0, loadgen=loadgen)
+            return cls(quick=True, rounds=5, batch_ms=4.0, loadgen=loadgen, http=http)
+        return cls(quick=False, rounds=25, batch_ms=20.0, loadgen=loadgen, http=http)
 
 
 @dataclass

@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="end to end: wrk, the asyncio generator, or wrk when on PATH (default)",
     )
     parser.add_argument(
+        "--http",
+        choices=("h11", "httptools"),
+        default="h11",
+        help="end to end: uvicorn's HTTP parser; h11 (default, pure Python) or httptools "
+        "(what uvicorn[standard] installs, as most deployments run it)",
+    )
+    parser.add_argument(
         "--targets",
         action="store_true",
         help="grade the ratios against the project's own targets (issue #5): met or MISSED, "
@@ -83,7 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    mode = Mode.make(args.quick, args.loadgen)
+    mode = Mode.make(args.quick, args.loadgen, args.http)
     progress = Progress()
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
