@@ -40,11 +40,13 @@ def is_bundled(store: object) -> bool:
 class _Timed:
     """Every call of the wrapped store is cut off after ``timeout`` seconds."""
 
-    __slots__ = ("inner", "timeout")
+    __slots__ = ("_adder", "inner", "timeout")
 
     def __init__(self, inner: Store, timeout: float) -> None:
         self.inner = inner
         self.timeout = timeout
+        # Asked once: isinstance against a runtime-checkable Protocol is slow (backends/server.py).
+        self._adder: SupportsAdd | None = inner if isinstance(inner, SupportsAdd) else None
 
     async def load(self, key: str) -> bytes | None:
         return await bounded(self.inner.load(key), self.timeout, "a load")
@@ -57,10 +59,9 @@ class _Timed:
     async def add(self, key: str, data: bytes, *, ttl: int) -> bool:
         # Always offered, so the wrapper adds no capability combinations: a wrapped store
         # without add creates with save, as the session layer would do unwrapped.
-        inner = self.inner
-        if isinstance(inner, SupportsAdd):
-            return await bounded(inner.add(key, data, ttl=ttl), self.timeout, "an add")
-        return await bounded(inner.save(key, data, ttl=ttl), self.timeout, "a save")
+        if self._adder is not None:
+            return await bounded(self._adder.add(key, data, ttl=ttl), self.timeout, "an add")
+        return await bounded(self.inner.save(key, data, ttl=ttl), self.timeout, "a save")
 
     async def delete(self, key: str) -> bool | None:
         return await bounded(self.inner.delete(key), self.timeout, "a delete")
