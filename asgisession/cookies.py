@@ -7,6 +7,7 @@ Option names are Set-Cookie's own: ``max_age``, ``path``, ``domain``, ``secure``
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -40,7 +41,10 @@ MAX_COOKIE_HEADER_SIZE = 64 * 1024
 
 SameSite = Literal["lax", "strict", "none"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+#: RFC 6265's cookie-octets: a value may hold these bytes and no others.
+_COOKIE_OCTETS = bytes(
+    [0x21, *range(0x23, 0x2C), *range(0x2D, 0x3B), *range(0x3C, 0x5C), *range(0x5D, 0x7F)]
+)
 _ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
 
 
@@ -60,6 +64,12 @@ def http_date(timestamp: float) -> str:
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _expires(timestamp: float) -> str:
+    """:func:`http_date`, cached: the Set-Cookies of one second share it ("cookie write" row)."""
+    return http_date(timestamp)
 
 
 def cookie_header_size(headers: Iterable[tuple[bytes, bytes]]) -> int:
@@ -288,11 +298,11 @@ class CookieOptions:
             ``Expires`` date computed from ``now`` (default: the current time) goes with it
             for old clients.
         """
-        if _COOKIE_OCTETS.fullmatch(value) is None:
+        if not value.isascii() or value.encode().translate(None, _COOKIE_OCTETS):
             raise ValueError("cookie value holds characters a cookie cannot carry")
         if max_age is None:
             return self._join(value, None, secure)
-        expires = http_date((time.time() if now is None else now) + max_age)
+        expires = _expires((time.time() if now is None else now) + max_age)
         return self._join(value, f"Max-Age={max_age}; Expires={expires}", secure)
 
     def render_deletion(self, *, secure: bool) -> str:
