@@ -468,7 +468,10 @@ class MessageEncryptor(_FramedCodec):
 
     def seal(self, payload: bytes, *, purpose: str, issued_at: int, expires_at: int) -> str:
         """Encrypt ``payload`` under the newest key, bound to ``purpose`` and ``expires_at``."""
-        header = self._header(purpose, issued_at, expires_at)
+        # _header inline: serves the "encrypted encode" rows.
+        header = HEADER.pack(
+            VERSION_GCM, self._key_id, _purpose_digest(purpose), issued_at, expires_at
+        )
         nonce = os.urandom(NONCE_SIZE)
         return b64url_encode(header + nonce + self._aead[0].encrypt(nonce, payload, header))
 

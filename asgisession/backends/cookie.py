@@ -139,14 +139,12 @@ class CookieBackend(SealedCookie):
         value = self.codec.seal(
             commit.serialized(), purpose=self.cookie.name, issued_at=now, expires_at=expires_at
         )
-        size = self.cookie.size(value)
-        if size > MAX_COOKIE_SIZE:
+        cookie = self.cookie
+        # As in _open_sealed: an ASCII value that fits is not measured ("cookie write" row).
+        unsure = len(value) > MAX_COOKIE_SIZE - len(cookie.name) or not value.isascii()
+        if unsure and (size := cookie.size(value)) > MAX_COOKIE_SIZE:
             raise CookieOverflow(
-                self.cookie.name,
-                size,
-                MAX_COOKIE_SIZE,
-                self.serializer.sizes_by_key(commit.data)[:5],
+                cookie.name, size, MAX_COOKIE_SIZE, self.serializer.sizes_by_key(commit.data)[:5]
             )
-        return self._render_sealed(
-            value, expires_at, secure=secure, now=now, expiry=expiry_of(commit.data)
-        )
+        expiry = expiry_of(commit.data) if EXPIRY_KEY in commit.data else None
+        return self._render_sealed(value, expires_at, secure=secure, now=now, expiry=expiry)
