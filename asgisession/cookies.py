@@ -96,21 +96,22 @@ def iter_cookies(
         return
     for header_name, header_value in headers:
         if header_name.lower() == b"cookie":
-            yield from _parse(header_value)
+            yield from _parse((header_value,))
 
 
-def _parse(header_value: bytes) -> list[tuple[str, str]]:
-    """The ``(name, value)`` pairs of one ``Cookie`` header value (see :func:`iter_cookies`)."""
+def _parse(header_values: Iterable[bytes]) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of ``Cookie`` header values (see :func:`iter_cookies`)."""
     pairs = []
-    for part in header_value.decode("latin-1").split(";"):
-        name, eq, value = part.partition("=")
-        name = name.strip(" \t")
-        if not eq or not name:
-            continue
-        value = value.strip(" \t")
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        pairs.append((name, value))
+    for header_value in header_values:
+        for part in header_value.decode("latin-1").split(";"):
+            name, eq, value = part.partition("=")
+            name = name.strip(" \t")
+            if not eq or not name:
+                continue
+            value = value.strip(" \t")
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            pairs.append((name, value))
     return pairs
 
 
@@ -153,32 +154,28 @@ class RequestCookies:
     def oversized(self) -> bool:
         """Whether the ``Cookie`` headers together pass ``max_size`` bytes."""
         if self._oversized is None:
-            return self._scan()
-        return self._oversized
-
-    def _scan(self) -> bool:
-        # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
-        for name, value in self._headers:
-            if len(name) == 6 and name.lower() == b"cookie":
-                self._cookie_headers.append(value)
-        self._oversized = sum(map(len, self._cookie_headers)) > self._max_size
+            # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
+            for name, value in self._headers:
+                if len(name) == 6 and name.lower() == b"cookie":
+                    self._cookie_headers.append(value)
+            self._oversized = sum(map(len, self._cookie_headers)) > self._max_size
         return self._oversized
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every ``(name, value)``, in order, as :func:`iter_cookies` yields them."""
         if self._pairs is None:
-            self._pairs = []
-            if not (self._scan() if self._oversized is None else self._oversized):
-                for header_value in self._cookie_headers:
-                    self._pairs += _parse(header_value)
+            self._pairs = [] if self.oversized else _parse(self._cookie_headers)
         return self._pairs
 
     def values(self, name: str) -> list[str]:
         """Every value sent for the cookie ``name``, as :func:`cookie_values` lists them."""
         # Hot path of every request that reads its session (the middleware section's read
-        # and write rows): a loop, not a comprehension, spares a frame per call.
+        # and write rows): pairs() inline and a loop, not a comprehension, spare two frames.
+        pairs = self._pairs
+        if pairs is None:
+            pairs = self._pairs = [] if self.oversized else _parse(self._cookie_headers)
         found = []
-        for cookie_name, value in self._pairs if self._pairs is not None else self.pairs():
+        for cookie_name, value in pairs:
             if cookie_name == name:
                 found.append(value)
         return found
