@@ -170,10 +170,12 @@ class RequestCookies:
     def values(self, name: str) -> list[str]:
         """Every value sent for the cookie ``name``, as :func:`cookie_values` lists them."""
         # Hot path of every request that reads its session (the middleware section's read
-        # and write rows): pairs() inline and a loop, not a comprehension, spare two frames.
+        # and write rows): pairs() inline and a loop, not a comprehension, spare two frames,
+        # and the property is asked only when the middleware has not asked it already.
         pairs = self._pairs
         if pairs is None:
-            pairs = self._pairs = [] if self.oversized else _parse(self._cookie_headers)
+            oversized = self.oversized if self._oversized is None else self._oversized
+            pairs = self._pairs = [] if oversized else _parse(self._cookie_headers)
         found = []
         for cookie_name, value in pairs:
             if cookie_name == name:
