@@ -7,6 +7,7 @@ Option names are Set-Cookie's own: ``max_age``, ``path``, ``domain``, ``secure``
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -40,7 +41,10 @@ MAX_COOKIE_HEADER_SIZE = 64 * 1024
 
 SameSite = Literal["lax", "strict", "none"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+#: RFC 6265's cookie-octets: a value may hold these bytes and no others.
+_COOKIE_OCTETS = bytes(
+    [0x21, *range(0x23, 0x2C), *range(0x2D, 0x3B), *range(0x3C, 0x5C), *range(0x5D, 0x7F)]
+)
 _ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
 
 
@@ -60,6 +64,12 @@ def http_date(timestamp: float) -> str:
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _expires(timestamp: float) -> str:
+    """:func:`http_date`, cached: the Set-Cookies of one second share it ("cookie write" row)."""
+    return http_date(timestamp)
 
 
 def cookie_header_size(headers: Iterable[tuple[bytes, bytes]]) -> int:
@@ -86,21 +96,22 @@ def iter_cookies(
         return
     for header_name, header_value in headers:
         if header_name.lower() == b"cookie":
-            yield from _parse(header_value)
+            yield from _parse((header_value,))
 
 
-def _parse(header_value: bytes) -> list[tuple[str, str]]:
-    """The ``(name, value)`` pairs of one ``Cookie`` header value (see :func:`iter_cookies`)."""
+def _parse(header_values: Iterable[bytes]) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of ``Cookie`` header values (see :func:`iter_cookies`)."""
     pairs = []
-    for part in header_value.decode("latin-1").split(";"):
-        name, eq, value = part.partition("=")
-        name = name.strip(" \t")
-        if not eq or not name:
-            continue
-        value = value.strip(" \t")
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        pairs.append((name, value))
+    for header_value in header_values:
+        for part in header_value.decode("latin-1").split(";"):
+            name, eq, value = part.partition("=")
+            name = name.strip(" \t")
+            if not eq or not name:
+                continue
+            value = value.strip(" \t")
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            pairs.append((name, value))
     return pairs
 
 
@@ -143,32 +154,30 @@ class RequestCookies:
     def oversized(self) -> bool:
         """Whether the ``Cookie`` headers together pass ``max_size`` bytes."""
         if self._oversized is None:
-            return self._scan()
-        return self._oversized
-
-    def _scan(self) -> bool:
-        # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
-        for name, value in self._headers:
-            if len(name) == 6 and name.lower() == b"cookie":
-                self._cookie_headers.append(value)
-        self._oversized = sum(map(len, self._cookie_headers)) > self._max_size
+            # Only a 6-byte name can be "cookie": the length test spares a lower() per header.
+            for name, value in self._headers:
+                if len(name) == 6 and name.lower() == b"cookie":
+                    self._cookie_headers.append(value)
+            self._oversized = sum(map(len, self._cookie_headers)) > self._max_size
         return self._oversized
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every ``(name, value)``, in order, as :func:`iter_cookies` yields them."""
         if self._pairs is None:
-            self._pairs = []
-            if not (self._scan() if self._oversized is None else self._oversized):
-                for header_value in self._cookie_headers:
-                    self._pairs += _parse(header_value)
+            self._pairs = [] if self.oversized else _parse(self._cookie_headers)
         return self._pairs
 
     def values(self, name: str) -> list[str]:
         """Every value sent for the cookie ``name``, as :func:`cookie_values` lists them."""
         # Hot path of every request that reads its session (the middleware section's read
-        # and write rows): a loop, not a comprehension, spares a frame per call.
+        # and write rows): pairs() inline and a loop, not a comprehension, spare two frames,
+        # and the property is asked only when the middleware has not asked it already.
+        pairs = self._pairs
+        if pairs is None:
+            oversized = self.oversized if self._oversized is None else self._oversized
+            pairs = self._pairs = [] if oversized else _parse(self._cookie_headers)
         found = []
-        for cookie_name, value in self._pairs if self._pairs is not None else self.pairs():
+        for cookie_name, value in pairs:
             if cookie_name == name:
                 found.append(value)
         return found
@@ -288,11 +297,11 @@ class CookieOptions:
             ``Expires`` date computed from ``now`` (default: the current time) goes with it
             for old clients.
         """
-        if _COOKIE_OCTETS.fullmatch(value) is None:
+        if not value.isascii() or value.encode().translate(None, _COOKIE_OCTETS):
             raise ValueError("cookie value holds characters a cookie cannot carry")
         if max_age is None:
             return self._join(value, None, secure)
-        expires = http_date((time.time() if now is None else now) + max_age)
+        expires = _expires((time.time() if now is None else now) + max_age)
         return self._join(value, f"Max-Age={max_age}; Expires={expires}", secure)
 
     def render_deletion(self, *, secure: bool) -> str:

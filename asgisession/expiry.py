@@ -89,7 +89,7 @@ def session_end(
     session (``expires_at`` is ``None``) or one that starts over (``restart``: regenerated,
     or its expiry changed); else the end it had (``expires_at``).
     """
-    chosen = expiry_of(data)
+    chosen = expiry_of(data) if EXPIRY_KEY in data else None  # usually not: no frame then
     if chosen:
         end = min(chosen, now + lifetime)
         return end if restart or expires_at is None else min(end, expires_at)

@@ -11,7 +11,7 @@ import logging
 from ..cookies import MAX_COOKIE_SIZE, CookieOptions
 from ..crypto import MessageCodec
 from ..errors import CookieOverflow, InvalidMessage, RejectReason
-from ..expiry import expiry_of
+from ..expiry import EXPIRY_KEY, expiry_of
 from ..revocation import Revocations, user_of
 from ..serializer import JSON, Serializer
 from ..session import Commit, LoadedState
@@ -101,7 +101,8 @@ class CookieBackend(SealedCookie):
             data = self.serializer.loads(opened.payload)
         except ValueError as exc:
             raise InvalidMessage(RejectReason.BAD_PAYLOAD, str(exc)) from None
-        self._check_chosen_end(data, now)
+        if EXPIRY_KEY in data:  # only a session that chose its end has one to check
+            self._check_chosen_end(data, now)
         return LoadedState(
             data=data,
             serialized=opened.payload,
@@ -122,8 +123,13 @@ class CookieBackend(SealedCookie):
         :raises SerializationError: naming a value the serializer would not read back as is.
         """
         state = commit.state
+        # LoadedState.present and _refresh_due's first test inline: serves "cookie read".
         write = commit.changed or (
-            state.present and (state.stale or self._refresh_due(state.issued_at, now))
+            state.serialized is not None
+            and (
+                state.stale
+                or (self._refresh_after is not None and self._refresh_due(state.issued_at, now))
+            )
         )
         if not write:
             return None
@@ -133,14 +139,12 @@ class CookieBackend(SealedCookie):
         value = self.codec.seal(
             commit.serialized(), purpose=self.cookie.name, issued_at=now, expires_at=expires_at
         )
-        size = self.cookie.size(value)
-        if size > MAX_COOKIE_SIZE:
+        cookie = self.cookie
+        # As in _open_sealed: an ASCII value that fits is not measured ("cookie write" row).
+        unsure = len(value) > MAX_COOKIE_SIZE - len(cookie.name) or not value.isascii()
+        if unsure and (size := cookie.size(value)) > MAX_COOKIE_SIZE:
             raise CookieOverflow(
-                self.cookie.name,
-                size,
-                MAX_COOKIE_SIZE,
-                self.serializer.sizes_by_key(commit.data)[:5],
+                cookie.name, size, MAX_COOKIE_SIZE, self.serializer.sizes_by_key(commit.data)[:5]
             )
-        return self._render_sealed(
-            value, expires_at, secure=secure, now=now, expiry=expiry_of(commit.data)
-        )
+        expiry = expiry_of(commit.data) if EXPIRY_KEY in commit.data else None
+        return self._render_sealed(value, expires_at, secure=secure, now=now, expiry=expiry)
