@@ -279,25 +279,26 @@ class Exchange:
         """
         middleware = self._middleware
         backend = middleware.backend
-        secure = backend.cookie.is_secure(self._scheme)
         commit = control.commit(middleware.serializer)
         set_cookie: str | None = None
         if commit is not None and commit.state.read_only:
             if commit.changed:
                 logger.debug("session served read-only: this request's changes were not saved")
         elif commit is not None:
+            secure = backend.cookie.is_secure(self._scheme)
             set_cookie = await backend.commit(commit, secure=secure, now=int(middleware._clock()))
-        if (
-            set_cookie is not None
-            and not cookie_path_matches(backend.cookie.path, str(self._path))
-            and set_cookie == backend.cookie.render_deletion(secure=secure)
-        ):
-            logger.warning(
-                "session ended on a request outside the cookie's Path %r: no deletion sent "
-                "(the cookie read is another one of the same name; only its Path can clear it)",
-                backend.cookie.path,
-            )
-            set_cookie = None
+            if (
+                set_cookie is not None
+                and not cookie_path_matches(backend.cookie.path, str(self._path))
+                and set_cookie == backend.cookie.render_deletion(secure=secure)
+            ):
+                logger.warning(
+                    "session ended on a request outside the cookie's Path %r: no deletion "
+                    "sent (the cookie read is another one of the same name; only its Path can "
+                    "clear it)",
+                    backend.cookie.path,
+                )
+                set_cookie = None
         is_http = message["type"] in _HTTP_START
         if set_cookie is None and not is_http:
             return commit

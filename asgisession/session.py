@@ -62,6 +62,10 @@ class LoadedState:
     read_only: bool = False
     #: The user the loaded session belonged to (the middleware's ``user_key``), if any.
     user: str | None = None
+    #: Set by a backend that knows, at load, that committing this session unchanged would
+    #: write nothing (not opened by an older secret, no refresh due): a request that only
+    #: reads it is then not committed at all. ``False``: always committed.
+    settled: bool = False
 
     @property
     def present(self) -> bool:
@@ -556,7 +560,12 @@ class SessionControl:
         return self._session._load_sync()
 
     def commit(self, serializer: Serializer = JSON) -> Commit | None:
-        """What to write for this request; ``None`` when the app never loaded the session.
+        """What to write for this request; ``None`` when there is nothing to commit.
+
+        ``None``: the app never loaded the session, or only read one whose loaded state its
+        backend marked :attr:`LoadedState.settled` (nothing set, deleted, reset,
+        regenerated, handed out mutable or given an expiry): committing it would write
+        nothing, so the backend is not asked.
 
         The one place that decides whether the data changed: a change through the mapping,
         :attr:`Session.modified`, a regeneration or reset, or (when a list or dict was
@@ -567,11 +576,13 @@ class SessionControl:
         state = session._state
         if not session._accessed or state is None:
             return None
+        changed = session._modified or session._regenerated
+        if state.settled and not (changed or session._exposed or session._expiry_changed):
+            return None  # only read, nothing due: no Commit, no backend (the cookie read row)
         data = session._data
         # Loaded data came from the serializer's own loads only if a payload was loaded.
         dirty = session._dirty if state.serialized is not None else None
         payload: bytes | None = None
-        changed = session._modified or session._regenerated
         if not changed and session._exposed:
             payload = dumps_checking(serializer, data, dirty)
             changed = payload != state.serialized

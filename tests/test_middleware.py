@@ -233,6 +233,89 @@ async def test_read_only_sets_vary_but_no_cookie(secret: str) -> None:
     assert "cache-control" not in response.headers
 
 
+class CountingBackend(CookieBackend):
+    """The cookie backend, counting its commits; ``unsettle`` makes it mark no state settled."""
+
+    def __init__(self, *args: Any, unsettle: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commits: list[Commit] = []
+        self.unsettle = unsettle
+
+    def _open_one(self, value: str, now: int) -> LoadedState:
+        state = super()._open_one(value, now)
+        if self.unsettle:
+            state.settled = False
+        return state
+
+    async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
+        self.commits.append(commit)
+        return await super().commit(commit, secure=secure, now=now)
+
+
+def counting_backend(secret: str | list[str], **kwargs: Any) -> CountingBackend:
+    return CountingBackend(
+        MessageEncryptor(Keyring(secret)), CookieOptions(), lifetime=14 * 24 * HOUR, **kwargs
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "commits"),
+    [("read", 0), ("cart", 0), ("info", 0), ("set?user=bob", 1), ("regenerate", 1), ("clear", 1)],
+)
+async def test_a_settled_session_only_read_is_not_committed(
+    secret: str, path: str, commits: int
+) -> None:
+    """A session the backend marked settled and the request only read skips the backend.
+
+    Anything else (a write, a reset, a mutable value handed out) is still committed.
+    """
+    backend = counting_backend(secret)
+    mw = SessionMiddleware(app, secret_key_base=secret, backend=backend)
+    value = await issue(mw, "user=alice&cart=x")
+    backend.commits.clear()
+    async with client(mw) as c:
+        response = await c.get(f"/{path}", headers={"cookie": f"session={value}"})
+    assert 200 == response.status_code
+    assert commits == len(backend.commits)
+    assert ["Cookie"] == response.headers.get_list("vary")
+    assert commits == len(response.headers.get_list("set-cookie"))
+
+
+@pytest.mark.anyio
+async def test_a_state_not_settled_is_committed_even_when_only_read(secret: str) -> None:
+    """A backend that does not mark its states settled sees every read's commit, as before."""
+    backend = counting_backend(secret, unsettle=True)
+    mw = SessionMiddleware(app, secret_key_base=secret, backend=backend)
+    value = await issue(mw)
+    backend.commits.clear()
+    async with client(mw) as c:
+        response = await c.get("/read", headers={"cookie": f"session={value}"})
+    assert [] == response.headers.get_list("set-cookie")
+    assert 1 == len(backend.commits)
+    assert not backend.commits[0].changed
+
+
+@pytest.mark.anyio
+async def test_stale_or_refresh_due_sessions_are_not_settled(
+    secret: str, other_secret: str, clock: Clock
+) -> None:
+    """Opened by an older secret, or due for an idle-timeout refresh: a read re-issues it."""
+    old = await issue(SessionMiddleware(app, secret_key_base=other_secret))
+    backend = counting_backend([secret, other_secret])
+    rotated = SessionMiddleware(app, secret_key_base=[secret, other_secret], backend=backend)
+    async with client(rotated) as c:
+        response = await c.get("/read", headers={"cookie": f"session={old}"})
+    assert 1 == len(response.headers.get_list("set-cookie"))
+    idle = counting_backend(secret, idle_timeout=HOUR)
+    mw = SessionMiddleware(app, secret_key_base=secret, backend=idle, clock=clock)
+    value = await issue(mw)
+    clock.advance(HOUR // 10 + 1)
+    async with client(mw) as c:
+        response = await c.get("/read", headers={"cookie": f"session={value}"})
+    assert 1 == len(response.headers.get_list("set-cookie"))
+
+
 @pytest.mark.anyio
 async def test_reading_an_empty_session_without_cookie_writes_nothing(secret: str) -> None:
     """A new, empty session that is only read sends no cookie."""

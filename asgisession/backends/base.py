@@ -61,8 +61,10 @@ class SessionBackend(Protocol):
     async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
         """Persist what the request did; return the ``Set-Cookie`` value to send, or ``None``.
 
-        The middleware calls it once per request, when the app loaded the session, and
-        never for a session served read-only.
+        The middleware calls it once per request, when the app loaded the session and
+        :meth:`~asgisession.session.SessionControl.commit` gave a ``Commit`` (not for a
+        session the request only read whose loaded state the backend marked
+        :attr:`~asgisession.session.LoadedState.settled`); never for one served read-only.
 
         .. versionchanged:: 0.2
            Takes the request's :class:`~asgisession.session.Commit` (the one decision of

@@ -110,6 +110,12 @@ class CookieBackend(SealedCookie):
             issued_at=opened.issued_at,
             expires_at=opened.expires_at,
             stale=opened.stale,
+            # commit() writes an unchanged session only when one of these holds (the
+            # refresh asked only with an idle timeout: one frame fewer on every read row).
+            settled=not (
+                opened.stale
+                or (self._refresh_after is not None and self._refresh_due(opened.issued_at, now))
+            ),
         )
 
     async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
