@@ -62,13 +62,19 @@ def parse_session(source: str, first_line: int) -> list[Command]:
 
 def _line_pattern(expected: str) -> re.Pattern[str]:
     """A line's shape: words and numbers as written, a word that mixes digits with other
-    characters for any word, ``...`` for any text, a relative time for any relative time."""
+    characters for any word, ``...`` for any text, a relative time for any relative time.
+
+    A first word ending in ``:`` (a header name) matches in any case, as HTTP reads it:
+    uvicorn writes ``Transfer-Encoding`` with h11 and ``transfer-encoding`` with httptools.
+    """
     parts: list[str] = []
-    for word in _RELATIVE_TIME.sub(" \0 ", expected).split():
+    for index, word in enumerate(_RELATIVE_TIME.sub(" \0 ", expected).split()):
         if word == "\0":
             parts.append(_RELATIVE_TIME.pattern)
         elif "..." in word:
             parts.append(".*?".join(_word(piece) for piece in word.split("...")))
+        elif index == 0 and word.endswith(":") and len(word) > 1:
+            parts.append(f"(?i:{_word(word)})")
         else:
             parts.append(_word(word))
     return re.compile(r"\s*" + r"\s+".join(parts) + r"\s*")
