@@ -6,6 +6,10 @@ generator hits each for a few seconds over keep-alive connections. The generator
 ``wrk`` when it is on ``PATH`` (Debian's ``wrk``), else ``loadgen.py`` in a separate
 process. A session app is primed with one request first, and its ``Set-Cookie`` is sent
 on every request after, so every measured request reads (and writes) a real session.
+Each app is primed :data:`SESSIONS` times and the requests take those sessions in turn
+(wrk through a Lua script, ``loadgen.py`` one per connection), as many users would: with
+one session for all 16 connections, the server stores' compare-and-set saves (issue #18)
+would measure 16 writers racing on one key instead of the cost of a request.
 Beside asgisession's apps: the peers doing the same read and write (Starlette's
 ``SessionMiddleware``, starsessions on Redis, Litestar's server-side sessions on its Redis
 store, and the same Litestar app without sessions), and the raw hops of each server store
@@ -66,6 +70,18 @@ COMPARISONS: list[tuple[str, str, float | None]] = [
     ("RedisStore, read+write", LITESTAR, None),
     (LITESTAR, LITESTAR_BARE, None),
 ]
+#: How many sessions each app is primed with; the load generator takes them in turn.
+SESSIONS = 64
+#: wrk's request(): the next session's Cookie (none for an app that sets none).
+_WRK_SCRIPT = """
+local cookies = {%s}
+local i = 0
+request = function()
+  if #cookies == 0 then return wrk.format(nil, nil, {}) end
+  i = i %% #cookies + 1
+  return wrk.format(nil, nil, {["Cookie"] = cookies[i]})
+end
+"""
 #: Targets of "/ bare app" ratios (issue #17).
 BARE_TARGETS = {COOKIE_READ: 0.9, "MemoryStore, read+write": 0.85}
 
@@ -114,15 +130,28 @@ def find_wrk(mode: Mode) -> str | None:
     return wrk
 
 
-def load(port: int, cookie: str | None, sizes: Sizes, wrk: str | None) -> dict[str, float]:
-    """Run the load generator once against ``port``; requests/s and latency in µs."""
+def wrk_script(cookies: list[str], directory: Path) -> Path:
+    """A wrk Lua script sending ``cookies`` in turn, one per request (none: no Cookie)."""
+    path = directory / f"wrk-{len(list(directory.glob('wrk-*.lua')))}.lua"
+    path.write_text(_WRK_SCRIPT % ", ".join(json.dumps(cookie) for cookie in cookies))
+    return path
+
+
+def load(
+    port: int, cookies: list[str], sizes: Sizes, wrk: str | None, script: Path | None = None
+) -> dict[str, float]:
+    """Run the load generator once against ``port``; requests/s and latency in µs.
+
+    Every request carries the next of ``cookies`` (wrk: ``script``, made by
+    :func:`wrk_script` from them; loadgen.py: one per connection).
+    """
     if wrk is not None:
         argv = [
             wrk, "-t1", f"-c{sizes.connections}", f"-d{max(1, round(sizes.seconds))}s",
             "--latency", f"http://127.0.0.1:{port}/",
         ]  # fmt: skip
-        if cookie:
-            argv[1:1] = ["-H", f"Cookie: {cookie}"]
+        if script is not None:
+            argv[1:1] = ["-s", str(script)]
         out = subprocess.run(  # noqa: S603 - argv is built here
             argv, capture_output=True, text=True, check=True, timeout=60
         ).stdout
@@ -139,7 +168,7 @@ def load(port: int, cookie: str | None, sizes: Sizes, wrk: str | None) -> dict[s
         sys.executable, "-m", "benchmarks.loadgen", "--port", str(port),
         "--connections", str(sizes.connections), "--duration", str(sizes.seconds),
     ]  # fmt: skip
-    if cookie:
+    for cookie in cookies:
         argv += ["--cookie", cookie]
     out = subprocess.run(  # noqa: S603 - argv is built here
         argv, capture_output=True, text=True, check=True, timeout=60, cwd=ROOT
@@ -160,7 +189,8 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
     progress.begin(SECTION, f"starting servers ({generator})")
     started: list[servers.Server] = []
     ports: dict[str, int] = {}
-    cookies: dict[str, str | None] = {}
+    cookies: dict[str, list[str]] = {}
+    scripts: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="asgisession-bench-") as tmp:
         try:
             backing: dict[str, servers.Server] = {}
@@ -202,21 +232,28 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
             for server in started:  # they start in parallel; wait for all of them here
                 servers.ready(server)
             started += backing.values()
+            sessions = SESSIONS if not mode.quick else 4
             for label in live:
-                cookies[label] = prime(ports[label])
+                primed = [prime(ports[label]) for _ in range(sessions)]
+                cookies[label] = [cookie for cookie in primed if cookie is not None]
                 if label not in (BARE, RAW_REDIS, RAW_MEMCACHED, LITESTAR_BARE) and (
-                    cookies[label] is None
+                    len(cookies[label]) != sessions
                 ):
-                    raise RuntimeError(f"{label}: the priming request set no session cookie")
+                    raise RuntimeError(f"{label}: a priming request set no session cookie")
+                scripts[label] = wrk_script(cookies[label], Path(tmp))
+            result.info["sessions"] = f"{sessions} per app, taken in turn by the requests"
             rates = {label: Measure(SECTION, "requests/s", label, "req/s") for label in live}
             p99s = {label: Measure(SECTION, "p99 latency", label, "us (p99)") for label in live}
             if not mode.quick:  # warm-up: first connections, lazy imports, caches
                 for label in live:
-                    load(ports[label], cookies[label], Sizes(1, 1.0, sizes.connections), wrk)
+                    load(
+                        ports[label], cookies[label], Sizes(1, 1.0, sizes.connections), wrk,
+                        scripts[label],
+                    )  # fmt: skip
             for round_index in range(sizes.rounds):
                 for label in rotations(live, round_index):
                     progress.tick(f"round {round_index + 1}/{sizes.rounds}: {label}")
-                    figures = load(ports[label], cookies[label], sizes, wrk)
+                    figures = load(ports[label], cookies[label], sizes, wrk, scripts[label])
                     if figures.get("errors"):
                         raise RuntimeError(f"{label}: {figures['errors']} requests failed")
                     rates[label].samples.append(figures["requests_per_s"])

@@ -1,6 +1,6 @@
 """A small HTTP/1.1 keep-alive load generator on raw asyncio sockets, run as its own process.
 
-    python -m benchmarks.loadgen --port PORT [--cookie VALUE] [--connections 16] [--duration 2]
+    python -m benchmarks.loadgen --port PORT [--cookie VALUE ...] [--connections 16] [--duration 2]
 
 Each connection sends ``GET /`` and reads the whole response (status line, headers,
 ``Content-Length`` body) before sending the next, for ``--duration`` seconds. Prints one
@@ -44,19 +44,27 @@ async def connection(
         writer.close()
 
 
-async def run(
-    port: int, cookie: str | None, connections: int, duration: float
-) -> dict[str, object]:
+def _request(cookie: str | None) -> bytes:
     lines = [b"GET / HTTP/1.1", b"Host: 127.0.0.1", b"User-Agent: asgisession-loadgen"]
     if cookie:
         lines.append(b"Cookie: " + cookie.encode("latin-1"))
-    request = b"\r\n".join(lines) + b"\r\n\r\n"
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def run(
+    port: int, cookies: list[str], connections: int, duration: float
+) -> dict[str, object]:
+    """Keep ``connections`` busy until ``duration``; connection k sends ``cookies[k % n]``."""
+    requests = [_request(cookie) for cookie in cookies] or [_request(None)]
     latencies: list[float] = []
     errors: list[str] = []
     start = time.perf_counter()
     deadline = start + duration
     await asyncio.gather(
-        *(connection(port, request, deadline, latencies, errors) for _ in range(connections))
+        *(
+            connection(port, requests[index % len(requests)], deadline, latencies, errors)
+            for index in range(connections)
+        )
     )
     elapsed = time.perf_counter() - start
     latencies.sort()
@@ -79,7 +87,12 @@ async def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="HTTP/1.1 keep-alive load generator")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--cookie", default=None, help="the Cookie header value to send")
+    parser.add_argument(
+        "--cookie",
+        action="append",
+        default=[],
+        help="a Cookie header value to send (repeatable: the connections take them in turn)",
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=2.0)
     args = parser.parse_args(argv)
