@@ -62,7 +62,7 @@ class SessionBackend(Protocol):
         """Persist what the request did; return the ``Set-Cookie`` value to send, or ``None``.
 
         The middleware calls it once per request, when the app loaded the session and
-        :meth:`~asgisession.session.SessionControl.commit` gave a ``Commit`` (not for a
+        ``SessionControl.commit`` gave a ``Commit`` (not for a
         session the request only read whose loaded state the backend marked
         :attr:`~asgisession.session.LoadedState.settled`); never for one served read-only.
 
