@@ -12,7 +12,9 @@ scope, and one attribute test per message.
 
 The per-request policies live here: the lazy load and the preload, the ``503`` for a store
 the app needed, read-only sessions, ``on_commit_error``, and changes lost after the response
-started. The middleware keeps the settings, checked once.
+started. The middleware keeps the settings, checked once. The module runs past 300 lines
+because those policies share one request's state; the store-failure answers (the preload,
+the 503 rewrite, ``on_commit_error``) are the part to move out first when it grows.
 """
 
 from __future__ import annotations
