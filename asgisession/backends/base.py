@@ -223,6 +223,15 @@ class SealedCookie:
             restart=commit.regenerated or commit.expiry_changed,
         )  # fmt: skip
 
+    def _reissue_due(self, stale: bool, issued_at: int | None, now: int) -> bool:
+        """Whether a cookie is re-issued though its session did not change.
+
+        It was opened by an older secret (``stale``: re-issued under the newest), or an idle
+        timeout is due for a refresh. The refresh is asked only with an idle timeout: one
+        frame fewer on every cookie read and write row.
+        """
+        return stale or (self._refresh_after is not None and self._refresh_due(issued_at, now))
+
     def _refresh_due(self, issued_at: int | None, now: int) -> bool:
         """Whether an active session's cookie should be re-issued to push the idle timeout."""
         return (

@@ -110,12 +110,8 @@ class CookieBackend(SealedCookie):
             issued_at=opened.issued_at,
             expires_at=opened.expires_at,
             stale=opened.stale,
-            # commit() writes an unchanged session only when one of these holds (the
-            # refresh asked only with an idle timeout: one frame fewer on every read row).
-            settled=not (
-                opened.stale
-                or (self._refresh_after is not None and self._refresh_due(opened.issued_at, now))
-            ),
+            # commit() writes an unchanged session only when this holds.
+            settled=not self._reissue_due(opened.stale, opened.issued_at, now),
         )
 
     async def commit(self, commit: Commit, *, secure: bool, now: int) -> str | None:
@@ -129,13 +125,9 @@ class CookieBackend(SealedCookie):
         :raises SerializationError: naming a value the serializer would not read back as is.
         """
         state = commit.state
-        # LoadedState.present and _refresh_due's first test inline: serves "cookie read".
+        # LoadedState.present inline: serves "cookie write".
         write = commit.changed or (
-            state.serialized is not None
-            and (
-                state.stale
-                or (self._refresh_after is not None and self._refresh_due(state.issued_at, now))
-            )
+            state.serialized is not None and self._reissue_due(state.stale, state.issued_at, now)
         )
         if not write:
             return None

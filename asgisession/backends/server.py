@@ -307,7 +307,7 @@ class ServerBackend(SealedCookie):
 
         if session_id is None:
             if is_light(data):  # rule 8: it stays in the cookie
-                due = state.present and (state.stale or self._refresh_due(state.issued_at, now))
+                due = state.present and self._reissue_due(state.stale, state.issued_at, now)
                 if not (changed or due):
                     return None
                 light = self._render_light(commit, secure=secure, now=now)
