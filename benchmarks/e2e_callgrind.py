@@ -7,9 +7,12 @@ after the server's own code ran between two requests). It starts uvicorn (h11, o
 under ``valgrind --tool=callgrind`` with an app of ``e2e_app.py``, sends ``--requests``
 keep-alive requests from this process (not counted: another process), stops the server
 with SIGINT and reads the instruction total; the same with no requests; the difference
-divided by the count is the server's instructions per request.
+divided by the count is the server's instructions per request. Apps on Redis or memcached
+(``redis-write``, ``raw-redis``, ``starsessions-redis``, ``memcached-write``, ...) get a
+real server of their own (not counted: another process), and ``sqlite-write`` a file.
 
-Usage: ``python -m benchmarks.e2e_callgrind [--requests 2000] [--apps bare,cookie-read]``
+Usage: ``python -m benchmarks.e2e_callgrind [--requests 2000] [--apps bare,cookie-read]
+[--http h11|httptools]``
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from . import servers
 from .bench_e2e import ROOT, prime
 
 
-def total(app: str, requests: int) -> int:
+def _backing(app: str, where: Path) -> servers.Server | None:
+    """The store server ``app`` talks to (a fresh one per measurement), if any."""
+    if "redis" in app:
+        return servers.redis_server(where)
+    if "memcached" in app:
+        return servers.memcached_server()
+    return None
+
+
+def total(app: str, requests: int, parser: str = "h11") -> int:
     """Instructions of a uvicorn process serving ``app`` that answered ``requests`` requests."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -37,11 +50,15 @@ def total(app: str, requests: int) -> int:
     env = {**os.environ, "ASGISESSION_BENCH_APP": app, "PYTHONHASHSEED": "0"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="asgisession-e2e-callgrind-") as where:
+        backing = _backing(app, Path(where))
+        if backing is not None:
+            env["ASGISESSION_BENCH_PORT"] = str(backing.port)
+        env["ASGISESSION_BENCH_DB"] = str(Path(where) / "e2e.db")
         argv = [
             valgrind, "--tool=callgrind", f"--callgrind-out-file={where}/out",
             sys.executable, "-m", "uvicorn", "benchmarks.e2e_app:factory", "--factory",
             "--host", servers.LOOPBACK, "--port", str(port), "--log-level", "warning",
-            "--no-access-log",
+            "--no-access-log", "--http", parser,
         ]  # fmt: skip
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
         process = subprocess.Popen(  # noqa: S603 - argv is built here
@@ -62,6 +79,8 @@ def total(app: str, requests: int) -> int:
         finally:
             os.kill(process.pid, signal.SIGINT)
             process.wait(timeout=120)
+            if backing is not None:
+                backing.stop()
         log.seek(0)
         output = log.read().decode(errors="replace")
         log.close()
@@ -75,10 +94,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--apps", default="bare,cookie-read,cookie-write")
+    parser.add_argument("--http", choices=("h11", "httptools"), default="h11")
     args = parser.parse_args()
     per: dict[str, float] = {}
     for app in args.apps.split(","):
-        per[app] = (total(app, args.requests) - total(app, 0)) / args.requests
+        counted = total(app, args.requests, args.http) - total(app, 0, args.http)
+        per[app] = counted / args.requests
         print(f"{app:<16} {per[app]:>10,.0f} instructions per request", flush=True)
     if "bare" in per:
         for app, count in per.items():

@@ -52,6 +52,7 @@ Cluster (hash tags, per-node calls) are one adapter with one set of errors; pars
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import sys
 import time
@@ -63,7 +64,7 @@ from urllib.parse import urlencode, urlunsplit
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.sentinel import Sentinel
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigurationError, StoreUnavailable
@@ -82,25 +83,47 @@ _T = TypeVar("_T")
 #: The connection options redis-py reads from a URL's query ("timeout" is the store's).
 _CLIENT_QUERY = frozenset(URL_QUERY_ARGUMENT_PARSERS) - {"timeout"}
 
+
+class _Script:
+    """A Lua script of the store's, sent by its SHA1 (``EVALSHA``) once the server has it.
+
+    ``EVALSHA`` spares each call the script's text, and the server hashing it to find it
+    in its cache: for ``save_if`` on a 100-byte record, ~11,000 fewer instructions in
+    redis-py and ~7,000 fewer in redis-server than ``EVAL`` (callgrind, issue #17). A server
+    that lacks the script (restarted, ``SCRIPT FLUSH``, a replica just promoted, a cluster
+    node not called before) answers ``NOSCRIPT``; the call is then made once with ``EVAL``,
+    which also caches the script there.
+    """
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
 # ZADD, then move the key's expiry to the latest member's score plus a grace period, in
 # one atomic step. A MULTI cannot do this before Redis 7.0: EXPIREAT ... GT never sets an
 # expiry on a key that has none, and only 7.0 added the NX/GT flags at all.
-_INDEX_ADD = """
+_INDEX_ADD = _Script("""
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('EXPIREAT', KEYS[1], string.format('%d', tonumber(last[2]) + tonumber(ARGV[3])))
 return 1
-"""
+""")
 
 
 # SET only if the value is still the one read (a compare-and-set on one key, so it runs on
 # Redis Cluster too). A script rather than WATCH/MULTI: that needs a connection of its own
-# held across three round trips, and a script is one.
-_SAVE_IF = """
+# held across three round trips, and a script is one. The version is the whole value: a
+# digest would send fewer bytes but cost more CPU on both sides (for 3 KB records, +18,000
+# instructions in Python for hashlib and +40,000 in redis-server for redis.sha1hex,
+# callgrind, issue #17), and the records are small by design.
+_SAVE_IF = _Script("""
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
-"""
+""")
 
 #: The store's own keywords that a URL's query may set too, with their defaults.
 _STORE_DEFAULTS: dict[str, Any] = {
@@ -390,21 +413,50 @@ class RedisStore(ClosingStore):
         """
         if not self.wait_replicas:
             return await self._call(what, lambda: command(self._client))
+        return await self._call(what + " + WAIT", lambda: self._write_and_wait(what, command))
 
-        async def write_and_wait() -> Any:
-            async with self._client.pipeline(transaction=False) as pipe:
-                command(pipe)
-                pipe.wait(self.wait_replicas, self._wait_ms)
-                result, acknowledged = await pipe.execute()
-            if acknowledged < self.wait_replicas:
-                raise StoreUnavailable(
-                    f"Redis {what} was written on the primary, but {acknowledged} of the "
-                    f"{self.wait_replicas} replicas wait_replicas asks for acknowledged it "
-                    f"within {self.wait_timeout} s: a failover now could lose it"
-                )
-            return result
+    async def _write_and_wait(self, what: str, command: Callable[[Any], Any]) -> Any:
+        async with self._client.pipeline(transaction=False) as pipe:
+            command(pipe)
+            pipe.wait(self.wait_replicas, self._wait_ms)
+            result, acknowledged = await pipe.execute()
+        if acknowledged < self.wait_replicas:
+            raise StoreUnavailable(
+                f"Redis {what} was written on the primary, but {acknowledged} of the "
+                f"{self.wait_replicas} replicas wait_replicas asks for acknowledged it "
+                f"within {self.wait_timeout} s: a failover now could lose it"
+            )
+        return result
 
-        return await self._call(what + " + WAIT", write_and_wait)
+    async def _run_script(self, what: str, script: _Script, key: str, *args: Any) -> Any:
+        """Run ``script`` on ``key`` (``EVALSHA``, and ``EVAL`` if the server lacks it).
+
+        Both tries run within the one call's timeout.
+        """
+
+        def evalsha(redis: Any) -> Any:
+            return redis.evalsha(script.sha, 1, key, *args)
+
+        def eval_(redis: Any) -> Any:
+            return redis.eval(script.text, 1, key, *args)
+
+        if not self.wait_replicas:
+
+            async def run() -> Any:
+                try:
+                    return await evalsha(self._client)
+                except NoScriptError:
+                    return await eval_(self._client)
+
+            return await self._call(what, run)
+
+        async def run_and_wait() -> Any:
+            try:
+                return await self._write_and_wait(what, evalsha)
+            except NoScriptError:  # nothing ran: the pipeline stopped at the script
+                return await self._write_and_wait(what, eval_)
+
+        return await self._call(what + " + WAIT", run_and_wait)
 
     async def _when_ready(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         if self._cluster:
@@ -450,9 +502,8 @@ class RedisStore(ClosingStore):
         check_ttl(ttl)
         if not isinstance(version, bytes):
             return False  # not a version this store handed out
-        full = self.namespace + key
-        result = await self._write(
-            "save_if", lambda redis: redis.eval(_SAVE_IF, 1, full, version, data, ttl)
+        result = await self._run_script(
+            "save_if", _SAVE_IF, self.namespace + key, version, data, ttl
         )
         return bool(result)
 
@@ -482,11 +533,8 @@ class RedisStore(ClosingStore):
         plus :attr:`index_grace` seconds.
         """
         key = self._index_key(index)
-        await self._write(
-            "index ZADD",
-            lambda redis: redis.eval(
-                _INDEX_ADD, 1, key, expires_at, member.encode(), self.index_grace
-            ),
+        await self._run_script(
+            "index ZADD", _INDEX_ADD, key, expires_at, member.encode(), self.index_grace
         )
 
     async def index_remove(self, index: str, member: str) -> None:

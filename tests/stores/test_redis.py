@@ -364,6 +364,28 @@ class TestRedisStoreAdapter:
             )
             assert not await store.touch(new_key(), ttl=60)
 
+    async def test_scripts_go_by_sha_and_survive_a_flush(
+        self, redis_proc: ServerProcess, raw: Redis
+    ) -> None:
+        """save_if and index_add send EVALSHA; after SCRIPT FLUSH (a restart, a promoted
+        replica) one EVAL puts the script back, and the write still happens."""
+        async with RedisStore.from_url(url(redis_proc), namespace=fresh_namespace()) as store:
+            key, index = new_key(), new_key()
+            await store.save(key, b"one", ttl=60)
+            await raw.script_flush()
+            await raw.config_resetstat()
+            for n in range(3):
+                found = await store.load_versioned(key)
+                assert found is not None
+                assert await store.save_if(key, b"%d" % n, ttl=60, version=found[1])
+                await store.index_add(index, key, expires_at=int(time.time()) + 60)
+            stats = await raw.info("commandstats")
+            # The first call of each script misses the flushed cache, then goes by sha.
+            assert 2 == stats["cmdstat_eval"]["calls"]
+            assert 6 == stats["cmdstat_evalsha"]["calls"]
+            assert b"2" == await raw.get(store.namespace + key)
+            assert [key] == list(await store.index_members(index, now=int(time.time())))
+
     async def test_keys_carry_the_namespace(self, redis_proc: ServerProcess, raw: Redis) -> None:
         """Session and index keys live under the namespace, laid out as documented."""
         namespace = fresh_namespace()

@@ -88,6 +88,24 @@ class TestSentinelContract(StoreContract):
             yield store
 
 
+async def test_wait_replicas_script_survives_a_flush(shared_sentinels: SentinelSetup) -> None:
+    """With wait_replicas, save_if's EVALSHA and WAIT go in one pipeline; when the primary
+    lacks the script, the pipeline is sent again with EVAL, and the write is replicated."""
+    primary = Redis(host=LOOPBACK, port=primary_port(shared_sentinels))
+    store = RedisStore.from_url(shared_sentinels.url, namespace=namespace(), wait_replicas=1)
+    try:
+        async with store:
+            await store.save("k", b"one", ttl=60)
+            found = await store.load_versioned("k")
+            assert found is not None
+            await primary.script_flush()
+            assert await store.save_if("k", b"two", ttl=60, version=found[1])
+            assert not await store.save_if("k", b"three", ttl=60, version=found[1])
+            assert b"two" == await store.load("k")
+    finally:
+        await primary.aclose()
+
+
 async def test_failover_keeps_what_replicas_acknowledged(sentinels: SentinelSetup) -> None:
     """Stop the primary: after the promotion, every session written with wait_replicas=1
     loads from the promoted replica, through the same store."""
