@@ -185,7 +185,11 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
     result.info["load generator"] = f"{generator}, {sizes.connections} keep-alive connections"
     if mode.http == "httptools" and importlib.util.find_spec("httptools") is None:
         raise SystemExit("--http httptools: httptools is not installed (pip install httptools)")
-    result.info["server"] = f"uvicorn --http {mode.http}, 1 worker, 127.0.0.1, --no-access-log"
+    if mode.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise SystemExit("--loop uvloop: uvloop is not installed (pip install uvloop)")
+    result.info["server"] = (
+        f"uvicorn --http {mode.http} --loop {mode.loop}, 1 worker, 127.0.0.1, --no-access-log"
+    )
     progress.begin(SECTION, f"starting servers ({generator})")
     started: list[servers.Server] = []
     ports: dict[str, int] = {}
@@ -222,7 +226,7 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
                 argv = [
                     sys.executable, "-m", "uvicorn", "benchmarks.e2e_app:factory", "--factory",
                     "--host", servers.LOOPBACK, "--port", str(port), "--log-level", "warning",
-                    "--no-access-log", "--http", mode.http,
+                    "--no-access-log", "--http", mode.http, "--loop", mode.loop,
                 ]  # fmt: skip
                 started.append(
                     servers.start(f"uvicorn {app}", argv, port, cwd=ROOT, env=env, wait=False)

@@ -12,7 +12,7 @@ divided by the count is the server's instructions per request. Apps on Redis or 
 real server of their own (not counted: another process), and ``sqlite-write`` a file.
 
 Usage: ``python -m benchmarks.e2e_callgrind [--requests 2000] [--apps bare,cookie-read]
-[--http h11|httptools]``
+[--http h11|httptools] [--loop asyncio|uvloop]``
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _backing(app: str, where: Path) -> servers.Server | None:
     return None
 
 
-def total(app: str, requests: int, parser: str = "h11") -> int:
+def total(app: str, requests: int, parser: str = "h11", loop: str = "asyncio") -> int:
     """Instructions of a uvicorn process serving ``app`` that answered ``requests`` requests."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -58,7 +58,7 @@ def total(app: str, requests: int, parser: str = "h11") -> int:
             valgrind, "--tool=callgrind", f"--callgrind-out-file={where}/out",
             sys.executable, "-m", "uvicorn", "benchmarks.e2e_app:factory", "--factory",
             "--host", servers.LOOPBACK, "--port", str(port), "--log-level", "warning",
-            "--no-access-log", "--http", parser,
+            "--no-access-log", "--http", parser, "--loop", loop,
         ]  # fmt: skip
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
         process = subprocess.Popen(  # noqa: S603 - argv is built here
@@ -95,10 +95,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--apps", default="bare,cookie-read,cookie-write")
     parser.add_argument("--http", choices=("h11", "httptools"), default="h11")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     per: dict[str, float] = {}
     for app in args.apps.split(","):
-        counted = total(app, args.requests, args.http) - total(app, 0, args.http)
+        counted = total(app, args.requests, args.http, args.loop) - total(
+            app, 0, args.http, args.loop
+        )
         per[app] = counted / args.requests
         print(f"{app:<16} {per[app]:>10,.0f} instructions per request", flush=True)
     if "bare" in per:

@@ -34,12 +34,15 @@ class Mode:
     batch_ms: float  # the target length of one timed batch
     loadgen: str = "auto"  # end to end: "wrk", "python" (benchmarks/loadgen.py) or "auto"
     http: str = "h11"  # end to end: uvicorn's HTTP parser, "h11" or "httptools"
+    loop: str = "asyncio"  # end to end: uvicorn's event loop, "asyncio" or "uvloop"
 
     @classmethod
-    def make(cls, quick: bool, loadgen: str = "auto", http: str = "h11") -> Mode:
+    def make(
+        cls, quick: bool, loadgen: str = "auto", http: str = "h11", loop: str = "asyncio"
+    ) -> Mode:
         if quick:
-            return cls(quick=True, rounds=5, batch_ms=4.0, loadgen=loadgen, http=http)
-        return cls(quick=False, rounds=25, batch_ms=20.0, loadgen=loadgen, http=http)
+            return cls(True, rounds=5, batch_ms=4.0, loadgen=loadgen, http=http, loop=loop)
+        return cls(False, rounds=25, batch_ms=20.0, loadgen=loadgen, http=http, loop=loop)
 
 
 @dataclass

@@ -77,6 +77,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(what uvicorn[standard] installs, as most deployments run it)",
     )
     parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="end to end: uvicorn's event loop; asyncio (default) or uvloop (what "
+        "uvicorn[standard] installs: with --http httptools, the server most deployments run)",
+    )
+    parser.add_argument(
         "--targets",
         action="store_true",
         help="grade the ratios against the project's own targets (issue #5): met or MISSED, "
@@ -90,7 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    mode = Mode.make(args.quick, args.loadgen, args.http)
+    mode = Mode.make(args.quick, args.loadgen, args.http, args.loop)
     progress = Progress()
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
