@@ -85,7 +85,7 @@ from ..stores.base import (
     Version,
     hash_key,
 )
-from ._merge import MAX_SAVES, ConflictRule, backoff, check_rule, merge
+from ._merge import MAX_SAVES, ConflictRule, Turn, backoff, check_rule, merge
 from ._records import RecordSeal, is_light, open_light
 from .base import Candidates, SealedCookie
 
@@ -395,12 +395,26 @@ class ServerBackend(SealedCookie):
         if version is None or store is None:
             record = self.records.write(key, session_id, payload)
             return await self.store.save(key, record, ttl=ttl, replace=True)
+        async with Turn(store, key) as waited:  # this process's saves of one record queue
+            return await self._save_merging(commit, key, session_id, ttl, version, waited)
+
+    async def _save_merging(
+        self, commit: Commit, key: str, session_id: bytes, ttl: int, version: Version, stale: bool
+    ) -> bool:
+        """The compare-and-set loop of :meth:`_save`, merging what others wrote meanwhile.
+
+        ``stale``: another request of this process saved first, so this one reads before
+        its first try rather than spend a try that is all but sure to be refused.
+        """
+        state, store, payload = commit.state, self._versioned, commit.serialized()
+        assert store is not None
         base: dict[str, Any] | None = None
         for attempt in range(MAX_SAVES):
-            record = self.records.write(key, session_id, payload)
-            if await store.save_if(key, record, ttl=ttl, version=version):
-                return True
-            await backoff(attempt)
+            if not (stale and attempt == 0):
+                record = self.records.write(key, session_id, payload)
+                if await store.save_if(key, record, ttl=ttl, version=version):
+                    return True
+                await backoff(attempt)
             found = await store.load_versioned(key)
             if found is None:
                 return False  # deleted meanwhile
