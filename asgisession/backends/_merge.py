@@ -75,8 +75,9 @@ _MISSING: Any = object()
 
 #: How long a save waits for its turn (:class:`Turn`) before it goes ahead without it.
 WAIT_FOR_TURN = 0.1
-#: The saves in progress, by (store, key): the queue of those waiting their turn.
-_turns: dict[tuple[int, str], deque[anyio.Event]] = {}
+#: The saves in progress, by (store, key): the queue of those waiting their turn (``None``
+#: until one waits: the usual save takes its turn at once, and allocates nothing).
+_turns: dict[tuple[int, str], deque[anyio.Event] | None] = {}
 
 
 class Turn:
@@ -99,11 +100,14 @@ class Turn:
         self._held = False
 
     async def __aenter__(self) -> bool:
-        queue = _turns.get(self._slot)
-        if queue is None:
-            _turns[self._slot] = deque()
+        slot = self._slot
+        if slot not in _turns:
+            _turns[slot] = None
             self._held = True
             return False
+        queue = _turns[slot]
+        if queue is None:
+            queue = _turns[slot] = deque()
         event = anyio.Event()
         queue.append(event)
         try:
@@ -130,7 +134,7 @@ class Turn:
         queue = _turns[self._slot]
         if queue:
             queue.popleft().set()
-        else:
+        else:  # None, or emptied by waits that ran out
             del _turns[self._slot]
 
 

@@ -26,7 +26,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 def queued() -> int:
-    return len(_merge._turns.get((id(STORE), "k"), ()))
+    return len(_merge._turns.get((id(STORE), "k")) or ())
 
 
 async def test_saves_of_one_record_take_turns_in_the_order_they_came() -> None:
