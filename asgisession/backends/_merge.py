@@ -16,14 +16,16 @@ by key, so deletes and changes inside nested values count as well as ``session[k
 This runs only when a save was refused, or is sure to be: a request whose save goes
 through pays nothing.
 
-Retries (issue #17's one-hot-session benchmark, ``benchmarks/hot_session.py``): the saves
-of one record within a process take turns (:class:`Turn`), and one that waited for its
-turn reads the record before its first try (another request just wrote it). Racing, N
-requests of one process refused each other until each had saved, and a waiting request
-only fell behind the ones that kept coming (p99 of 16 writers: ~200 ms). What remains is
-other processes' saves; a refused try waits a random moment before the next, at most
-:data:`MAX_WAIT` (:func:`backoff`), and after :data:`MAX_SAVES` tries the request saves
-over the record (``"this_request"``) or raises (``"error"``).
+Retries (measured with ``benchmarks/hot_session.py``): a save refused once, or that finds
+another request of its process saving the same record, waits its turn (:class:`Turn`):
+within a process, the saves of one record after the first take turns, each reading the
+record and merging before it tries. Racing instead, N requests of one process refused
+each other until each had saved, and the one that backed off fell behind every save that
+started meanwhile (p99 of 16 writers of one session: ~200 ms, and "saved over it" at
+the end of the tries). What remains is other processes' saves: a refused try waits a
+random moment before the next, at most :data:`MAX_WAIT` (:func:`backoff`), and after
+:data:`MAX_SAVES` tries the request saves over the record (``"this_request"``) or raises
+(``"error"``).
 
 When both requests changed the same key, ``on_conflict`` decides (even when they wrote
 the same value: two requests that each add one to a counter both write ``n + 1``, and
@@ -36,6 +38,7 @@ the middleware hands to ``on_commit_error``.
 from __future__ import annotations
 
 import random
+import threading
 from collections import deque
 from typing import Any, Literal
 
@@ -72,35 +75,51 @@ MAX_WAIT = 0.004
 ConflictRule = Literal["this_request", "error"]
 _MISSING: Any = object()
 
-
 #: How long a save waits for its turn (:class:`Turn`) before it goes ahead without it.
 WAIT_FOR_TURN = 0.1
-#: The saves in progress, by (store, key): the queue of those waiting their turn (``None``
-#: until one waits: the usual save takes its turn at once, and allocates nothing).
-_turns: dict[tuple[int, str], deque[anyio.Event] | None] = {}
+
+
+class _Saving(threading.local):
+    """The saves in progress in this thread (its event loop), by (store, key).
+
+    Each holds the queue of those waiting their turn (``None`` until one waits: the usual
+    save takes its turn at once, and allocates nothing). Per thread, as an event may be
+    set only from its own loop.
+    """
+
+    def __init__(self) -> None:
+        self.turns: dict[tuple[int, str], deque[anyio.Event] | None] = {}
+
+
+_saving = _Saving()
 
 
 class Turn:
-    """``async with Turn(store, key) as waited``: one save of a record at a time per process.
+    """``async with Turn(store, key) as waited``: one save of a record at a time per loop.
 
     Saves take their turns in the order they came. Requests of one process that race each
     other's compare-and-set only refuse each other (and the loser pays a read, a merge and
-    another try, then maybe again): queued, each saves once, over what the one before it
-    wrote. ``waited`` says whether another request
-    saved first (so this one's version is most likely stale). A request waits at most
+    another try, then maybe again); queued, each tries once, over what the one before it
+    wrote. ``waited`` says whether another request held the turn. A request waits at most
     :data:`WAIT_FOR_TURN`, then saves without its turn (the compare-and-set still guards
     it): a store that hangs must not make the queue wait one store timeout per request.
-    Other processes are not queued: their saves are what the retries are for.
+    Other processes (and threads) are not queued: their saves are what the retries are for.
     """
 
-    __slots__ = ("_held", "_slot")
+    __slots__ = ("_held", "_slot", "_turns")
 
     def __init__(self, store: object, key: str) -> None:
         self._slot = (id(store), key)
+        self._turns = _saving.turns
         self._held = False
 
+    @staticmethod
+    def free(store: object, key: str) -> bool:
+        """Whether no request of this thread is saving ``key`` in ``store`` now."""
+        return (id(store), key) not in _saving.turns
+
     async def __aenter__(self) -> bool:
-        slot = self._slot
+        slot, _turns = self._slot, self._turns
         if slot not in _turns:
             _turns[slot] = None
             self._held = True
@@ -131,11 +150,11 @@ class Turn:
             self._pass()
 
     def _pass(self) -> None:
-        queue = _turns[self._slot]
+        queue = self._turns[self._slot]
         if queue:
             queue.popleft().set()
         else:  # None, or emptied by waits that ran out
-            del _turns[self._slot]
+            del self._turns[self._slot]
 
 
 def check_rule(on_conflict: str) -> ConflictRule:

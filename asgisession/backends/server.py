@@ -395,22 +395,28 @@ class ServerBackend(SealedCookie):
         if version is None or store is None:
             record = self.records.write(key, session_id, payload)
             return await self.store.save(key, record, ttl=ttl, replace=True)
-        async with Turn(store, key) as waited:  # this process's saves of one record queue
-            return await self._save_merging(commit, key, session_id, ttl, version, waited)
+        # A first try at once, unless another request of this process is saving the record
+        # (then this one's version is all but sure to be stale): refused, queue (Turn).
+        if Turn.free(store, key):
+            record = self.records.write(key, session_id, payload)
+            if await store.save_if(key, record, ttl=ttl, version=version):
+                return True
+        async with Turn(store, key):
+            return await self._save_merging(commit, key, session_id, ttl, version)
 
     async def _save_merging(
-        self, commit: Commit, key: str, session_id: bytes, ttl: int, version: Version, stale: bool
+        self, commit: Commit, key: str, session_id: bytes, ttl: int, version: Version
     ) -> bool:
-        """The compare-and-set loop of :meth:`_save`, merging what others wrote meanwhile.
+        """The rest of :meth:`_save`, in this request's turn.
 
-        ``stale``: another request of this process saved first, so this one reads before
-        its first try rather than spend a try that is all but sure to be refused.
+        Read the record, put this request's changes on top, try again; up to ``MAX_SAVES``
+        tries in all.
         """
         state, store, payload = commit.state, self._versioned, commit.serialized()
         assert store is not None
         base: dict[str, Any] | None = None
         for attempt in range(MAX_SAVES):
-            if not (stale and attempt == 0):
+            if attempt:  # the first try was refused, or skipped as all but sure to be
                 record = self.records.write(key, session_id, payload)
                 if await store.save_if(key, record, ttl=ttl, version=version):
                     return True

@@ -26,7 +26,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 def queued() -> int:
-    return len(_merge._turns.get((id(STORE), "k")) or ())
+    return len(_merge._saving.turns.get((id(STORE), "k")) or ())
 
 
 async def test_saves_of_one_record_take_turns_in_the_order_they_came() -> None:
@@ -55,7 +55,7 @@ async def test_saves_of_one_record_take_turns_in_the_order_they_came() -> None:
         "a in, waited=False", "a out", "b in, waited=True", "b out",
         "c in, waited=True", "c out",
     ] == log  # fmt: skip
-    assert {} == _merge._turns
+    assert {} == _merge._saving.turns
 
 
 async def test_a_save_that_waited_too_long_goes_ahead_and_hands_on_no_turn(
@@ -88,7 +88,7 @@ async def test_a_save_that_waited_too_long_goes_ahead_and_hands_on_no_turn(
         assert ["holder in", "impatient in"] == log
         release.set()
     assert ["holder in", "impatient in", "holder out", "next in"] == log
-    assert {} == _merge._turns
+    assert {} == _merge._saving.turns
 
 
 async def test_a_save_cancelled_while_it_waits_leaves_no_turn_behind() -> None:
@@ -113,6 +113,6 @@ async def test_a_save_cancelled_while_it_waits_leaves_no_turn_behind() -> None:
             waiting.cancel_scope.cancel()
         release.set()
     assert ["holder"] == got_in
-    assert {} == _merge._turns
+    assert {} == _merge._saving.turns
     async with Turn(STORE, "k") as waited:  # the record is free again
         assert not waited

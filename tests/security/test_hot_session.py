@@ -65,7 +65,7 @@ async def test_parallel_saves_of_one_process_take_turns(
     assert tries[0] <= 2 * PARALLEL
     expected: dict[str, Any] = {"start": True, **{f"k{n:02d}": True for n in range(PARALLEL)}}
     assert expected == body(await call(mw, "/read", cookie))
-    assert {} == _merge._turns
+    assert {} == _merge._saving.turns
 
 
 class Interloper:
@@ -124,4 +124,4 @@ async def test_a_save_refused_every_time_waits_a_bounded_time_then_saves_over(
     assert ["saved over it" in r.getMessage() for r in caplog.records] == [True]
     others = {f"other{n}": 1 for n in range(_merge.MAX_SAVES)}
     assert {"start": 1, "mine": 1, **others} == dict(await sessions.load(cookie=cookie))
-    assert {} == _merge._turns
+    assert {} == _merge._saving.turns
