@@ -18,16 +18,16 @@ moment its parallel requests get in), and adds one to a counter:
   anything lost here is a bug (or a "saved over it" fallback).
 
 Per point: requests/s, p50/p99/max latency, saves tried per request (``save_if`` calls),
-merges (refused saves, each followed by a read and a merge), fallbacks (the warning after
-the last try: saved over it), non-200 answers (SessionConflict under ``--on-conflict
-error``), and increments lost. With ``--ref REF``, the asgisession of git ``REF`` runs
-too, interleaved with the working tree's point by point (which goes first alternates),
-each with its own stores, so a before/after comes from one sitting. Figures are medians
-over ``--rounds`` rounds.
+merges per request (reads of the record beyond the request's first, each for a merge
+before a try), fallbacks (the warning after the last try: saved over it), non-200
+answers (SessionConflict under ``--on-conflict error``), and increments lost. With
+``--ref REF``, the asgisession of git ``REF`` runs too, interleaved with the working
+tree's point by point (which goes first alternates), each with its own stores, so a
+before/after comes from one sitting. Figures are medians over ``--rounds`` rounds.
 
 With ``--processes P``, the writers are spread over P store clients and middlewares, each
 standing for a worker process of its own (saves of one process queue up; of different
-processes they race), MemoryStore excepted.
+processes they race), MemoryStore excepted (one store, so one process).
 
 Usage: ``python -m benchmarks.hot_session [--ref main] [--rounds 3] [--seconds 2]
 [--stores memory,sqlite,redis,memcached] [--writers 2,4,8,16] [--processes 1]

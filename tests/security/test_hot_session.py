@@ -44,9 +44,8 @@ def count_calls(store: Store, name: str) -> list[int]:
 async def test_parallel_saves_of_one_process_take_turns(
     served: Served, secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """20 requests load one session, then all save at once: each saves at most twice (a
-    store that never yields mid-save refuses a stale version once), none ever backs off,
-    and every request's key is kept."""
+    """20 requests load one session, then all save at once: the refused ones take turns,
+    so each tries at most twice and none ever backs off; every request's key is kept."""
     waits: list[int] = []
 
     async def backoff(attempt: int) -> None:
