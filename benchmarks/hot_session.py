@@ -16,6 +16,8 @@ moment its parallel requests get in), and adds one to a counter:
   counted, not a failure.
 - ``own``: writer *i* adds to its own key ``wi``; the merge must keep every increment, so
   anything lost here is a bug (or a "saved over it" fallback).
+- ``burst``: as ``own``, but the writers start each request together and wait until all
+  have answered, as the parallel fetch calls of one page view do, again and again.
 
 Per point: requests/s, p50/p99/max latency, saves tried per request (``save_if`` calls),
 merges per request (reads of the record beyond the request's first, each for a merge
@@ -56,7 +58,7 @@ from .harness import percentile
 
 STORES = ("memory", "sqlite", "redis", "memcached")
 WRITERS = (2, 4, 8, 16)
-WORKLOADS = ("shared", "own")
+WORKLOADS = ("shared", "own", "burst")
 FIGURES = ("rps", "p50_ms", "p99_ms", "max_ms", "tries", "merges", "fallbacks", "errors", "lost")
 Message = dict[str, Any]
 
@@ -85,6 +87,27 @@ class Counts(logging.Handler):
             return await load_versioned(*args, **kwargs)
 
         store.save_if, store.load_versioned = counted_save, counted_load
+
+
+class Burst:
+    """The writers of the ``burst`` workload start each request together, as the fetch
+    calls of one page do: each waits here until all have finished their previous one."""
+
+    def __init__(self, parties: int) -> None:
+        self.parties, self.arrived = parties, 0
+        self.go, self.verdict = asyncio.Event(), [True]
+
+    async def wait(self, deadline: float) -> bool:
+        """Whether to go on: decided once per round, by the last to arrive, for all."""
+        go, verdict = self.go, self.verdict
+        self.arrived += 1
+        if self.arrived == self.parties:
+            verdict[0] = time.perf_counter() < deadline
+            self.arrived, self.go, self.verdict = 0, asyncio.Event(), [True]
+            go.set()
+        else:
+            await go.wait()
+        return verdict[0]
 
 
 def make_app(workload: str) -> Callable[..., Any]:
@@ -173,9 +196,13 @@ async def point(
     errors = 0
     deadline = time.perf_counter() + seconds
 
+    burst = Burst(writers)
+
     async def writer(i: int) -> None:
         nonlocal errors
-        while time.perf_counter() < deadline:
+        while workload == "burst" or time.perf_counter() < deadline:
+            if workload == "burst" and not await burst.wait(deadline):
+                return
             start = time.perf_counter()
             query = "" if workload == "shared" else f"w{i}"
             status, _, _ = await call(apps[i % len(apps)], cookie, query)
