@@ -31,6 +31,9 @@ With ``--processes P``, the writers are spread over P store clients and middlewa
 standing for a worker process of its own (saves of one process queue up; of different
 processes they race), MemoryStore excepted (one store, so one process).
 
+It runs past 300 lines because it is one script on its own (it must not import the tests):
+the app, the ASGI call, the stores, the counting and the table.
+
 Usage: ``python -m benchmarks.hot_session [--ref main] [--rounds 3] [--seconds 2]
 [--stores memory,sqlite,redis,memcached] [--writers 2,4,8,16] [--processes 1]
 [--json out.json]``
