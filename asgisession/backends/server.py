@@ -85,7 +85,7 @@ from ..stores.base import (
     Version,
     hash_key,
 )
-from ._merge import MAX_SAVES, ConflictRule, backoff, check_rule, merge
+from ._merge import MAX_SAVES, ConflictRule, Turn, backoff, check_rule, merge
 from ._records import RecordSeal, is_light, open_light
 from .base import Candidates, SealedCookie
 
@@ -395,12 +395,32 @@ class ServerBackend(SealedCookie):
         if version is None or store is None:
             record = self.records.write(key, session_id, payload)
             return await self.store.save(key, record, ttl=ttl, replace=True)
-        base: dict[str, Any] | None = None
-        for attempt in range(MAX_SAVES):
+        # A first try at once, unless another request of this process is saving the record
+        # (then this one's version is all but sure to be stale): refused, queue (Turn).
+        if Turn.free(store, key):
             record = self.records.write(key, session_id, payload)
             if await store.save_if(key, record, ttl=ttl, version=version):
                 return True
-            await backoff(attempt)
+        async with Turn(store, key):
+            return await self._save_merging(commit, key, session_id, ttl, version)
+
+    async def _save_merging(
+        self, commit: Commit, key: str, session_id: bytes, ttl: int, version: Version
+    ) -> bool:
+        """The rest of :meth:`_save`, in this request's turn.
+
+        Read the record, put this request's changes on top, try again; up to ``MAX_SAVES``
+        tries in all.
+        """
+        state, store, payload = commit.state, self._versioned, commit.serialized()
+        assert store is not None
+        base: dict[str, Any] | None = None
+        for attempt in range(MAX_SAVES):
+            if attempt:  # the first try was refused, or skipped as all but sure to be
+                record = self.records.write(key, session_id, payload)
+                if await store.save_if(key, record, ttl=ttl, version=version):
+                    return True
+                await backoff(attempt)
             found = await store.load_versioned(key)
             if found is None:
                 return False  # deleted meanwhile
