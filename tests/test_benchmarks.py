@@ -168,3 +168,32 @@ def test_bench_with_targets_grades_the_ratios(
     assert re.search(r"asgisession / litestar .*<= 1x\s+(met|MISSED)", out)
     assert "## Targets" in (tmp_path / "bench.md").read_text(encoding="utf-8")
     assert "ratios.png" in written
+
+
+def test_hot_session_script_runs_and_loses_no_update_of_separate_keys(tmp_path: Path) -> None:
+    """``benchmarks/hot_session.py`` on MemoryStore and SQLite, briefly: every point is
+    reported, and no writer's increment of its own key is lost (the merge's promise)."""
+    require_bench_group()
+    out = tmp_path / "hot.json"
+    argv = [
+        sys.executable, "-m", "benchmarks.hot_session", "--stores", "memory,sqlite",
+        "--writers", "2,4", "--rounds", "1", "--seconds", "0.2", "--json", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert 0 == done.returncode, done.stderr[-2000:]
+    points = json.loads(out.read_text())
+    expected = {
+        f"{store}|{workload}|{n}|tree"
+        for store in ("memory", "sqlite")
+        for workload in ("shared", "own", "burst")
+        for n in (2, 4)
+    }
+    assert expected == set(points)
+    for name, rounds in points.items():
+        assert 1 == len(rounds), name
+        for point in rounds:
+            assert point["rps"] > 0, name
+            assert 0 == point["errors"], name
+            if "|shared|" not in name:  # increments of one shared key collide by design
+                assert 0 == point["lost"], name
+                assert 0 == point["fallbacks"], name
