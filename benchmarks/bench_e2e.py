@@ -39,6 +39,11 @@ BARE = "bare app"
 COOKIE_READ = "cookie store, session read"
 RAW_REDIS = "raw redis GET+SET (no sessions)"
 RAW_MEMCACHED = "raw memcached get+set (no sessions)"
+RAW_SQLITE = "raw aiosqlite SELECT+UPSERT (no sessions)"
+RAW_POSTGRES = "raw asyncpg SELECT+UPSERT (no sessions)"
+#: What a PostgreSQL row needs; checked by servers.missing_postgres() (Debian keeps the
+#: server's programs off PATH).
+POSTGRES = ("postgres", "postgresql")
 STARLETTE = "Starlette SessionMiddleware (cookie), read+write"
 STARSESSIONS = "starsessions RedisStore, read+write"
 LITESTAR_BARE = "Litestar app, no sessions"
@@ -52,9 +57,12 @@ CANDIDATES: list[tuple[str, str, tuple[str, str] | None]] = [
     ("SQLiteStore, read+write", "sqlite-write", None),
     ("RedisStore, read+write", "redis-write", ("redis-server", "redis-server")),
     ("MemcachedStore, read+write", "memcached-write", ("memcached", "memcached")),
-    # The floor of each server store: the app makes the same GET and SET itself.
+    ("PostgresStore, read+write", "postgres-write", POSTGRES),
+    # The floor of each server store: the app makes the same read and write itself.
     (RAW_REDIS, "raw-redis", ("redis-server", "redis-server")),
     (RAW_MEMCACHED, "raw-memcached", ("memcached", "memcached")),
+    (RAW_SQLITE, "raw-sqlite", None),
+    (RAW_POSTGRES, "raw-postgres", POSTGRES),
     # The peers, doing the same read and write under the same uvicorn.
     (STARLETTE, "starlette-cookie", None),
     (STARSESSIONS, "starsessions-redis", ("redis-server", "redis-server")),
@@ -65,6 +73,8 @@ CANDIDATES: list[tuple[str, str, tuple[str, str] | None]] = [
 COMPARISONS: list[tuple[str, str, float | None]] = [
     ("RedisStore, read+write", RAW_REDIS, 0.95),
     ("MemcachedStore, read+write", RAW_MEMCACHED, None),
+    ("SQLiteStore, read+write", RAW_SQLITE, None),
+    ("PostgresStore, read+write", RAW_POSTGRES, None),
     ("cookie store, read+write", STARLETTE, 1.2),
     ("RedisStore, read+write", STARSESSIONS, 1.2),
     ("RedisStore, read+write", LITESTAR, None),
@@ -82,6 +92,8 @@ request = function()
   return wrk.format(nil, nil, {["Cookie"] = cookies[i]})
 end
 """
+#: The apps that set no session cookie.
+NO_SESSIONS = frozenset((BARE, RAW_REDIS, RAW_MEMCACHED, RAW_SQLITE, RAW_POSTGRES, LITESTAR_BARE))
 #: Targets of "/ bare app" ratios (issue #17).
 BARE_TARGETS = {COOKIE_READ: 0.9, "MemoryStore, read+write": 0.85}
 
@@ -95,6 +107,23 @@ class Sizes:
     @classmethod
     def of(cls, mode: Mode) -> Sizes:
         return cls(1, 0.6, 8) if mode.quick else cls(5, 3.0, 16)
+
+
+def backing_kind(app: str) -> str:
+    """The store an ``e2e_app`` app talks to (``"redis"`` for ``raw-redis``,
+    ``starsessions-redis``, ``redis-write``, ...), or ``""`` for none."""
+    parts = app.split("-")
+    return next(
+        (kind for kind in ("redis", "memcached", "sqlite", "postgres") if kind in parts), ""
+    )
+
+
+def postgres_url(port: int) -> str:
+    return f"postgresql://postgres@{servers.LOOPBACK}:{port}/postgres"
+
+
+def _missing(needs: tuple[str, str]) -> str | None:
+    return servers.missing_postgres() if needs == POSTGRES else servers.missing(*needs)
 
 
 def prime(port: int) -> str | None:
@@ -200,7 +229,7 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
             backing: dict[str, servers.Server] = {}
             live = []
             for label, app, needs in CANDIDATES:
-                if needs is not None and (why := servers.missing(*needs)):
+                if needs is not None and (why := _missing(needs)):
                     result.skipped.append(f"{label}: {why}")
                     progress.note(f"e2e: skipping {label}: {why}")
                     continue
@@ -211,16 +240,18 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
                         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
                     ),
                 }
-                kind = app.rpartition("-")[0]
-                if needs is not None:  # the server it needs names the backing store
-                    kind = {"redis-server": "redis"}.get(needs[0], needs[0])
-                if kind == "redis":
-                    backing[kind] = backing.get(kind) or servers.redis_server(Path(tmp))
-                elif kind == "memcached":
-                    backing[kind] = backing.get(kind) or servers.memcached_server()
-                if kind in backing:
+                kind = backing_kind(app)
+                if kind in ("redis", "memcached", "postgres") and kind not in backing:
+                    backing[kind] = {
+                        "redis": lambda: servers.redis_server(Path(tmp)),
+                        "memcached": servers.memcached_server,
+                        "postgres": servers.postgres_server,
+                    }[kind]()
+                if kind in ("redis", "memcached"):
                     env["ASGISESSION_BENCH_PORT"] = str(backing[kind].port)
-                if kind == "sqlite":
+                elif kind == "postgres":
+                    env["ASGISESSION_BENCH_PG"] = postgres_url(backing[kind].port)
+                elif kind == "sqlite":
                     env["ASGISESSION_BENCH_DB"] = str(Path(tmp) / "e2e.db")
                 port = servers.free_port()
                 argv = [
@@ -240,9 +271,7 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
             for label in live:
                 primed = [prime(ports[label]) for _ in range(sessions)]
                 cookies[label] = [cookie for cookie in primed if cookie is not None]
-                if label not in (BARE, RAW_REDIS, RAW_MEMCACHED, LITESTAR_BARE) and (
-                    len(cookies[label]) != sessions
-                ):
+                if label not in NO_SESSIONS and (len(cookies[label]) != sessions):
                     raise RuntimeError(f"{label}: a priming request set no session cookie")
                 scripts[label] = wrk_script(cookies[label], Path(tmp))
             result.info["sessions"] = f"{sessions} per app, taken in turn by the requests"

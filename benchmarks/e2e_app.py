@@ -13,18 +13,21 @@
     ``SessionMiddleware``), ``starsessions-redis`` (starsessions' ``RedisStore``, loaded with
     ``load_session``), ``litestar-redis`` (a Litestar app with its server-side sessions on
     its ``RedisStore``) and ``litestar-bare`` (the same Litestar app without sessions). The
-    floor of each server store: ``raw-redis`` and ``raw-memcached``, an app that makes the
-    store's GET and SET itself (the session's key and a payload of the same size).
+    floor of each server store: ``raw-redis``, ``raw-memcached``, ``raw-sqlite`` and
+    ``raw-postgres``, an app that makes the store's read and write itself (one key, a
+    payload of the session's size; the SQL ones with the stores' own statements).
 ``ASGISESSION_BENCH_GC``
     ``off``: the server runs with the garbage collector disabled (to measure what it costs).
 ``ASGISESSION_BENCH_PORT``
-    the redis-server or memcached port; ``ASGISESSION_BENCH_DB`` the SQLite file.
+    the redis-server or memcached port; ``ASGISESSION_BENCH_DB`` the SQLite file;
+    ``ASGISESSION_BENCH_PG`` the PostgreSQL URL.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import time
 from typing import Any
 
 from asgisession import SessionMiddleware
@@ -97,6 +100,10 @@ def _store(kind: str) -> Store | None:
         from asgisession.stores import MemcachedStore
 
         return MemcachedStore("127.0.0.1", port)
+    if kind == "postgres":
+        from asgisession.stores import PostgresStore
+
+        return PostgresStore(os.environ["ASGISESSION_BENCH_PG"], table="bench_e2e")
     raise SystemExit(f"unknown store {kind!r}")
 
 
@@ -132,6 +139,66 @@ def _raw_memcached(port: int) -> Any:
             n = int(value[-3:-1]) if value else 0
             payload = b'{"user_id":48213,"n":%02d}' % ((n + 1) % 100)
             await client.set(key, payload, exptime=RAW_TTL)
+            await _respond(send)
+
+    return app
+
+
+def _raw_sqlite(path: str) -> Any:
+    import aiosqlite
+
+    from asgisession.stores._sqlite_statements import Statements
+
+    sql = Statements("bench_raw")
+    opened: list[aiosqlite.Connection] = []
+    key = RAW_KEY
+
+    async def connection() -> aiosqlite.Connection:
+        if not opened:  # the priming request, alone: no race
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute(sql.schema[0].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+            opened.append(conn)
+        return opened[0]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            conn = await connection()
+            async with conn.execute(sql.load, (key, time.time())) as cursor:
+                row = await cursor.fetchone()
+            n = int(bytes(row[0])[-3:-1]) if row else 0
+            payload = b'{"user_id":48213,"n":%02d}' % ((n + 1) % 100)
+            await conn.execute(sql.upsert, (key, payload, time.time() + RAW_TTL))
+            await _respond(send)
+
+    return app
+
+
+def _raw_postgres(url: str) -> Any:
+    import asyncpg
+
+    from asgisession.stores import PostgresStore
+    from asgisession.stores._postgres_statements import Statements
+
+    sql = Statements("bench_raw")
+    pools: list[Any] = []
+
+    async def pool() -> Any:
+        if not pools:  # the priming request, alone: no race
+            schema = PostgresStore(url, table="bench_raw")  # creates the table
+            await schema.ping()
+            await schema.aclose()
+            pools.append(await asyncpg.create_pool(url, min_size=1, max_size=10))
+        return pools[0]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            conns = await pool()
+            value = await conns.fetchval(sql.load, RAW_KEY)
+            n = int(value[-3:-1]) if value else 0
+            payload = b'{"user_id":48213,"n":%02d}' % ((n + 1) % 100)
+            await conns.execute(sql.upsert, RAW_KEY, payload, RAW_TTL)
             await _respond(send)
 
     return app
@@ -208,6 +275,10 @@ def factory() -> Any:
         return _raw_redis(port)
     if name == "raw-memcached":
         return _raw_memcached(port)
+    if name == "raw-sqlite":
+        return _raw_sqlite(os.environ["ASGISESSION_BENCH_DB"])
+    if name == "raw-postgres":
+        return _raw_postgres(os.environ["ASGISESSION_BENCH_PG"])
     if name.startswith(("starlette-", "starsessions-", "litestar-")):
         return _peer(name, port)
     kind, _, action = name.rpartition("-")

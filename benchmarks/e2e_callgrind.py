@@ -9,7 +9,8 @@ keep-alive requests from this process (not counted: another process), stops the 
 with SIGINT and reads the instruction total; the same with no requests; the difference
 divided by the count is the server's instructions per request. Apps on Redis or memcached
 (``redis-write``, ``raw-redis``, ``starsessions-redis``, ``memcached-write``, ...) get a
-real server of their own (not counted: another process), and ``sqlite-write`` a file.
+real server of their own (not counted: another process), as do PostgreSQL apps, and
+``sqlite-write`` and ``raw-sqlite`` a file.
 
 Usage: ``python -m benchmarks.e2e_callgrind [--requests 2000] [--apps bare,cookie-read]
 [--http h11|httptools] [--loop asyncio|uvloop]``
@@ -29,15 +30,18 @@ import tempfile
 from pathlib import Path
 
 from . import servers
-from .bench_e2e import ROOT, prime
+from .bench_e2e import ROOT, backing_kind, postgres_url, prime
 
 
 def _backing(app: str, where: Path) -> servers.Server | None:
     """The store server ``app`` talks to (a fresh one per measurement), if any."""
-    if "redis" in app:
+    kind = backing_kind(app)
+    if kind == "redis":
         return servers.redis_server(where)
-    if "memcached" in app:
+    if kind == "memcached":
         return servers.memcached_server()
+    if kind == "postgres":
+        return servers.postgres_server()
     return None
 
 
@@ -53,6 +57,7 @@ def total(app: str, requests: int, parser: str = "h11", loop: str = "asyncio") -
         backing = _backing(app, Path(where))
         if backing is not None:
             env["ASGISESSION_BENCH_PORT"] = str(backing.port)
+            env["ASGISESSION_BENCH_PG"] = postgres_url(backing.port)
         env["ASGISESSION_BENCH_DB"] = str(Path(where) / "e2e.db")
         argv = [
             valgrind, "--tool=callgrind", f"--callgrind-out-file={where}/out",

@@ -88,11 +88,9 @@ class _Script:
     """A Lua script of the store's, sent by its SHA1 (``EVALSHA``) once the server has it.
 
     ``EVALSHA`` spares each call the script's text, and the server hashing it to find it
-    in its cache: for ``save_if`` on a 100-byte record, ~11,000 fewer instructions in
-    redis-py and ~7,000 fewer in redis-server than ``EVAL`` (callgrind, issue #17). A server
-    that lacks the script (restarted, ``SCRIPT FLUSH``, a replica just promoted, a cluster
-    node not called before) answers ``NOSCRIPT``; the call is then made once with ``EVAL``,
-    which also caches the script there.
+    in its cache: a session write cost redis-server ~9,000 fewer instructions than with
+    ``EVAL`` (56,400 -> 47,100; redis-py's side is the same; callgrind, issue #17).
+    :meth:`RedisStore._run_script` says when each is sent.
     """
 
     __slots__ = ("sha", "text")
@@ -257,6 +255,8 @@ class RedisStore(ClosingStore):
         self._slow = SlowCalls("Redis", threshold(slow_after, timeout))
         self._owns_client = False
         self._closed = False
+        #: The SHA1s of the scripts a call has run here (sent by EVALSHA from then on).
+        self._loaded_scripts: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -429,9 +429,13 @@ class RedisStore(ClosingStore):
         return result
 
     async def _run_script(self, what: str, script: _Script, key: str, *args: Any) -> Any:
-        """Run ``script`` on ``key`` (``EVALSHA``, and ``EVAL`` if the server lacks it).
+        """Run ``script`` on ``key``: ``EVAL`` until the server has it, then ``EVALSHA``.
 
-        Both tries run within the one call's timeout.
+        A store sends a script's text until one call of it succeeds (a burst of first calls,
+        on a cold pool or a cold server, costs no extra round trip), and its SHA1 after.
+        When the server has lost it (restarted, ``SCRIPT FLUSH``, a failover, a cluster node
+        not called before), the ``NOSCRIPT`` answer costs one more round trip, within the
+        one call's timeout, and the store sends the text again until a call succeeds.
         """
 
         def evalsha(redis: Any) -> Any:
@@ -440,21 +444,30 @@ class RedisStore(ClosingStore):
         def eval_(redis: Any) -> Any:
             return redis.eval(script.text, 1, key, *args)
 
+        loaded = self._loaded_scripts
         if not self.wait_replicas:
 
             async def run() -> Any:
-                try:
-                    return await evalsha(self._client)
-                except NoScriptError:
-                    return await eval_(self._client)
+                if script.sha in loaded:
+                    try:
+                        return await evalsha(self._client)
+                    except NoScriptError:
+                        loaded.discard(script.sha)
+                result = await eval_(self._client)
+                loaded.add(script.sha)
+                return result
 
             return await self._call(what, run)
 
         async def run_and_wait() -> Any:
-            try:
-                return await self._write_and_wait(what, evalsha)
-            except NoScriptError:  # nothing ran: the pipeline stopped at the script
-                return await self._write_and_wait(what, eval_)
+            if script.sha in loaded:
+                try:
+                    return await self._write_and_wait(what, evalsha)
+                except NoScriptError:  # the script did not run, so nothing was written
+                    loaded.discard(script.sha)
+            result = await self._write_and_wait(what, eval_)
+            loaded.add(script.sha)
+            return result
 
         return await self._call(what + " + WAIT", run_and_wait)
 

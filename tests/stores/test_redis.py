@@ -367,23 +367,35 @@ class TestRedisStoreAdapter:
     async def test_scripts_go_by_sha_and_survive_a_flush(
         self, redis_proc: ServerProcess, raw: Redis
     ) -> None:
-        """save_if and index_add send EVALSHA; after SCRIPT FLUSH (a restart, a promoted
-        replica) one EVAL puts the script back, and the write still happens."""
+        """save_if and index_add send their script's text until it has run (a cold store
+        pays no NOSCRIPT round trip), then EVALSHA; after SCRIPT FLUSH (a restart, a
+        promoted replica) one EVAL puts each script back, and the write still happens."""
         async with RedisStore.from_url(url(redis_proc), namespace=fresh_namespace()) as store:
             key, index = new_key(), new_key()
-            await store.save(key, b"one", ttl=60)
-            await raw.script_flush()
-            await raw.config_resetstat()
-            for n in range(3):
+
+            async def both(n: int) -> None:
                 found = await store.load_versioned(key)
                 assert found is not None
                 assert await store.save_if(key, b"%d" % n, ttl=60, version=found[1])
                 await store.index_add(index, key, expires_at=int(time.time()) + 60)
+
+            await store.save(key, b"one", ttl=60)
+            await raw.script_flush()
+            await raw.config_resetstat()
+            await both(0)
             stats = await raw.info("commandstats")
-            # The first call of each script misses the flushed cache, then goes by sha.
+            assert 2 == stats["cmdstat_eval"]["calls"]
+            assert "cmdstat_evalsha" not in stats
+            await raw.script_flush()
+            await raw.config_resetstat()
+            for n in range(1, 4):
+                await both(n)
+            stats = await raw.info("commandstats")
+            # The first call of each after the flush is refused (NOSCRIPT), then sent whole.
             assert 2 == stats["cmdstat_eval"]["calls"]
             assert 6 == stats["cmdstat_evalsha"]["calls"]
-            assert b"2" == await raw.get(store.namespace + key)
+            assert 2 == stats["cmdstat_evalsha"]["failed_calls"]
+            assert b"3" == await raw.get(store.namespace + key)
             assert [key] == list(await store.index_members(index, now=int(time.time())))
 
     async def test_keys_carry_the_namespace(self, redis_proc: ServerProcess, raw: Redis) -> None:

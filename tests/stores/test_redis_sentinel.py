@@ -89,19 +89,24 @@ class TestSentinelContract(StoreContract):
 
 
 async def test_wait_replicas_script_survives_a_flush(shared_sentinels: SentinelSetup) -> None:
-    """With wait_replicas, save_if's EVALSHA and WAIT go in one pipeline; when the primary
-    lacks the script, the pipeline is sent again with EVAL, and the write is replicated."""
+    """With wait_replicas, save_if's script and WAIT go in one pipeline; when the primary
+    has lost the script, the pipeline is sent again with its text, and the write is
+    replicated."""
     primary = Redis(host=LOOPBACK, port=primary_port(shared_sentinels))
     store = RedisStore.from_url(shared_sentinels.url, namespace=namespace(), wait_replicas=1)
     try:
         async with store:
             await store.save("k", b"one", ttl=60)
-            found = await store.load_versioned("k")
+            for value in (b"two", b"three"):  # the second goes by sha, after the flush
+                found = await store.load_versioned("k")
+                assert found is not None
+                assert await store.save_if("k", value, ttl=60, version=found[1])
+                await primary.script_flush()
             assert found is not None
-            await primary.script_flush()
-            assert await store.save_if("k", b"two", ttl=60, version=found[1])
-            assert not await store.save_if("k", b"three", ttl=60, version=found[1])
-            assert b"two" == await store.load("k")
+            assert not await store.save_if("k", b"four", ttl=60, version=found[1])
+            assert b"three" == await store.load("k")
+            stats = await primary.info("commandstats")
+            assert stats["cmdstat_evalsha"]["failed_calls"] >= 1
     finally:
         await primary.aclose()
 
