@@ -221,12 +221,12 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
     )
     progress.begin(SECTION, f"starting servers ({generator})")
     started: list[servers.Server] = []
+    backing: dict[str, servers.Server] = {}  # the stores' servers, stopped after the apps
     ports: dict[str, int] = {}
     cookies: dict[str, list[str]] = {}
     scripts: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="asgisession-bench-") as tmp:
         try:
-            backing: dict[str, servers.Server] = {}
             live = []
             for label, app, needs in CANDIDATES:
                 if needs is not None and (why := _missing(needs)):
@@ -266,7 +266,6 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
                 live.append(label)
             for server in started:  # they start in parallel; wait for all of them here
                 servers.ready(server)
-            started += backing.values()
             sessions = SESSIONS if not mode.quick else 4
             for label in live:
                 primed = [prime(ports[label]) for _ in range(sessions)]
@@ -306,6 +305,6 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
                         target=target,
                     )
         finally:
-            for server in reversed(started):
+            for server in [*reversed(started), *backing.values()]:
                 server.stop()
     return result

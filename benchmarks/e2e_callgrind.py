@@ -3,8 +3,9 @@
 ``e2e_gap.py`` finds the server spending more CPU time per session read than the same
 read costs in-process. This tells whether that is more *instructions* (more work done in
 the server) or the same instructions running slower (caches and branch predictors cold
-after the server's own code ran between two requests). It starts uvicorn (h11, one worker)
-under ``valgrind --tool=callgrind`` with an app of ``e2e_app.py``, sends ``--requests``
+after the server's own code ran between two requests). It starts uvicorn (one worker; h11
+on asyncio unless ``--http`` and ``--loop`` say otherwise) under ``valgrind
+--tool=callgrind`` with an app of ``e2e_app.py``, sends ``--requests``
 keep-alive requests from this process (not counted: another process), stops the server
 with SIGINT and reads the instruction total; the same with no requests; the difference
 divided by the count is the server's instructions per request. Apps on Redis or memcached
