@@ -25,6 +25,8 @@ from typing import IO
 import pytest
 
 LOOPBACK = "127.0.0.1"
+#: The project's root: where served apps run, so ``tests.`` and ``examples.`` import.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def require_binary(name: str, package: str) -> str:
@@ -332,3 +334,27 @@ def wait_until_serving(
         else:
             return
     pytest.fail(f"the server did not answer {url} within {seconds} s:\n{log.read_text()}")
+
+
+@contextmanager
+def serving(
+    command: list[str],
+    port: int,
+    ready_path: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    *,
+    seconds: float = 15.0,
+) -> Iterator[str]:
+    """Run ``command`` (a server listening on ``port``) from the project's root, its output
+    in ``log``; yield its base URL once ``ready_path`` answers; stop it afterwards."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            base_url = f"http://{LOOPBACK}:{port}"
+            wait_until_serving(f"{base_url}{ready_path}", process, log, seconds=seconds)
+            yield base_url
+        finally:
+            stop_process(process)

@@ -8,7 +8,6 @@ lives 30 days; either way the choice holds on later requests, and the log id sta
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ from pydantic import BaseModel
 from asgisession import Session, SessionMiddleware
 from asgisession.stores.memory import MemoryStore
 
-from ..servers import LOOPBACK, free_port, serve_command, stop_process, wait_until_serving
+from ..servers import free_port, serve_command, serving
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +31,6 @@ DAY = 24 * 3600
 class Login(BaseModel):
     user: str
     remember: bool = False
-
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def create_app() -> FastAPI:
@@ -81,16 +77,8 @@ def served(request: pytest.FixtureRequest, secret: str, tmp_path: Path) -> Itera
     log = tmp_path / "uvicorn.log"
     command = serve_command("uvicorn", "tests.integration.test_expiry_fastapi:create_app", port)
     env = {**os.environ, "SECRET_KEY_BASE": secret, "EXPIRY_STORE": request.param}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            base_url = f"http://{LOOPBACK}:{port}"
-            wait_until_serving(f"{base_url}/me", process, log)
-            yield base_url
-        finally:
-            stop_process(process)
+    with serving(command, port, "/me", log, env) as base_url:
+        yield base_url
 
 
 def test_remember_me(served: str) -> None:

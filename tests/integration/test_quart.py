@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -20,12 +19,10 @@ from asgisession.integrations.quart import QuartSession, install
 from examples import quart_app
 
 from ..asgi_helpers import Recorder, client
-from ..servers import LOOPBACK, free_port, stop_process, wait_until_serving
+from ..servers import LOOPBACK, free_port, serving
 from .contract import STORES, check_contract, wrap
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +148,11 @@ def test_quart_run_serves_sessions(secret: str, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "quart", "--app", "examples.quart_app", "run"]
     command += ["--host", LOOPBACK, "--port", str(port)]
     env = {**os.environ, "SECRET_KEY_BASE": secret}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            base_url = f"http://{LOOPBACK}:{port}"
-            wait_until_serving(f"{base_url}/me", process, log)
-            with httpx.Client(base_url=base_url, timeout=5.0) as c:
-                token = c.get("/csrf").json()["token"]
-                response = c.post("/login", json={"user": "bob"}, headers={"x-csrf-token": token})
-                assert {"user": "bob"} == response.json()
-                assert {"user": "bob"} == c.get("/me").json()
-        finally:
-            stop_process(process)
+    with (
+        serving(command, port, "/me", log, env) as base_url,
+        httpx.Client(base_url=base_url, timeout=5.0) as c,
+    ):
+        token = c.get("/csrf").json()["token"]
+        response = c.post("/login", json={"user": "bob"}, headers={"x-csrf-token": token})
+        assert {"user": "bob"} == response.json()
+        assert {"user": "bob"} == c.get("/me").json()

@@ -9,7 +9,6 @@ idle timeout is refreshed by a read once it is due.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,11 +21,9 @@ from fastapi import FastAPI, Request
 
 from asgisession import SessionMiddleware
 
-from ..servers import LOOPBACK, free_port, serve_command, stop_process, wait_until_serving
+from ..servers import free_port, serve_command, serving
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def create_app() -> FastAPI:
@@ -70,16 +67,8 @@ def serve(tmp_path: Path) -> Callable[[list[str], int], Any]:
             "READ_SECRETS": ",".join(secrets),
             "READ_REFRESH_AFTER": str(refresh_after),
         }
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-            try:
-                base_url = f"http://{LOOPBACK}:{port}"
-                wait_until_serving(f"{base_url}/who", process, log)
-                yield base_url
-            finally:
-                stop_process(process)
+        with serving(command, port, "/who", log, env) as base_url:
+            yield base_url
 
     return served
 

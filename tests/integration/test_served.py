@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..servers import free_port, stop_process, wait_until_serving
+from ..servers import free_port, serving
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +28,8 @@ def served(secret: str, tmp_path: Path) -> Iterator[str]:
     command = [sys.executable, "-m", "uvicorn", "examples.cookie_app:app"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "SECRET_KEY_BASE": secret}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            wait_until_serving(f"{base_url}/api/session", process, log, seconds=STARTUP_SECONDS)
-            yield base_url
-        finally:
-            stop_process(process)
+    with serving(command, port, "/api/session", log, env, seconds=STARTUP_SECONDS) as base_url:
+        yield base_url
 
 
 def test_login_and_logout_against_uvicorn(served: str) -> None:

@@ -8,7 +8,6 @@ loop, with the cookie store and with MemoryStore (whose calls go through bounded
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..servers import LOOPBACK, free_port, stop_process, wait_until_serving
+from ..servers import LOOPBACK, free_port, serving
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["cookie", "memory"])
@@ -31,16 +28,8 @@ def served(request: pytest.FixtureRequest, secret: str, tmp_path: Path) -> Itera
     command = [sys.executable, "-m", "hypercorn", "--worker-class", "trio"]
     command += ["--bind", f"{LOOPBACK}:{port}", "tests.integration.trio_app:create_app()"]
     env = {**os.environ, "SECRET_KEY_BASE": secret, "TRIO_APP_STORE": request.param}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            base_url = f"http://{LOOPBACK}:{port}"
-            wait_until_serving(f"{base_url}/me", process, log)
-            yield base_url
-        finally:
-            stop_process(process)
+    with serving(command, port, "/me", log, env) as base_url:
+        yield base_url
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
