@@ -118,10 +118,6 @@ def backing_kind(app: str) -> str:
     )
 
 
-def postgres_url(port: int) -> str:
-    return f"postgresql://postgres@{servers.LOOPBACK}:{port}/postgres"
-
-
 def _missing(needs: tuple[str, str]) -> str | None:
     return servers.missing_postgres() if needs == POSTGRES else servers.missing(*needs)
 
@@ -250,7 +246,7 @@ def run(mode: Mode, progress: Progress) -> SectionResult:
                 if kind in ("redis", "memcached"):
                     env["ASGISESSION_BENCH_PORT"] = str(backing[kind].port)
                 elif kind == "postgres":
-                    env["ASGISESSION_BENCH_PG"] = postgres_url(backing[kind].port)
+                    env["ASGISESSION_BENCH_PG"] = servers.postgres_url(backing[kind].port)
                 elif kind == "sqlite":
                     env["ASGISESSION_BENCH_DB"] = str(Path(tmp) / "e2e.db")
                 port = servers.free_port()

@@ -299,7 +299,7 @@ async def postgres_group(workdir: Path) -> AsyncIterator[Group]:
     from asgisession.stores import PostgresStore
 
     server = servers.postgres_server()
-    url = f"postgresql://postgres@{servers.LOOPBACK}:{server.port}/postgres"
+    url = servers.postgres_url(server.port)
     store = PostgresStore(url, table="bench_store")
     schema_maker = PostgresStore(url, table="bench_raw")  # the raw client needs the table
     try:

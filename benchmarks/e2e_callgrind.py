@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 from . import servers
-from .bench_e2e import ROOT, backing_kind, postgres_url, prime
+from .bench_e2e import ROOT, backing_kind, prime
 
 
 def _backing(app: str, where: Path) -> servers.Server | None:
@@ -58,7 +58,7 @@ def total(app: str, requests: int, parser: str = "h11", loop: str = "asyncio") -
         backing = _backing(app, Path(where))
         if backing is not None:
             env["ASGISESSION_BENCH_PORT"] = str(backing.port)
-            env["ASGISESSION_BENCH_PG"] = postgres_url(backing.port)
+            env["ASGISESSION_BENCH_PG"] = servers.postgres_url(backing.port)
         env["ASGISESSION_BENCH_DB"] = str(Path(where) / "e2e.db")
         argv = [
             valgrind, "--tool=callgrind", f"--callgrind-out-file={where}/out",

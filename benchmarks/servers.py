@@ -149,6 +149,11 @@ def missing_postgres() -> str | None:
     return None
 
 
+def postgres_url(port: int) -> str:
+    """The URL of :func:`postgres_server`'s database (superuser ``postgres``, no password)."""
+    return f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
+
+
 def postgres_server() -> Server:
     """A PostgreSQL on a free loopback port: ``initdb`` into a temporary directory of its
     own, durability off, as an unprivileged user when run as root (PostgreSQL refuses root).
